@@ -1,0 +1,1 @@
+"""aac-bot: the web app, webhooks, CI API, worker and CLI."""

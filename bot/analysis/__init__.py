@@ -1,0 +1,1 @@
+"""Failure analysis: clustering, verdicts from history, the LLM summary."""

@@ -1,0 +1,37 @@
+"""The CI context a test cycle carries at its root: where it came from and where to report."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Sources whose cycles are published back to an SCM; any other value (a runner's name)
+# means the results are stored and analysed but posted nowhere.
+SCM_SOURCES = frozenset({"github", "gitlab", "azure"})
+
+
+@dataclass(slots=True)
+class CiContext:
+    """Where a cycle came from (runner, pipeline) and where it reports (SCM, repo, PR, sha)."""
+
+    source: str
+    repository: str
+    sha: str
+    pr: int | None = None
+    ref: str | None = None
+    base_ref: str | None = None
+    pipeline_id: str | None = None
+    pipeline_url: str | None = None
+    run_attempt: int = 1
+    suite: str = "tests"
+    trigger: str = "ci"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def publishes(self) -> bool:
+        """True when results go back to an SCM rather than nowhere."""
+        return self.source in SCM_SOURCES
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-ready mapping, as the API takes and returns it."""
+        return asdict(self)

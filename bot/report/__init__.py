@@ -1,0 +1,1 @@
+"""The report model and its renderers per platform dialect, within byte budgets."""

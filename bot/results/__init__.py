@@ -1,0 +1,1 @@
+"""Test-result files: detection, streaming parsing and the per-test result model."""

@@ -1,0 +1,1 @@
+"""SCM providers behind the CiProvider protocol."""

@@ -1,0 +1,209 @@
+"""The CiProvider protocol, the data it speaks, per-platform limits and the typed error tree.
+
+No SDK object crosses this boundary: providers take and return only the types below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from bot.ci_context import CiContext
+
+
+# ---------------------------------------------------------------------------------------
+# Limits and capabilities
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PlatformLimits:
+    """Body limits a platform enforces. ``*_bytes`` are UTF-8 bytes, ``*_chars`` characters."""
+
+    comment_chars: int
+    status_description_chars: int
+    check_summary_bytes: int | None = None  # GitHub check runs only
+    check_text_bytes: int | None = None
+    annotations_per_request: int | None = None
+    annotation_message_bytes: int | None = None
+    check_title_chars: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a provider can publish natively."""
+
+    check_runs: bool = False
+    annotations: bool = False
+    requested_actions: bool = False
+    pr_status: bool = False
+    commit_status: bool = True
+    comments: bool = True
+
+
+GITHUB_LIMITS = PlatformLimits(
+    comment_chars=65_536,
+    status_description_chars=140,
+    check_summary_bytes=65_535,
+    check_text_bytes=65_535,
+    annotations_per_request=50,
+    annotation_message_bytes=64 * 1024,
+    check_title_chars=255,
+)
+GITLAB_LIMITS = PlatformLimits(comment_chars=1_000_000, status_description_chars=255)
+AZURE_LIMITS = PlatformLimits(comment_chars=150_000, status_description_chars=4_000)
+
+
+# ---------------------------------------------------------------------------------------
+# What gets published
+# ---------------------------------------------------------------------------------------
+class CheckState(StrEnum):
+    """Lifecycle of a published status: GitHub's check run states, mapped per platform."""
+
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+
+
+class Conclusion(StrEnum):
+    """Final result of a completed status (GitHub's check run conclusions)."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    NEUTRAL = "neutral"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    TIMED_OUT = "timed_out"
+    ACTION_REQUIRED = "action_required"
+
+
+class AnnotationLevel(StrEnum):
+    NOTICE = "notice"
+    WARNING = "warning"
+    FAILURE = "failure"
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """A line-level finding attached to a check run (GitHub) or left out elsewhere."""
+
+    path: str
+    start_line: int
+    end_line: int
+    level: AnnotationLevel
+    message: str
+    title: str | None = None
+    raw_details: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestedAction:
+    """A button on a check run (GitHub: label <= 20 chars, identifier <= 20 chars)."""
+
+    label: str
+    description: str
+    identifier: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommitStatus:
+    """Everything a provider needs to create or update its native status for (sha, suite)."""
+
+    state: CheckState
+    name: str  # the check run / status context name, e.g. "aac / tests"
+    description: str  # short one-liner, fits the platform's status description
+    conclusion: Conclusion | None = None  # required when state is COMPLETED
+    title: str | None = None  # check run output title
+    summary: str | None = None  # check run output summary (markdown)
+    text: str | None = None  # check run output text (markdown)
+    annotations: tuple[Annotation, ...] = ()
+    details_url: str | None = None
+    external_id: str | None = None  # the cycle id
+    actions: tuple[RequestedAction, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CommentBody:
+    """A sticky PR/MR comment: the body carries the hidden marker for the suite."""
+
+    suite: str
+    body: str
+
+    @property
+    def marker(self) -> str:
+        return comment_marker(self.suite)
+
+
+def comment_marker(suite: str) -> str:
+    """The hidden marker that identifies our comment for one suite."""
+    return f"<!-- aac:report:{suite} -->"
+
+
+@dataclass(slots=True)
+class PublishResult:
+    """What one provider call did; stored with the cycle."""
+
+    attempted: bool
+    succeeded: bool
+    kind: str  # "check_run", "commit_status", "pr_status", "comment"
+    ids: dict[str, str] = field(default_factory=dict)
+    url: str | None = None
+    reason: str | None = None
+
+
+# ---------------------------------------------------------------------------------------
+# Errors: the worker decides retry, reschedule or dead from the class alone
+# ---------------------------------------------------------------------------------------
+class ProviderError(Exception):
+    """Base of every error a provider raises; messages never contain secrets."""
+
+
+class AuthFailed(ProviderError):
+    """The token or app credentials were refused (401, or 403 that is not a rate limit)."""
+
+
+class NotFound(ProviderError):
+    """The repository, PR, comment or installation does not exist (or is not visible)."""
+
+
+class RateLimited(ProviderError):
+    """A primary or secondary rate limit; retry no earlier than ``retry_at``."""
+
+    def __init__(self, message: str, retry_at: datetime) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
+class Transient(ProviderError):
+    """5xx, timeouts, connection errors: worth retrying with backoff."""
+
+
+class TooLarge(ProviderError):
+    """The platform refused a body as too large (should not happen after rendering)."""
+
+
+class NotConfigured(ProviderError):
+    """No credentials for this organisation and platform."""
+
+
+# ---------------------------------------------------------------------------------------
+# The protocol
+# ---------------------------------------------------------------------------------------
+class CiProvider(Protocol):
+    """An SCM adapter. Both calls are idempotent upserts keyed by (PR, suite) / (sha, suite)."""
+
+    name: str
+    limits: PlatformLimits
+    capabilities: Capabilities
+
+    async def update_commit_status(
+        self, ctx: CiContext, status: CommitStatus, *, previous: PublishResult | None = None
+    ) -> PublishResult:
+        """Create or update the native status for ``ctx.sha`` and ``ctx.suite``."""
+        ...
+
+    async def post_comment_to_pr(
+        self, ctx: CiContext, message: CommentBody, *, previous: PublishResult | None = None
+    ) -> PublishResult:
+        """Create or edit in place the one comment for ``ctx.pr`` and ``ctx.suite``."""
+        ...

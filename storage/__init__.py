@@ -1,0 +1,1 @@
+"""Database engine, models, the token vault and the job queue."""
