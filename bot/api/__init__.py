@@ -1,0 +1,1 @@
+"""HTTP API: the CI trigger and results endpoints, health, and the OpenAPI description."""

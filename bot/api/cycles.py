@@ -1,0 +1,161 @@
+"""``/api/v1/cycles``: create a test cycle, upload results, complete it, read it back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bot import cycles
+from bot.api.auth import require_api_key
+from bot.api.errors import ApiError
+from bot.api.schemas import CycleComplete, CycleCreate, parse_body
+from bot.api.uploads import Upload, read_uploads
+from bot.results.errors import ResultFileError
+from bot.results.parse import ParsedFile, parse_results
+from bot.runtime import Runtime
+from storage.models import TestCycle
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _not_found(cycle_id: str) -> ApiError:
+    # Same answer for "absent" and "another organisation's": no cross-tenant hints.
+    return ApiError(404, "cycle_not_found", f"no cycle {cycle_id} in this organisation")
+
+
+def _json(cycle: TestCycle, runtime: Runtime, status: int = 200) -> JSONResponse:
+    return JSONResponse(cycles.cycle_json(cycle, runtime.settings.public_url), status_code=status)
+
+
+async def create_cycle(request: Request) -> JSONResponse:
+    runtime = _runtime(request)
+    body = parse_body(CycleCreate, await request.body())
+    idem = request.headers.get("idempotency-key")
+    if idem is not None and not 1 <= len(idem) <= 200:
+        raise ApiError(422, "invalid_header", "Idempotency-Key must be 1-200 characters")
+    async with runtime.sessions.begin() as session:
+        key = await require_api_key(request, session)
+        cycle, created = await cycles.create_cycle(
+            session, key.org_id, body.to_context(), idempotency_key=idem
+        )
+    return _json(cycle, runtime, 201 if created else 200)
+
+
+async def list_cycles(request: Request) -> JSONResponse:
+    runtime = _runtime(request)
+    params = request.query_params
+    pr = params.get("pr")
+    if pr is not None and not pr.isdigit():
+        raise ApiError(422, "invalid_query", "pr must be a number")
+    limit = params.get("limit", "50")
+    if not limit.isdigit() or not 1 <= int(limit) <= 500:
+        raise ApiError(422, "invalid_query", "limit must be a number from 1 to 500")
+    async with runtime.sessions.begin() as session:
+        key = await require_api_key(request, session)
+        found = await cycles.list_cycles(
+            session,
+            key.org_id,
+            repository=params.get("repository"),
+            pr=int(pr) if pr is not None else None,
+            sha=params.get("sha"),
+            limit=int(limit),
+        )
+    url = runtime.settings.public_url
+    return JSONResponse({"cycles": [cycles.cycle_json(c, url) for c in found]})
+
+
+async def get_cycle(request: Request) -> JSONResponse:
+    runtime = _runtime(request)
+    cycle_id = request.path_params["cycle_id"]
+    async with runtime.sessions.begin() as session:
+        key = await require_api_key(request, session)
+        cycle = await cycles.get_cycle(session, key.org_id, cycle_id)
+        if cycle is None:
+            raise _not_found(cycle_id)
+    return _json(cycle, runtime)
+
+
+async def upload_results(request: Request) -> JSONResponse:
+    runtime = _runtime(request)
+    settings = runtime.settings
+    cycle_id = request.path_params["cycle_id"]
+    async with runtime.sessions.begin() as session:
+        key = await require_api_key(request, session)
+        cycle = await cycles.get_cycle(session, key.org_id, cycle_id)
+        if cycle is None:
+            raise _not_found(cycle_id)
+        _collecting(cycle)
+    uploads = await read_uploads(
+        request,
+        max_file_bytes=settings.max_result_file_bytes,
+        max_total=settings.max_upload_bytes,
+    )
+    try:
+        # Parse everything before storing anything: a bad file rejects the whole request.
+        parsed = [await anyio.to_thread.run_sync(_parse, upload) for upload in uploads]
+    finally:
+        for upload in uploads:
+            upload.file.close()
+    stored: list[dict[str, Any]] = []
+    async with runtime.sessions.begin() as session:
+        cycle = await cycles.get_cycle(session, key.org_id, cycle_id)
+        if cycle is None:
+            raise _not_found(cycle_id)
+        _collecting(cycle)
+        for result in parsed:
+            item = await cycles.add_results(
+                session, cycle, result.filename, result.format, result.results
+            )
+            stored.append({"name": item.name, "format": item.format, "tests": item.tests})
+        body = {"files": stored, "totals": cycles.totals(cycle), "cycle": cycle.id}
+    return JSONResponse(body)
+
+
+def _parse(upload: Upload) -> ParsedFile:
+    try:
+        return parse_results(upload.file, filename=upload.name)
+    except ResultFileError as exc:
+        status = 413 if exc.code == "too_large" else 422
+        raise ApiError(
+            status, exc.code, exc.reason, file=exc.filename, line=exc.line, column=exc.column
+        ) from None
+
+
+def _collecting(cycle: TestCycle) -> None:
+    try:
+        cycles.ensure_collecting(cycle)
+    except cycles.CycleError as exc:
+        raise ApiError(409, "cycle_closed", str(exc)) from None
+
+
+async def complete_cycle(request: Request) -> JSONResponse:
+    runtime = _runtime(request)
+    cycle_id = request.path_params["cycle_id"]
+    body = parse_body(CycleComplete, await request.body())
+    async with runtime.sessions.begin() as session:
+        key = await require_api_key(request, session)
+        cycle = await cycles.get_cycle(session, key.org_id, cycle_id)
+        if cycle is None:
+            raise _not_found(cycle_id)
+        _collecting(cycle)
+        await cycles.complete_cycle(session, cycle, outcome=body.outcome, exit_code=body.exit_code)
+    wake = getattr(request.app.state, "wake_worker", None)
+    if wake is not None:
+        wake()
+    return _json(cycle, runtime, 202)
+
+
+ROUTES = [
+    Route("/api/v1/cycles", create_cycle, methods=["POST"]),
+    Route("/api/v1/cycles", list_cycles, methods=["GET"]),
+    Route("/api/v1/cycles/{cycle_id}", get_cycle, methods=["GET"]),
+    Route("/api/v1/cycles/{cycle_id}/results", upload_results, methods=["POST"]),
+    Route("/api/v1/cycles/{cycle_id}/complete", complete_cycle, methods=["POST"]),
+]

@@ -1,0 +1,124 @@
+"""The Starlette application factory: every URL in one list, everything passed in."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bot.api import cycles as cycles_api
+from bot.api import health, openapi
+from bot.api.errors import ApiError, api_error_handler
+from bot.api.ratelimit import RateLimiter
+from bot.log import request_id_var
+from bot.runtime import Runtime
+from bot.worker import Handler, Worker, WorkerConfig, listen_dsn_for
+
+log = logging.getLogger("aac.app")
+
+
+class RequestIdMiddleware:
+    """Tag every request's logs with an id (the caller's X-Request-Id when it sends a sane one)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if given.isalnum() and len(given) <= 64 else uuid.uuid4().hex[:16]
+        token = request_id_var.set(request_id)
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+
+
+async def _unexpected(_request: Request, exc: Exception) -> Response:
+    log.error("unhandled error", exc_info=exc)
+    return JSONResponse(
+        {"error": "internal", "detail": "internal error; the server log has the request id"},
+        status_code=500,
+    )
+
+
+async def _not_found(request: Request, _exc: Exception) -> Response:
+    return JSONResponse(
+        {"error": "not_found", "detail": f"no route {request.method} {request.url.path}"},
+        status_code=404,
+    )
+
+
+async def _method_not_allowed(request: Request, _exc: Exception) -> Response:
+    return JSONResponse(
+        {"error": "method_not_allowed", "detail": f"{request.method} not allowed here"},
+        status_code=405,
+    )
+
+
+def create_app(
+    runtime: Runtime,
+    *,
+    handlers: Mapping[str, Handler] | None = None,
+    run_worker: bool = False,
+) -> Starlette:
+    """The web app; with ``run_worker`` it also runs a worker in-process (``aac serve``)."""
+    settings = runtime.settings
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task: asyncio.Task[None] | None = None
+        if run_worker:
+            worker = Worker(
+                runtime.sessions,
+                handlers or {},
+                WorkerConfig(
+                    concurrency=settings.worker_concurrency,
+                    lease_seconds=settings.job_lease_seconds,
+                    poll_interval=settings.worker_poll_interval,
+                ),
+                listen_dsn=listen_dsn_for(settings.database_url),
+            )
+            app.state.wake_worker = worker.wake
+            task = asyncio.create_task(worker.run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+            await runtime.close()
+
+    routes = [*health.ROUTES, *openapi.ROUTES, *cycles_api.ROUTES]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: api_error_handler,
+            404: _not_found,
+            405: _method_not_allowed,
+            Exception: _unexpected,
+        },
+    )
+    app.state.runtime = runtime
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.wake_worker = None
+    app.add_middleware(RequestIdMiddleware)
+    return app

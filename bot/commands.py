@@ -1,0 +1,283 @@
+"""What each ``aac`` operator command does; bot/cli.py parses arguments and calls these."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from bot.cli import EXIT_OK, EXIT_USAGE, CliError, install_stop_signals, say
+from bot.runtime import Runtime, build_runtime
+from config.settings import Settings
+from storage import apikeys, orgs, queue
+from storage.migrate import current_revision, head_revision, upgrade
+from storage.rotation import key_ids_in_use, rotate_all
+from storage.vault import VaultError, generate_key_entry, prepend_key_to_file, write_key_file
+
+T = TypeVar("T")
+
+
+def _db_label(settings: Settings) -> str:
+    return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+def _with_runtime(settings: Settings, body: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Run ``body`` with a runtime, mapping storage failures to one clear line."""
+
+    async def run() -> T:
+        runtime = build_runtime(settings)
+        try:
+            return await body(runtime)
+        finally:
+            await runtime.close()
+
+    try:
+        return asyncio.run(run())
+    except (OperationalError, DBAPIError, OSError) as exc:
+        reason = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
+        raise CliError(f"cannot use the database {_db_label(settings)}: {reason}") from None
+    except orgs.OrgError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    except VaultError as exc:
+        raise CliError(f"vault: {exc}") from None
+
+
+async def _ensure_migrated(runtime: Runtime) -> None:
+    current, head = await current_revision(runtime.engine), head_revision()
+    if current == head:
+        return
+    if runtime.settings.is_sqlite:
+        say(f"applying database migrations ({current or 'empty'} -> {head}) ...", sys.stderr)
+        await upgrade(runtime.engine)
+        return
+    raise CliError(
+        f"the database is at revision {current or 'none'}, the code needs {head}: "
+        "run `aac db upgrade` once, then start the service"
+    )
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from bot.app import create_app
+    from bot.jobs import job_handlers
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+
+    async def run(runtime: Runtime) -> None:
+        await _ensure_migrated(runtime)
+        app = create_app(runtime, handlers=job_handlers(runtime), run_worker=not args.no_worker)
+        config = uvicorn.Config(
+            app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+        )
+        say(
+            f"aac-bot listening on http://{host}:{port} (database {_db_label(settings)})",
+            sys.stderr,
+        )
+        await uvicorn.Server(config).serve()
+
+    _with_runtime(settings, run)
+    return EXIT_OK
+
+
+def worker(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.jobs import job_handlers
+    from bot.worker import Worker, WorkerConfig, listen_dsn_for
+
+    async def run(runtime: Runtime) -> None:
+        await _ensure_migrated(runtime)
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        config = WorkerConfig(
+            concurrency=args.concurrency or settings.worker_concurrency,
+            lease_seconds=settings.job_lease_seconds,
+            poll_interval=settings.worker_poll_interval,
+        )
+        instance = Worker(
+            runtime.sessions,
+            job_handlers(runtime),
+            config,
+            listen_dsn=listen_dsn_for(settings.database_url),
+        )
+        say(f"worker {instance.worker_id} started (database {_db_label(settings)})", sys.stderr)
+        await instance.run(stop)
+        say(f"worker stopped after {instance.processed} jobs", sys.stderr)
+
+    _with_runtime(settings, run)
+    return EXIT_OK
+
+
+def db(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(runtime: Runtime) -> int:
+        before = await current_revision(runtime.engine)
+        head = head_revision()
+        if args.db_cmd == "status":
+            state = "up to date" if before == head else "migrations pending"
+            say(f"database {before or 'empty'}, code {head}: {state}")
+            return EXIT_OK
+        if before == head:
+            say(f"database already at {head}; nothing to do")
+            return EXIT_OK
+        await upgrade(runtime.engine)
+        say(f"database upgraded {before or 'empty'} -> {head}")
+        return EXIT_OK
+
+    return _with_runtime(settings, run)
+
+
+def org(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(runtime: Runtime) -> int:
+        async with runtime.sessions.begin() as session:
+            if args.org_cmd == "create":
+                created = await orgs.create_org(session, args.slug, args.name)
+                say(f"created organisation {created.slug}")
+                say(f"next: aac apikey create --org {created.slug}")
+                return EXIT_OK
+            found = await orgs.list_orgs(session)
+            if not found:
+                say("no organisations yet; create one with `aac org create SLUG`")
+            for item in found:
+                providers = ",".join(sorted(item.integrations)) or "-"
+                say(f"{item.slug}\t{item.name}\tintegrations: {providers}")
+            return EXIT_OK
+
+    return _with_runtime(settings, run)
+
+
+def apikey(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(runtime: Runtime) -> int:
+        async with runtime.sessions.begin() as session:
+            organisation = await orgs.get_org(session, args.org)
+            row, full = await apikeys.create_api_key(session, organisation, args.name)
+        say(full)
+        say(
+            f"created API key {row.prefix} for {args.org}; it is shown only now: "
+            "store it in your CI's secret store (e.g. as AAC_API_KEY)",
+            sys.stderr,
+        )
+        return EXIT_OK
+
+    return _with_runtime(settings, run)
+
+
+def integration(args: argparse.Namespace, settings: Settings) -> int:
+    token, secret = _read_secrets(args)
+
+    async def run(runtime: Runtime) -> int:
+        async with runtime.sessions.begin() as session:
+            organisation = await orgs.get_org(session, args.org)
+            await orgs.set_integration(
+                session,
+                runtime.vault,
+                organisation,
+                args.provider,
+                token=token,
+                webhook_secret=secret,
+                base_url=args.base_url,
+                enabled=not args.disable,
+            )
+        stored = [n for n, v in (("token", token), ("webhook secret", secret)) if v] or ["settings"]
+        say(f"{args.provider} integration of {args.org} updated ({' and '.join(stored)} stored)")
+        return EXIT_OK
+
+    return _with_runtime(settings, run)
+
+
+def _read_secrets(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    if not (args.token_stdin or args.webhook_secret_stdin or args.base_url or args.disable):
+        raise CliError(
+            "nothing to set: pass --token-stdin (and pipe the token in), "
+            "--webhook-secret-stdin or --base-url",
+            EXIT_USAGE,
+        )
+    lines = sys.stdin.read().splitlines() if args.token_stdin or args.webhook_secret_stdin else []
+    lines = [line.strip() for line in lines if line.strip()]
+    wanted = int(args.token_stdin) + int(args.webhook_secret_stdin)
+    if len(lines) < wanted:
+        raise CliError(
+            f"expected {wanted} non-empty line(s) on stdin, got {len(lines)}; "
+            "e.g. `printf '%s\\n' \"$TOKEN\" | aac integration set ...`",
+            EXIT_USAGE,
+        )
+    token = lines.pop(0) if args.token_stdin else None
+    secret = lines.pop(0) if args.webhook_secret_stdin else None
+    return token, secret
+
+
+def keys(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.keyring_source import key_file_path
+
+    if args.keys_cmd == "generate":
+        try:
+            entry = generate_key_entry(args.id)
+        except VaultError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
+        if not args.add_to_key_file:
+            say(entry)
+            say(
+                "put it FIRST in AAC_SECRET_KEYS (id:key,old-id:old-key) on every process, "
+                "then run `aac keys rotate`",
+                sys.stderr,
+            )
+            return EXIT_OK
+        path = key_file_path(settings)
+        if settings.secret_keys or path is None:
+            raise CliError("--add-to-key-file is for the embedded key file; unset AAC_SECRET_KEYS")
+        prepend_key_to_file(path, entry)
+        say(f"added key {entry.split(':', 1)[0]} to {path}; next: aac keys rotate", sys.stderr)
+        return EXIT_OK
+
+    async def run(runtime: Runtime) -> int:
+        report = await rotate_all(
+            runtime.sessions, runtime.vault, progress=lambda line: say(line, sys.stderr)
+        )
+        current = runtime.vault.keyring.current_id
+        say(
+            f"rotation done: {report.rotated} value(s) re-encrypted, "
+            f"{report.already_current} already under key {current}"
+        )
+        in_use = await key_ids_in_use(runtime.sessions)
+        unused = [k for k in runtime.vault.keyring.key_ids if k not in in_use and k != current]
+        if unused and args.drop_old_keys and runtime.keys.key_file is not None:
+            spec = runtime.keys.key_file.read_text().strip()
+            kept = ",".join(e for e in spec.split(",") if e.split(":", 1)[0] not in unused)
+            write_key_file(runtime.keys.key_file, kept)
+            say(f"removed unused key(s) {', '.join(unused)} from {runtime.keys.key_file}")
+        elif unused:
+            say(f"no stored value uses key(s) {', '.join(unused)} any more; you may remove them")
+        return EXIT_OK
+
+    return _with_runtime(settings, run)
+
+
+def jobs(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(runtime: Runtime) -> int:
+        async with runtime.sessions.begin() as session:
+            if args.jobs_cmd == "retry":
+                if not await queue.retry_dead(session, args.job_id):
+                    raise CliError(
+                        f"job {args.job_id} is not dead (or does not exist); "
+                        "see `aac jobs list --dead`",
+                        EXIT_USAGE,
+                    )
+                say(f"job {args.job_id} re-queued")
+                return EXIT_OK
+            status = "dead" if args.dead else args.status
+            found = await queue.list_jobs(session, status=status, limit=args.limit)
+            if not found:
+                say(f"no {status or ''} jobs".replace("  ", " "))
+            for job in found:
+                error = (job.last_error or "").splitlines()[0][:120] if job.last_error else ""
+                say(
+                    f"{job.id}\t{job.kind}\t{job.status}\tattempts {job.attempts}/"
+                    f"{job.max_attempts}\t{job.run_at.isoformat(timespec='seconds')}\t{error}"
+                )
+            return EXIT_OK
+
+    return _with_runtime(settings, run)

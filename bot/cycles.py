@@ -1,0 +1,317 @@
+"""The test-cycle lifecycle: create (idempotently), add results, complete, supersede, describe.
+
+Functions take the caller's session and never commit.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.ci_context import CiContext
+from bot.results.model import TestCaseResult, TestStatus
+from storage import queue
+from storage.models import TestCycle, TestResultRow
+from storage.types import utcnow
+
+ANALYSE_JOB = "analyse_cycle"
+FINAL_STATUSES = frozenset({"done", "infra_error", "cancelled", "superseded"})
+OUTCOMES = frozenset({"success", "failure", "cancelled"})
+INSERT_BATCH = 2000
+
+
+class CycleError(Exception):
+    """A request the cycle's state does not allow (e.g. results for a completed cycle)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    name: str
+    format: str
+    tests: int
+
+
+async def create_cycle(
+    session: AsyncSession, org_id: int, ctx: CiContext, *, idempotency_key: str | None = None
+) -> tuple[TestCycle, bool]:
+    """The cycle for this context: an existing one (same idempotency or natural key) or a new one.
+
+    Returns the cycle and whether it was created now.
+    """
+    existing = await _find_existing(session, org_id, ctx, idempotency_key)
+    if existing is not None:
+        return existing, False
+    cycle = TestCycle(
+        org_id=org_id,
+        status="collecting",
+        source=ctx.source,
+        repository=ctx.repository,
+        pr=ctx.pr,
+        sha=ctx.sha,
+        ref=ctx.ref,
+        base_ref=ctx.base_ref,
+        pipeline_id=ctx.pipeline_id or "",
+        pipeline_url=ctx.pipeline_url,
+        run_attempt=ctx.run_attempt,
+        suite=ctx.suite,
+        trigger=ctx.trigger,
+        context_extra=ctx.extra,
+        idempotency_key=idempotency_key,
+        files=[],
+        published={},
+    )
+    try:
+        async with session.begin_nested():
+            session.add(cycle)
+            await session.flush()
+    except IntegrityError:
+        # A concurrent request created it first: return theirs.
+        existing = await _find_existing(session, org_id, ctx, idempotency_key)
+        if existing is None:
+            raise
+        return existing, False
+    await supersede_older(session, cycle)
+    return cycle, True
+
+
+async def _find_existing(
+    session: AsyncSession, org_id: int, ctx: CiContext, idempotency_key: str | None
+) -> TestCycle | None:
+    if idempotency_key:
+        found = (
+            await session.execute(
+                select(TestCycle).where(
+                    TestCycle.org_id == org_id, TestCycle.idempotency_key == idempotency_key
+                )
+            )
+        ).scalar_one_or_none()
+        if found is not None:
+            return found
+    return (
+        await session.execute(
+            select(TestCycle).where(
+                TestCycle.org_id == org_id,
+                TestCycle.repository == ctx.repository,
+                TestCycle.sha == ctx.sha,
+                TestCycle.suite == ctx.suite,
+                TestCycle.pipeline_id == (ctx.pipeline_id or ""),
+                TestCycle.run_attempt == ctx.run_attempt,
+            )
+        )
+    ).scalar_one_or_none()
+
+
+async def supersede_older(session: AsyncSession, cycle: TestCycle) -> int:
+    """Mark unfinished cycles of the same PR and suite on older commits as superseded."""
+    if cycle.pr is None:
+        return 0
+    result = await session.execute(
+        update(TestCycle)
+        .where(
+            TestCycle.org_id == cycle.org_id,
+            TestCycle.repository == cycle.repository,
+            TestCycle.pr == cycle.pr,
+            TestCycle.suite == cycle.suite,
+            TestCycle.sha != cycle.sha,
+            TestCycle.status.in_(("collecting", "analysing")),
+        )
+        .values(status="superseded", superseded_by=cycle.id, completed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def get_cycle(session: AsyncSession, org_id: int, cycle_id: str) -> TestCycle | None:
+    """The cycle if it belongs to this organisation; None otherwise (no cross-tenant hints)."""
+    if len(cycle_id) > 32:
+        return None
+    return (
+        await session.execute(
+            select(TestCycle).where(TestCycle.id == cycle_id, TestCycle.org_id == org_id)
+        )
+    ).scalar_one_or_none()
+
+
+async def list_cycles(
+    session: AsyncSession,
+    org_id: int,
+    *,
+    repository: str | None = None,
+    pr: int | None = None,
+    sha: str | None = None,
+    limit: int = 50,
+) -> list[TestCycle]:
+    """The organisation's newest cycles, filtered."""
+    query = select(TestCycle).where(TestCycle.org_id == org_id)
+    if repository:
+        query = query.where(TestCycle.repository == repository)
+    if pr is not None:
+        query = query.where(TestCycle.pr == pr)
+    if sha:
+        query = query.where(TestCycle.sha == sha)
+    query = query.order_by(TestCycle.created_at.desc(), TestCycle.id).limit(limit)
+    return list((await session.execute(query)).scalars())
+
+
+def ensure_collecting(cycle: TestCycle) -> None:
+    """CycleError unless the cycle still accepts results."""
+    if cycle.status != "collecting":
+        raise CycleError(
+            f"cycle {cycle.id} is {cycle.status} and accepts no more results; "
+            "start a new cycle (e.g. with a new run attempt)"
+        )
+
+
+async def add_results(
+    session: AsyncSession,
+    cycle: TestCycle,
+    file_name: str,
+    file_format: str,
+    results: Iterable[TestCaseResult],
+) -> StoredFile:
+    """Store one parsed file's results and add them to the cycle's totals."""
+    ensure_collecting(cycle)
+    counts: Counter[str] = Counter()
+    duration = 0.0
+    batch: list[dict[str, Any]] = []
+    for result in results:
+        counts[result.status.value] += 1
+        duration += result.duration
+        batch.append(_row(cycle.id, file_name, result))
+        if len(batch) >= INSERT_BATCH:
+            await session.execute(insert(TestResultRow), batch)
+            batch = []
+    if batch:
+        await session.execute(insert(TestResultRow), batch)
+    tests = sum(counts.values())
+    cycle.total += tests
+    cycle.passed += counts[TestStatus.PASSED]
+    cycle.failed += counts[TestStatus.FAILED]
+    cycle.errored += counts[TestStatus.ERRORED]
+    cycle.skipped += counts[TestStatus.SKIPPED]
+    cycle.flaky += counts[TestStatus.FLAKY]
+    cycle.duration += duration
+    cycle.files = [*cycle.files, {"name": file_name, "format": file_format, "tests": tests}]
+    return StoredFile(file_name, file_format, tests)
+
+
+def _row(cycle_id: str, file_name: str, r: TestCaseResult) -> dict[str, Any]:
+    return {
+        "cycle_id": cycle_id,
+        "file_name": file_name,
+        "name": r.name,
+        "classname": r.classname,
+        "test_suite": r.suite,
+        "test_file": r.file,
+        "line": r.line,
+        "status": r.status.value,
+        "duration": r.duration,
+        "message": r.message,
+        "failure_type": r.failure_type,
+        "stack_trace": r.stack_trace,
+        "stdout_tail": r.stdout_tail,
+        "stderr_tail": r.stderr_tail,
+        "retries": r.retries,
+    }
+
+
+async def complete_cycle(
+    session: AsyncSession, cycle: TestCycle, *, outcome: str | None, exit_code: int | None
+) -> int:
+    """Close the cycle for results and queue its analysis and publishing; returns the job id."""
+    ensure_collecting(cycle)
+    if outcome is not None and outcome not in OUTCOMES:
+        raise CycleError(f"outcome must be one of {', '.join(sorted(OUTCOMES))}")
+    if outcome is None and exit_code is not None:
+        outcome = "success" if exit_code == 0 else "failure"
+    cycle.outcome = outcome
+    cycle.exit_code = exit_code
+    cycle.status = "analysing"
+    cycle.completed_at = utcnow()
+    return await queue.enqueue(
+        session, ANALYSE_JOB, {"cycle_id": cycle.id}, unique_key=f"analyse:{cycle.id}"
+    )
+
+
+def is_infrastructure_error(cycle: TestCycle) -> bool:
+    """No results and a failed outcome: the tests never ran; not '0 tests passed'."""
+    return cycle.total == 0 and (cycle.outcome == "failure" or (cycle.exit_code or 0) != 0)
+
+
+async def load_results(session: AsyncSession, cycle_id: str) -> list[TestCaseResult]:
+    """The stored per-test results of a cycle, as the parsers produced them."""
+    rows = await session.execute(
+        select(TestResultRow).where(TestResultRow.cycle_id == cycle_id).order_by(TestResultRow.id)
+    )
+    return [
+        TestCaseResult(
+            name=r.name,
+            classname=r.classname,
+            suite=r.test_suite,
+            file=r.test_file,
+            line=r.line,
+            status=TestStatus(r.status),
+            duration=r.duration,
+            message=r.message,
+            failure_type=r.failure_type,
+            stack_trace=r.stack_trace,
+            stdout_tail=r.stdout_tail,
+            stderr_tail=r.stderr_tail,
+            retries=r.retries,
+        )
+        for r in rows.scalars()
+    ]
+
+
+def totals(cycle: TestCycle) -> dict[str, int]:
+    """The cycle's counts in the API's ``totals`` shape."""
+    return {
+        "total": cycle.total,
+        "passed": cycle.passed,
+        "failed": cycle.failed,
+        "errored": cycle.errored,
+        "skipped": cycle.skipped,
+        "flaky": cycle.flaky,
+    }
+
+
+def cycle_json(cycle: TestCycle, public_url: str) -> dict[str, Any]:
+    """The cycle as the API returns it."""
+    api = f"{public_url}/api/v1/cycles/{cycle.id}"
+    analysis = cycle.analysis or {}
+    return {
+        "id": cycle.id,
+        "url": api,
+        "report_url": f"{public_url}/cycles/{cycle.id}",
+        "upload_url": f"{api}/results",
+        "complete_url": f"{api}/complete",
+        "status": cycle.status,
+        "source": cycle.source,
+        "repository": cycle.repository,
+        "pr": cycle.pr,
+        "sha": cycle.sha,
+        "ref": cycle.ref,
+        "base_ref": cycle.base_ref,
+        "pipeline_id": cycle.pipeline_id or None,
+        "pipeline_url": cycle.pipeline_url,
+        "run_attempt": cycle.run_attempt,
+        "suite": cycle.suite,
+        "trigger": cycle.trigger,
+        "outcome": cycle.outcome,
+        "exit_code": cycle.exit_code,
+        "totals": totals(cycle),
+        "duration": round(cycle.duration, 3),
+        "files": cycle.files,
+        "summary": analysis.get("headline"),
+        "infrastructure_error": is_infrastructure_error(cycle),
+        "published": cycle.published,
+        "superseded_by": cycle.superseded_by,
+        "created_at": cycle.created_at.isoformat(),
+        "completed_at": cycle.completed_at.isoformat() if cycle.completed_at else None,
+    }

@@ -1,0 +1,108 @@
+"""Typed settings from ``AAC_*`` environment variables, parsed once at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "AAC_"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./aac.db"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable and never its value."""
+
+
+class Settings(BaseModel):
+    """Everything the service reads from its environment."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    # ``id:base64key,...``; the first is current. Kept as a string: the vault parses it.
+    secret_keys: str | None = Field(default=None, repr=False)
+    public_url: str = "http://127.0.0.1:8000"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    # Worker
+    worker_concurrency: int = Field(default=4, ge=1, le=256)
+    worker_poll_interval: float = Field(default=0.5, gt=0, le=60)
+    job_lease_seconds: float = Field(default=60.0, ge=1, le=3600)
+    job_max_attempts: int = Field(default=5, ge=1, le=100)
+
+    # CI API
+    max_result_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+
+    # LLM (litellm); unset model = deterministic reports only
+    llm_model: str | None = None
+    llm_api_base: str | None = None
+    llm_api_key: str | None = Field(default=None, repr=False)
+    llm_fallback_models: tuple[str, ...] = ()
+    llm_timeout: float = Field(default=30.0, gt=0, le=600)
+    llm_token_budget: int = Field(default=8000, ge=500, le=1_000_000)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://", "postgresql://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
+                "(e.g. postgresql+asyncpg://user@host:5432/aac)"
+            )
+        if value.startswith("postgresql://"):
+            value = "postgresql+asyncpg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL, e.g. https://aac.example.com")
+        return value.rstrip("/")
+
+    @field_validator("llm_fallback_models", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """Path of the SQLite database file, or None for PostgreSQL / in-memory."""
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.split(":///", 1)[1].split("?", 1)[0]
+        return None if path in ("", ":memory:") else Path(path)
+
+
+def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
+    """Build settings from ``AAC_*`` variables; raise SettingsError naming the bad variable."""
+    fields = Settings.model_fields
+    values: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key.removeprefix(ENV_PREFIX).lower()
+        if name in fields and raw != "":
+            values[name] = raw.upper() if name == "log_level" else raw
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"{ENV_PREFIX}{field.upper()}: {message}") from None

@@ -1,0 +1,276 @@
+"""ORM models: organisations and their integrations, API keys, the GitHub App, test cycles,
+per-test results, webhook deliveries and jobs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    attribute_keyed_dict,
+    mapped_column,
+    relationship,
+)
+
+from storage.types import JsonType, UtcDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Integer primary keys that autoincrement on both engines (SQLite only does so for INTEGER).
+BigIntPk = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def new_cycle_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+
+    id: Mapped[int] = mapped_column(BigIntPk, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    settings: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    integrations: Mapped[dict[str, Integration]] = relationship(
+        collection_class=attribute_keyed_dict("provider"),
+        cascade="all, delete-orphan",
+        lazy="selectin",
+    )
+
+
+class Integration(Base):
+    """An organisation's link to one SCM: its base URL, encrypted token and webhook secret."""
+
+    __tablename__ = "integrations"
+    __table_args__ = (UniqueConstraint("org_id", "provider"),)
+
+    id: Mapped[int] = mapped_column(BigIntPk, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(16))  # github | gitlab | azure | llm
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    base_url: Mapped[str | None] = mapped_column(String(500))
+    token_enc: Mapped[str | None] = mapped_column(Text)
+    webhook_secret_enc: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ApiKey(Base):
+    """A CI credential: shown once, stored as a SHA-256 hash beside a visible prefix."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigIntPk, primary_key=True)
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class GithubApp(Base):
+    """Credentials of the GitHub App this deployment runs as (one per API host)."""
+
+    __tablename__ = "github_apps"
+
+    id: Mapped[int] = mapped_column(BigIntPk, primary_key=True)
+    app_id: Mapped[int] = mapped_column(BigInteger)
+    api_url: Mapped[str] = mapped_column(String(500), default="https://api.github.com")
+    slug: Mapped[str | None] = mapped_column(String(200))
+    bot_login: Mapped[str | None] = mapped_column(String(200))
+    private_key_enc: Mapped[str] = mapped_column(Text)
+    webhook_secret_enc: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("api_url", "app_id"),)
+
+
+class Installation(Base):
+    """A GitHub App installation, mapped to the organisation whose cycles it publishes."""
+
+    __tablename__ = "installations"
+
+    id: Mapped[int] = mapped_column(BigIntPk, primary_key=True)
+    github_app_id: Mapped[int] = mapped_column(ForeignKey("github_apps.id", ondelete="CASCADE"))
+    installation_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    account_login: Mapped[str] = mapped_column(String(200))
+    account_type: Mapped[str] = mapped_column(String(32), default="Organization")
+    org_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="SET NULL"), index=True
+    )
+    repositories: Mapped[list[str]] = mapped_column(JsonType, default=list)
+    permissions: Mapped[dict[str, str]] = mapped_column(JsonType, default=dict)
+    suspended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class TestCycle(Base):
+    """One run of one suite for one commit, with its CI context at the root."""
+
+    __test__ = False
+    __tablename__ = "test_cycles"
+    __table_args__ = (
+        Index("ix_test_cycles_org_repo_sha", "org_id", "repository", "sha"),
+        Index("ix_test_cycles_org_repo_pr", "org_id", "repository", "pr"),
+        Index("ix_test_cycles_org_repo_ref_suite", "org_id", "repository", "ref", "suite"),
+        UniqueConstraint("org_id", "idempotency_key"),
+        UniqueConstraint(
+            "org_id",
+            "repository",
+            "sha",
+            "suite",
+            "pipeline_id",
+            "run_attempt",
+            name="uq_test_cycles_natural_key",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_cycle_id)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="collecting")
+    # CI context
+    source: Mapped[str] = mapped_column(String(32))
+    repository: Mapped[str] = mapped_column(String(300))
+    pr: Mapped[int | None] = mapped_column(BigInteger)
+    sha: Mapped[str] = mapped_column(String(64))
+    ref: Mapped[str | None] = mapped_column(String(300))
+    base_ref: Mapped[str | None] = mapped_column(String(300))
+    # "" rather than NULL so the natural key is unique on both engines.
+    pipeline_id: Mapped[str] = mapped_column(String(200), default="")
+    pipeline_url: Mapped[str | None] = mapped_column(String(1000))
+    run_attempt: Mapped[int] = mapped_column(Integer, default=1)
+    suite: Mapped[str] = mapped_column(String(100), default="tests")
+    trigger: Mapped[str] = mapped_column(String(50), default="ci")
+    context_extra: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # Outcome
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    passed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    errored: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    flaky: Mapped[int] = mapped_column(Integer, default=0)
+    duration: Mapped[float] = mapped_column(Float, default=0.0)
+    files: Mapped[list[dict[str, Any]]] = mapped_column(JsonType, default=list)
+    analysis: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    published: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    superseded_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class TestResultRow(Base):
+    """One test case's result in one cycle; the history verdicts and flakiness come from."""
+
+    __test__ = False
+    __tablename__ = "test_results"
+    __table_args__ = (Index("ix_test_results_cycle", "cycle_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPk, primary_key=True)
+    cycle_id: Mapped[str] = mapped_column(ForeignKey("test_cycles.id", ondelete="CASCADE"))
+    file_name: Mapped[str] = mapped_column(String(500), default="")
+    name: Mapped[str] = mapped_column(Text)
+    classname: Mapped[str] = mapped_column(Text, default="")
+    test_suite: Mapped[str] = mapped_column(Text, default="")
+    test_file: Mapped[str | None] = mapped_column(Text)
+    line: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    duration: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str | None] = mapped_column(Text)
+    failure_type: Mapped[str | None] = mapped_column(Text)
+    stack_trace: Mapped[str | None] = mapped_column(Text)
+    stdout_tail: Mapped[str | None] = mapped_column(Text)
+    stderr_tail: Mapped[str | None] = mapped_column(Text)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WebhookDelivery(Base):
+    """A received SCM webhook, kept for deduplication of redeliveries and for replay."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("provider", "delivery_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPk, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    delivery_id: Mapped[str] = mapped_column(String(100))
+    event: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str | None] = mapped_column(String(64))
+    org_id: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Job(Base):
+    """A unit of background work, claimed by workers under a lease."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_claimable", "status", "run_at"),
+        # Coalescing: one pending job per unique key; finished ones don't block new work.
+        Index(
+            "uq_jobs_pending_unique_key",
+            "unique_key",
+            unique=True,
+            sqlite_where=text("status = 'queued'"),
+            postgresql_where=text("status = 'queued'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPk, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    unique_key: Mapped[str | None] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=5)
+    run_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    locked_by: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class AnalysisCache(Base):
+    """LLM results by cluster signatures and model, so a re-run with the same failures is free."""
+
+    __tablename__ = "analysis_cache"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

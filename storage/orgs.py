@@ -1,0 +1,99 @@
+"""Organisations and their integrations. Functions take the caller's session and never commit."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Integration, Organization
+from storage.secret_fields import integration_owner
+from storage.vault import Secret, Vault
+
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+PROVIDERS = ("github", "gitlab", "azure", "llm")
+
+
+class OrgError(Exception):
+    """A named organisation problem: unknown slug, duplicate slug, invalid input."""
+
+
+async def create_org(session: AsyncSession, slug: str, name: str | None = None) -> Organization:
+    """Create an organisation; OrgError if the slug is malformed or taken."""
+    if not SLUG.match(slug):
+        raise OrgError(
+            f"slug {slug!r} is not valid: use 1-64 lowercase letters, digits and inner hyphens"
+        )
+    if await find_org(session, slug) is not None:
+        raise OrgError(f"organisation {slug!r} already exists")
+    org = Organization(slug=slug, name=name or slug, settings={}, integrations={})
+    session.add(org)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise OrgError(f"organisation {slug!r} already exists") from None
+    return org
+
+
+async def find_org(session: AsyncSession, slug: str) -> Organization | None:
+    """The organisation with this slug, or None."""
+    return (
+        await session.execute(select(Organization).where(Organization.slug == slug))
+    ).scalar_one_or_none()
+
+
+async def get_org(session: AsyncSession, slug: str) -> Organization:
+    """The organisation with this slug; OrgError naming it when unknown."""
+    org = await find_org(session, slug)
+    if org is None:
+        raise OrgError(f"no organisation {slug!r}; list them with `aac org list`")
+    return org
+
+
+async def list_orgs(session: AsyncSession) -> list[Organization]:
+    """All organisations, by slug."""
+    return list((await session.execute(select(Organization).order_by(Organization.slug))).scalars())
+
+
+async def set_integration(
+    session: AsyncSession,
+    vault: Vault,
+    org: Organization,
+    provider: str,
+    *,
+    token: str | None = None,
+    webhook_secret: str | None = None,
+    base_url: str | None = None,
+    enabled: bool = True,
+) -> Integration:
+    """Create or update an organisation's integration; secrets are stored encrypted."""
+    if provider not in PROVIDERS:
+        raise OrgError(f"unknown provider {provider!r}; use one of {', '.join(PROVIDERS)}")
+    if base_url is not None and not base_url.startswith(("https://", "http://")):
+        raise OrgError(f"base URL {base_url!r} must start with https://")
+    integration = org.integrations.get(provider)
+    if integration is None:
+        integration = Integration(org_id=org.id, provider=provider)
+        org.integrations[provider] = integration
+    integration.enabled = enabled
+    if base_url is not None:
+        integration.base_url = base_url.rstrip("/")
+    if token is not None:
+        integration.token_enc = vault.encrypt(token, integration_owner(org.id, provider, "token"))
+    if webhook_secret is not None:
+        integration.webhook_secret_enc = vault.encrypt(
+            webhook_secret, integration_owner(org.id, provider, "webhook_secret")
+        )
+    await session.flush()
+    return integration
+
+
+def integration_token(vault: Vault, org: Organization, provider: str) -> Secret | None:
+    """Decrypt an organisation's token for one provider, when configured and enabled."""
+    integration = org.integrations.get(provider)
+    if integration is None or not integration.enabled or integration.token_enc is None:
+        return None
+    return vault.decrypt(integration.token_enc, integration_owner(org.id, provider, "token"))

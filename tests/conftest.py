@@ -1,0 +1,89 @@
+"""Shared fixtures: every storage-backed test runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from bot.runtime import Runtime, build_runtime
+from config.settings import Settings, load_settings
+from storage.db import create_engine
+from storage.migrate import upgrade
+from storage.models import Base
+
+# Two fixed test keys: "k1" current, "k0" old (for rotation tests).
+TEST_KEYS = (
+    "k1:8Qm2yM6kG0gq9m3yQbq1mB5n8Q3h8o8Qm2yM6kG0gq8=,k0:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+)
+PG_ADMIN_URL = os.environ.get(
+    "AAC_TEST_PG_ADMIN_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _admin_execute(sql: str) -> None:
+    async def run() -> None:
+        engine = create_engine(PG_ADMIN_URL)
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(sql))
+        await engine.dispose()
+
+    asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, migrated to head."""
+    name = f"aac_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    _admin_execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+    async def migrate() -> None:
+        engine = create_engine(url)
+        await upgrade(engine)
+        await engine.dispose()
+
+    asyncio.run(migrate())
+    yield url
+    _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL per engine; the PostgreSQL one is emptied before each test."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/aac.db"
+    url: str = request.getfixturevalue("pg_database_url")
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+
+    async def truncate() -> None:
+        engine = create_engine(url)
+        async with engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        await engine.dispose()
+
+    asyncio.run(truncate())
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return load_settings(
+        {"AAC_DATABASE_URL": database_url, "AAC_SECRET_KEYS": TEST_KEYS},
+        public_url="http://testserver",
+    )
+
+
+@pytest.fixture
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """A migrated database with the vault's test keys."""
+    rt = build_runtime(settings)
+    await upgrade(rt.engine)
+    yield rt
+    await rt.close()
