@@ -26,7 +26,7 @@ async def create_api_key(
     session: AsyncSession, org: Organization, name: str = ""
 ) -> tuple[ApiKey, str]:
     """Create a key; returns the row and the full key, which is never retrievable again."""
-    prefix = KEY_PREFIX + secrets.token_hex(6)
+    prefix = KEY_PREFIX + secrets.token_hex(PREFIX_HEX // 2)
     full = f"{prefix}_{secrets.token_urlsafe(32)}"
     row = ApiKey(org_id=org.id, prefix=prefix, key_hash=_hash(full), name=name)
     session.add(row)
@@ -34,12 +34,15 @@ async def create_api_key(
     return row, full
 
 
+PREFIX_HEX = 12
+
+
 def prefix_of(presented: str) -> str | None:
     """The visible prefix of a presented key, or None when it is not shaped like ours."""
-    prefix, sep, rest = presented.rpartition("_")
-    if not sep or not prefix.startswith(KEY_PREFIX) or not rest:
+    size = len(KEY_PREFIX) + PREFIX_HEX
+    if not presented.startswith(KEY_PREFIX) or presented[size : size + 1] != "_":
         return None
-    return prefix
+    return presented[:size]
 
 
 async def authenticate(session: AsyncSession, presented: str) -> ApiKey | None:

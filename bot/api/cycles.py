@@ -15,7 +15,9 @@ from bot.api.errors import ApiError
 from bot.api.schemas import CycleComplete, CycleCreate, parse_body
 from bot.api.uploads import Upload, read_uploads
 from bot.results.errors import ResultFileError
-from bot.results.parse import ParsedFile, parse_results
+from bot.results.limits import ParseLimits
+from bot.results.parse import parse_results
+from bot.results.parsed import ParsedFile
 from bot.runtime import Runtime
 from storage.models import TestCycle
 
@@ -99,7 +101,8 @@ async def upload_results(request: Request) -> JSONResponse:
     )
     try:
         # Parse everything before storing anything: a bad file rejects the whole request.
-        parsed = [await anyio.to_thread.run_sync(_parse, upload) for upload in uploads]
+        limits = ParseLimits(max_file_bytes=settings.max_result_file_bytes)
+        parsed = [await anyio.to_thread.run_sync(_parse, upload, limits) for upload in uploads]
     finally:
         for upload in uploads:
             upload.file.close()
@@ -118,9 +121,9 @@ async def upload_results(request: Request) -> JSONResponse:
     return JSONResponse(body)
 
 
-def _parse(upload: Upload) -> ParsedFile:
+def _parse(upload: Upload, limits: ParseLimits) -> ParsedFile:
     try:
-        return parse_results(upload.file, filename=upload.name)
+        return parse_results(upload.file, filename=upload.name, limits=limits)
     except ResultFileError as exc:
         status = 413 if exc.code == "too_large" else 422
         raise ApiError(

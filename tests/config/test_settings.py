@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pytest
+
+from config.settings import DEFAULT_DATABASE_URL, SettingsError, load_settings
+from storage.keyring_source import load_keys
+
+
+def test_defaults_are_the_embedded_sqlite() -> None:
+    settings = load_settings({})
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.is_sqlite and str(settings.sqlite_path) == "aac.db"
+    assert settings.public_url == "http://127.0.0.1:8000"
+
+
+def test_values_are_parsed_and_typed() -> None:
+    settings = load_settings(
+        {
+            "AAC_DATABASE_URL": "postgresql://aac@db:5432/aac",
+            "AAC_PUBLIC_URL": "https://aac.example.com/",
+            "AAC_LOG_LEVEL": "debug",
+            "AAC_LLM_FALLBACK_MODELS": "gpt-4o-mini, claude-3-haiku",
+            "AAC_PORT": "9000",
+            "UNRELATED": "x",
+        }
+    )
+    assert settings.database_url == "postgresql+asyncpg://aac@db:5432/aac"
+    assert settings.public_url == "https://aac.example.com"
+    assert settings.log_level == "DEBUG"
+    assert settings.llm_fallback_models == ("gpt-4o-mini", "claude-3-haiku")
+    assert settings.port == 9000
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"AAC_PORT": "eighty"}, "AAC_PORT"),
+        ({"AAC_PORT": "70000"}, "AAC_PORT"),
+        ({"AAC_DATABASE_URL": "mysql://x"}, "AAC_DATABASE_URL"),
+        ({"AAC_PUBLIC_URL": "aac.example.com"}, "AAC_PUBLIC_URL"),
+        ({"AAC_LOG_LEVEL": "loud"}, "AAC_LOG_LEVEL"),
+        ({"AAC_LLM_TIMEOUT": "-1"}, "AAC_LLM_TIMEOUT"),
+    ],
+)
+def test_a_bad_value_names_its_variable(env: dict[str, str], names: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(env)
+    message = str(info.value)
+    assert message.startswith(names + ":")
+    assert "\n" not in message
+
+
+def test_secret_values_are_not_echoed_in_errors_or_repr() -> None:
+    settings = load_settings({"AAC_SECRET_KEYS": "k1:c2VjcmV0", "AAC_LLM_API_KEY": "sk-live-123"})
+    assert "sk-live-123" not in repr(settings)
+    assert "c2VjcmV0" not in repr(settings)
+    with pytest.raises(SettingsError) as info:
+        load_keys(settings)
+    assert "c2VjcmV0" not in str(info.value)
+    assert str(info.value).startswith("AAC_SECRET_KEYS:")
+
+
+def test_postgresql_without_keys_refuses_to_start() -> None:
+    settings = load_settings({"AAC_DATABASE_URL": "postgresql+asyncpg://x@h/db"})
+    with pytest.raises(SettingsError, match="AAC_SECRET_KEYS: required"):
+        load_keys(settings)
