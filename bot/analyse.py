@@ -1,35 +1,91 @@
-"""The ``analyse_cycle`` job: turn a completed cycle's results into its analysis and publish it."""
+"""The ``analyse_cycle`` job: cluster, judge, ask the LLM, store the analysis, queue publishing.
+
+Network calls (the LLM) happen outside database transactions.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlparse
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import cycles
+from bot.analysis.llm import LlmConfig, summarise
+from bot.analysis.model import LlmSummary
+from bot.analysis.redact import Redactor
+from bot.cycle_report import analyse_stored, cycle_context, llm_from_json, llm_to_json, report_for
+from bot.cycles import queue_publish
+from bot.report.headline import headline
 from bot.runtime import Runtime
 from bot.worker import PermanentJobError
-from storage.models import TestCycle
+from storage.models import AnalysisCache, Organization, TestCycle
 from storage.queue import ClaimedJob
+from storage.secret_fields import integration_owner
+from storage.vault import Vault, VaultError
 
 log = logging.getLogger("aac.analyse")
 
 
-def headline(cycle: TestCycle) -> str:
-    """One line a PR author reads first: counts, flaky, duration, commit."""
-    if cycles.is_infrastructure_error(cycle):
-        return (
-            "Infrastructure error: no test results were reported and the run failed"
-            f" · {cycle.sha[:7]}"
-        )
-    bad = cycle.failed + cycle.errored
-    parts = [f"{bad} failed" if bad else f"all {cycle.total:,} passed"]
-    if bad:
-        parts.append(f"{cycle.passed:,} passed")
-    if cycle.flaky:
-        parts.append(f"{cycle.flaky} flaky")
-    if cycle.skipped:
-        parts.append(f"{cycle.skipped} skipped")
-    return f"{', '.join(parts)} · {cycle.duration:.1f}s · {cycle.sha[:7]}"
+class DbSummaryCache:
+    """LLM answers kept in the database by cache key (keys are scoped per organisation)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def get(self, key: str) -> LlmSummary | None:
+        async with self.sessions() as session:
+            row = await session.get(AnalysisCache, key)
+            return llm_from_json(row.value) if row is not None else None
+
+    async def put(self, key: str, summary: LlmSummary) -> None:
+        async with self.sessions.begin() as session:
+            row = await session.get(AnalysisCache, key)
+            value: dict[str, Any] = llm_to_json(summary) or {}
+            if row is None:
+                session.add(AnalysisCache(key=key, value=value))
+            else:
+                row.value = value
+
+
+def organisation_secrets(vault: Vault, org: Organization) -> list[str]:
+    """Every secret value stored for the organisation, decrypted for the redactor only."""
+    values: list[str] = []
+    for provider, integration in org.integrations.items():
+        for field, stored in (
+            ("token", integration.token_enc),
+            ("webhook_secret", integration.webhook_secret_enc),
+        ):
+            if stored:
+                try:
+                    values.append(
+                        vault.decrypt(stored, integration_owner(org.id, provider, field)).reveal()
+                    )
+                except VaultError:
+                    log.warning("a stored secret could not be decrypted for redaction")
+    return values
+
+
+def llm_config_for(runtime: Runtime, org: Organization) -> LlmConfig:
+    """The operator's LLM settings, overridden by the organisation's own (model, key)."""
+    base = LlmConfig.from_settings(runtime.settings)
+    overrides = (org.settings or {}).get("llm") or {}
+    api_key = base.api_key
+    integration = org.integrations.get("llm")
+    if integration is not None and integration.enabled and integration.token_enc:
+        api_key = runtime.vault.decrypt(
+            integration.token_enc, integration_owner(org.id, "llm", "token")
+        ).reveal()
+    return LlmConfig(
+        model=overrides.get("model", base.model),
+        fallback_models=tuple(overrides.get("fallback_models", base.fallback_models)),
+        api_base=(integration.base_url if integration and integration.base_url else base.api_base),
+        api_key=api_key,
+        timeout=float(overrides.get("timeout", base.timeout)),
+        token_budget=int(overrides.get("token_budget", base.token_budget)),
+    )
 
 
 class AnalyseCycle:
@@ -37,18 +93,67 @@ class AnalyseCycle:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.cache = DbSummaryCache(runtime.sessions)
 
     async def run(self, job: ClaimedJob) -> None:
         cycle_id = job.payload.get("cycle_id")
         if not isinstance(cycle_id, str):
             raise PermanentJobError("payload has no cycle_id")
-        async with self.runtime.sessions.begin() as session:
+        public_url = self.runtime.settings.public_url
+        async with self.runtime.sessions() as session:
             cycle = await session.get(TestCycle, cycle_id)
             if cycle is None:
                 raise PermanentJobError(f"cycle {cycle_id} no longer exists")
             if cycle.status != "analysing":
                 log.info("cycle is %s; nothing to analyse", cycle.status)
                 return
-            analysis: dict[str, Any] = {"headline": headline(cycle)}
-            cycle.analysis = analysis
+            org = await session.get(Organization, cycle.org_id)
+            assert org is not None
+            analysis = await analyse_stored(session, cycle)
+            config = llm_config_for(self.runtime, org)
+            redactor = Redactor(
+                [*organisation_secrets(self.runtime.vault, org), config.api_key or ""]
+            )
+        ctx = cycle_context(cycle)
+        hosts = {urlparse(public_url).hostname or "", "github.com"}
+        if ctx.pipeline_url:
+            hosts.add(urlparse(ctx.pipeline_url).hostname or "")
+        outcome = await summarise(
+            analysis.clusters,
+            log_tail=None,
+            config=config,
+            redactor=redactor,
+            cache=self.cache,
+            allowed_link_hosts={h for h in hosts if h},
+            cache_scope=f"org:{org.id}",
+        )
+        log.info(
+            "analysis finished",
+            extra={"llm": outcome.reason.value, "clusters": len(analysis.clusters)},
+        )
+        async with self.runtime.sessions.begin() as session:
+            cycle = await session.get(TestCycle, cycle_id)
+            if cycle is None or cycle.status != "analysing":
+                return  # superseded or cancelled meanwhile
+            cycle.analysis = {
+                "llm": llm_to_json(outcome.summary),
+                "llm_note": outcome.note if outcome.summary is None else None,
+                "llm_reason": outcome.reason.value,
+                "clusters": len(analysis.clusters),
+            }
+            model = report_for(cycle, analysis, public_url)
+            cycle.analysis = {**cycle.analysis, "headline": headline(model, icon=False)}
             cycle.status = "infra_error" if cycles.is_infrastructure_error(cycle) else "done"
+            if ctx.publishes:
+                await queue_publish(session, cycle)
+
+
+async def load_org_cycle(session: AsyncSession, cycle_id: str) -> tuple[TestCycle, Organization]:
+    """A cycle and its organisation, or PermanentJobError."""
+    cycle = await session.get(TestCycle, cycle_id)
+    if cycle is None:
+        raise PermanentJobError(f"cycle {cycle_id} no longer exists")
+    org = (
+        await session.execute(select(Organization).where(Organization.id == cycle.org_id))
+    ).scalar_one()
+    return cycle, org

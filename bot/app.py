@@ -15,11 +15,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.api import cycles as cycles_api
-from bot.api import health, openapi
+from bot.api import health, openapi, webhooks
 from bot.api.errors import ApiError, api_error_handler
 from bot.api.ratelimit import RateLimiter
+from bot.github_app import AppCache
 from bot.log import request_id_var
 from bot.runtime import Runtime
+from bot.webhooks.intake import DeliveryWriter
 from bot.worker import Handler, Worker, WorkerConfig, listen_dsn_for
 
 log = logging.getLogger("aac.app")
@@ -104,9 +106,10 @@ def create_app(
             stop.set()
             if task is not None:
                 await task
+            await app.state.delivery_writer.close()
             await runtime.close()
 
-    routes = [*health.ROUTES, *openapi.ROUTES, *cycles_api.ROUTES]
+    routes = [*health.ROUTES, *openapi.ROUTES, *cycles_api.ROUTES, *webhooks.ROUTES]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
@@ -120,5 +123,7 @@ def create_app(
     app.state.runtime = runtime
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     app.state.wake_worker = None
+    app.state.github_apps = AppCache()
+    app.state.delivery_writer = DeliveryWriter(runtime.sessions, runtime.engine.dialect.name)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -10,17 +10,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.ci_context import CiContext
+from bot.ci_context import SCM_SOURCES, CiContext
 from bot.results.model import TestCaseResult, TestStatus
 from storage import queue
 from storage.models import TestCycle, TestResultRow
 from storage.types import utcnow
 
 ANALYSE_JOB = "analyse_cycle"
+PUBLISH_JOB = "publish_cycle"
 FINAL_STATUSES = frozenset({"done", "infra_error", "cancelled", "superseded"})
 OUTCOMES = frozenset({"success", "failure", "cancelled"})
 INSERT_BATCH = 2000
@@ -47,6 +48,15 @@ async def create_cycle(
     existing = await _find_existing(session, org_id, ctx, idempotency_key)
     if existing is not None:
         return existing, False
+    waiting = await find_waiting_cycle(session, org_id, ctx.repository, ctx.sha, ctx.suite)
+    if waiting is not None and ctx.pipeline_id:
+        # A webhook opened this cycle (its check run shows "queued"); the pipeline's report
+        # fills it instead of starting a second one for the same commit and suite.
+        waiting.pipeline_id = ctx.pipeline_id
+        waiting.pipeline_url = ctx.pipeline_url or waiting.pipeline_url
+        waiting.run_attempt = ctx.run_attempt
+        waiting.idempotency_key = waiting.idempotency_key or idempotency_key
+        return waiting, False
     cycle = TestCycle(
         org_id=org_id,
         status="collecting",
@@ -107,13 +117,49 @@ async def _find_existing(
     ).scalar_one_or_none()
 
 
-async def supersede_older(session: AsyncSession, cycle: TestCycle) -> int:
-    """Mark unfinished cycles of the same PR and suite on older commits as superseded."""
+async def find_waiting_cycle(
+    session: AsyncSession, org_id: int, repository: str, sha: str, suite: str
+) -> TestCycle | None:
+    """A cycle opened by an SCM event for this commit and suite that no pipeline has claimed."""
+    return (
+        (
+            await session.execute(
+                select(TestCycle)
+                .where(
+                    TestCycle.org_id == org_id,
+                    TestCycle.repository == repository,
+                    TestCycle.sha == sha,
+                    TestCycle.suite == suite,
+                    TestCycle.pipeline_id == "",
+                    TestCycle.status == "collecting",
+                )
+                .order_by(TestCycle.created_at)
+            )
+        )
+        .scalars()
+        .first()
+    )
+
+
+async def cycles_for_commit(
+    session: AsyncSession, org_id: int, repository: str, sha: str
+) -> list[TestCycle]:
+    """Every cycle of a commit in this organisation, newest first."""
+    rows = await session.execute(
+        select(TestCycle)
+        .where(TestCycle.org_id == org_id, TestCycle.repository == repository, TestCycle.sha == sha)
+        .order_by(TestCycle.created_at.desc())
+    )
+    return list(rows.scalars())
+
+
+async def supersede_older(session: AsyncSession, cycle: TestCycle) -> list[TestCycle]:
+    """Mark unfinished cycles of the same PR and suite on older commits as superseded, and
+    queue the update that tells the PR so."""
     if cycle.pr is None:
-        return 0
-    result = await session.execute(
-        update(TestCycle)
-        .where(
+        return []
+    rows = await session.execute(
+        select(TestCycle).where(
             TestCycle.org_id == cycle.org_id,
             TestCycle.repository == cycle.repository,
             TestCycle.pr == cycle.pr,
@@ -121,10 +167,22 @@ async def supersede_older(session: AsyncSession, cycle: TestCycle) -> int:
             TestCycle.sha != cycle.sha,
             TestCycle.status.in_(("collecting", "analysing")),
         )
-        .values(status="superseded", superseded_by=cycle.id, completed_at=utcnow())
-        .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    older = list(rows.scalars())
+    for old in older:
+        old.status = "superseded"
+        old.superseded_by = cycle.id
+        old.completed_at = utcnow()
+        if old.source in SCM_SOURCES:
+            await queue_publish(session, old)
+    return older
+
+
+async def queue_publish(session: AsyncSession, cycle: TestCycle) -> int:
+    """Publish the cycle's current state soon; pending duplicates coalesce."""
+    return await queue.enqueue(
+        session, PUBLISH_JOB, {"cycle_id": cycle.id}, unique_key=f"publish:{cycle.id}"
+    )
 
 
 async def get_cycle(session: AsyncSession, org_id: int, cycle_id: str) -> TestCycle | None:

@@ -16,10 +16,21 @@ from config.settings import Settings, load_settings
 from storage.db import create_engine
 from storage.migrate import upgrade
 from storage.models import Base
+from tests.fakes.github import FakeGithub
+from tests.github_constants import (
+    APP_ID,
+    APP_SLUG,
+    INSTALLATION_ID,
+    OWNER,
+    PAT,
+    PAT_LOGIN,
+    _pem_pair,
+)
 
 # Two fixed test keys: "k1" current, "k0" old (for rotation tests).
 TEST_KEYS = (
-    "k1:8Qm2yM6kG0gq9m3yQbq1mB5n8Q3h8o8Qm2yM6kG0gq8=,k0:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+    "k1:8Qm2yM6kG0gq9m3yQbq1mB5n8Q3h8o8Qm2yM6kG0gq8=,"
+    "k0:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 )
 PG_ADMIN_URL = os.environ.get(
     "AAC_TEST_PG_ADMIN_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -87,3 +98,22 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     await upgrade(rt.engine)
     yield rt
     await rt.close()
+
+
+@pytest.fixture(scope="session")
+def github_app_key() -> tuple[str, str]:
+    """(private PEM, public PEM) of the test App."""
+    return _pem_pair()
+
+
+@pytest.fixture(scope="session")
+def github_server(github_app_key: tuple[str, str]) -> Iterator[FakeGithub]:
+    fake = FakeGithub(
+        app_id=APP_ID,
+        app_slug=APP_SLUG,
+        app_public_key=github_app_key[1],
+        installations={INSTALLATION_ID: OWNER, 78: "someone-else"},
+        pats={PAT: PAT_LOGIN},
+    ).start()
+    yield fake
+    fake.stop()

@@ -17,9 +17,11 @@ TOKEN = "glpat-" + "AbCdEfGhIjKlMnOpQrSt"
 def aac(
     *args: str, db: str, stdin: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {
-        k: v for k, v in os.environ.items() if not k.startswith("AAC_")
-    } | {"AAC_DATABASE_URL": db, "AAC_LOG_FORMAT": "json"} | (env or {})
+    full_env = (
+        {k: v for k, v in os.environ.items() if not k.startswith("AAC_")}
+        | {"AAC_DATABASE_URL": db, "AAC_LOG_FORMAT": "json"}
+        | (env or {})
+    )
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         input=stdin,
@@ -46,27 +48,41 @@ def test_operator_walkthrough_on_the_embedded_default(db: str, tmp_path: Path) -
     assert "already at" in aac("db", "upgrade", db=db).stdout
 
     created = aac("org", "create", "acme", db=db)
-    assert created.returncode == 0 and "next: aac apikey create --org acme" in created.stdout
+    assert created.returncode == 0
+    assert "next: aac apikey create --org acme" in created.stdout
     dup = aac("org", "create", "acme", db=db)
-    assert dup.returncode == 2 and "already exists" in dup.stderr
+    assert dup.returncode == 2
+    assert "already exists" in dup.stderr
     assert "Traceback" not in dup.stderr
 
     key = aac("apikey", "create", "--org", "acme", db=db)
-    assert key.returncode == 0 and key.stdout.strip().startswith("aac_")
+    assert key.returncode == 0
+    assert key.stdout.strip().startswith("aac_")
     assert "shown only now" in key.stderr
     unknown = aac("apikey", "create", "--org", "nope", db=db)
-    assert unknown.returncode == 2 and "no organisation 'nope'" in unknown.stderr
+    assert unknown.returncode == 2
+    assert "no organisation 'nope'" in unknown.stderr
 
     stored = aac(
-        "integration", "set", "gitlab", "--org", "acme", "--token-stdin",
-        "--base-url", "https://gitlab.example.com", db=db, stdin=TOKEN + "\n",
+        "integration",
+        "set",
+        "gitlab",
+        "--org",
+        "acme",
+        "--token-stdin",
+        "--base-url",
+        "https://gitlab.example.com",
+        db=db,
+        stdin=TOKEN + "\n",
     )
     assert stored.returncode == 0, stored.stderr
     assert TOKEN not in stored.stdout + stored.stderr
     empty = aac("integration", "set", "gitlab", "--org", "acme", "--token-stdin", db=db, stdin="")
-    assert empty.returncode == 2 and "expected 1 non-empty line" in empty.stderr
+    assert empty.returncode == 2
+    assert "expected 1 non-empty line" in empty.stderr
     listed = aac("org", "list", db=db)
-    assert "acme" in listed.stdout and "gitlab" in listed.stdout
+    assert "acme" in listed.stdout
+    assert "gitlab" in listed.stdout
 
     # Rotate the embedded key file: add a key, re-encrypt, drop the old one.
     old_id = keyfile.read_text().split(":", 1)[0]
@@ -76,7 +92,8 @@ def test_operator_walkthrough_on_the_embedded_default(db: str, tmp_path: Path) -
     assert rotated.returncode == 0, rotated.stderr
     assert "1 value(s) re-encrypted" in rotated.stdout
     assert f"removed unused key(s) {old_id}" in rotated.stdout
-    assert keyfile.read_text().startswith("k2:") and f"{old_id}:" not in keyfile.read_text()
+    assert keyfile.read_text().startswith("k2:")
+    assert f"{old_id}:" not in keyfile.read_text()
     # Still readable with only the new key: a second rotation finds nothing to do.
     again = aac("keys", "rotate", db=db)
     assert "0 value(s) re-encrypted, 1 already under key k2" in again.stdout
@@ -85,9 +102,11 @@ def test_operator_walkthrough_on_the_embedded_default(db: str, tmp_path: Path) -
         assert TOKEN.encode() not in path.read_bytes()
 
     jobs = aac("jobs", "list", "--dead", db=db)
-    assert jobs.returncode == 0 and "no dead jobs" in jobs.stdout
+    assert jobs.returncode == 0
+    assert "no dead jobs" in jobs.stdout
     retry = aac("jobs", "retry", "12345", db=db)
-    assert retry.returncode == 2 and "not dead" in retry.stderr
+    assert retry.returncode == 2
+    assert "not dead" in retry.stderr
 
 
 @pytest.mark.parametrize(
@@ -102,7 +121,8 @@ def test_bad_configuration_is_one_clear_line(db: str, env: dict[str, str], needl
     result = aac("org", "list", db=db, env=env)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0]
+    assert len(lines) == 1
+    assert needle in lines[0]
     assert "tooshort" not in result.stderr
 
 
@@ -114,7 +134,8 @@ def test_postgresql_without_keys_refuses(db: str) -> None:
 
 def test_unreachable_database_is_named_without_password(tmp_path: Path) -> None:
     result = aac(
-        "org", "list",
+        "org",
+        "list",
         db="postgresql+asyncpg://aac:hunter2@127.0.0.1:1/aac",
         env={"AAC_SECRET_KEYS": TEST_KEYS},
     )
@@ -128,8 +149,15 @@ def test_secrets_on_stdin_reach_neither_output_nor_logs(db: str) -> None:
     aac("db", "upgrade", db=db)
     aac("org", "create", "acme", db=db)
     result = aac(
-        "integration", "set", "github", "--org", "acme", "--token-stdin",
-        "--webhook-secret-stdin", db=db, stdin=f"{TOKEN}\nwebhook-s3cret\n",
+        "integration",
+        "set",
+        "github",
+        "--org",
+        "acme",
+        "--token-stdin",
+        "--webhook-secret-stdin",
+        db=db,
+        stdin=f"{TOKEN}\nwebhook-s3cret\n",
         env={"AAC_LOG_LEVEL": "DEBUG"},
     )
     assert result.returncode == 0, result.stderr

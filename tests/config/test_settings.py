@@ -9,7 +9,8 @@ from storage.keyring_source import load_keys
 def test_defaults_are_the_embedded_sqlite() -> None:
     settings = load_settings({})
     assert settings.database_url == DEFAULT_DATABASE_URL
-    assert settings.is_sqlite and str(settings.sqlite_path) == "aac.db"
+    assert settings.is_sqlite
+    assert str(settings.sqlite_path) == "aac.db"
     assert settings.public_url == "http://127.0.0.1:8000"
 
 

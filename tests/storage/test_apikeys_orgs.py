@@ -12,14 +12,19 @@ async def test_api_keys_authenticate_and_are_stored_hashed(runtime: Runtime) -> 
         made = [await apikeys.create_api_key(session, org, f"k{i}") for i in range(40)]
     for row, full in made:
         assert full.startswith(row.prefix + "_")
-        assert full not in row.key_hash and row.key_hash != full
+        assert full not in row.key_hash
+        assert row.key_hash != full
         async with runtime.sessions.begin() as session:
             found = await apikeys.authenticate(session, full)
-            assert found is not None and found.id == row.id
+            assert found is not None
+            assert found.id == row.id
             assert found.last_used_at is not None
     row, full = made[0]
     async with runtime.sessions.begin() as session:
-        assert await apikeys.authenticate(session, full[:-1] + ("A" if full[-1] != "A" else "B")) is None
+        assert (
+            await apikeys.authenticate(session, full[:-1] + ("A" if full[-1] != "A" else "B"))
+            is None
+        )
         assert await apikeys.authenticate(session, "aac_nothex_x") is None
         assert await apikeys.authenticate(session, "") is None
 

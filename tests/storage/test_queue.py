@@ -20,7 +20,9 @@ async def _enqueue(runtime: Runtime, n: int, kind: str = "k", **kw: object) -> l
         return [await queue.enqueue(session, kind, {"n": i}, **kw) for i in range(n)]  # type: ignore[arg-type]
 
 
-async def _claim(runtime: Runtime, worker: str, limit: int = 10, lease: float = 30) -> list[ClaimedJob]:
+async def _claim(
+    runtime: Runtime, worker: str, limit: int = 10, lease: float = 30
+) -> list[ClaimedJob]:
     async with runtime.sessions.begin() as session:
         return await queue.claim(session, worker, lease_seconds=lease, limit=limit)
 
@@ -51,10 +53,13 @@ async def test_enqueue_commits_with_the_callers_transaction(runtime: Runtime) ->
     class Abort(Exception):
         pass
 
-    with pytest.raises(Abort):
+    async def enqueue_then_fail() -> None:
         async with runtime.sessions.begin() as session:
             await queue.enqueue(session, "k", {})
             raise Abort
+
+    with pytest.raises(Abort):
+        await enqueue_then_fail()
     assert await _claim(runtime, "w") == []
 
 
@@ -83,10 +88,13 @@ async def test_expired_lease_is_reclaimed_by_another_worker(runtime: Runtime) ->
     assert await _claim(runtime, "w2") == []
     async with runtime.sessions.begin() as session:
         await session.execute(
-            update(Job).where(Job.id == job_id).values(lease_expires_at=utcnow() - timedelta(seconds=1))
+            update(Job)
+            .where(Job.id == job_id)
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
         )
     [again] = await _claim(runtime, "w2")
-    assert again.id == held.id and again.attempts == 2
+    assert again.id == held.id
+    assert again.attempts == 2
     async with runtime.sessions.begin() as session:
         # The old holder lost its lease and cannot complete; the new one can.
         assert not await queue.complete(session, job_id, "dead-worker")
@@ -103,7 +111,9 @@ async def test_failures_back_off_and_end_dead_then_retry(runtime: Runtime) -> No
         assert job.attempts == attempt
         before = utcnow()
         async with runtime.sessions.begin() as session:
-            status = await queue.fail(session, job, "w", f"boom {attempt}", backoff=Backoff(10, 1000))
+            status = await queue.fail(
+                session, job, "w", f"boom {attempt}", backoff=Backoff(10, 1000)
+            )
         row = await _job(runtime, job_id)
         if attempt < 3:
             assert status == JobStatus.QUEUED
@@ -121,7 +131,8 @@ async def test_failures_back_off_and_end_dead_then_retry(runtime: Runtime) -> No
         assert await queue.retry_dead(session, job_id)
         assert not await queue.retry_dead(session, job_id)
     [job] = await _claim(runtime, "w")
-    assert job.id == job_id and job.attempts == 1
+    assert job.id == job_id
+    assert job.attempts == 1
 
 
 def test_backoff_grows_and_is_capped() -> None:

@@ -38,7 +38,7 @@ def pg_url(pg_database_url: str) -> Iterator[str]:
         await engine.dispose()
 
     _run(truncate())
-    yield pg_database_url
+    return pg_database_url
 
 
 def _enqueue(url: str, payloads: list[dict[str, object]]) -> list[int]:
@@ -83,9 +83,7 @@ def _wait_for(predicate: object, timeout: float) -> None:
     raise AssertionError("condition not reached in time")
 
 
-def test_four_worker_processes_complete_2000_jobs_exactly_once(
-    pg_url: str, tmp_path: Path
-) -> None:
+def test_four_worker_processes_complete_2000_jobs_exactly_once(pg_url: str, tmp_path: Path) -> None:
     out = tmp_path / "done.txt"
     procs = [_start(pg_url, f"w{i}", out, 30) for i in range(4)]
     try:

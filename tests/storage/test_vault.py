@@ -93,8 +93,8 @@ def test_keyring_rejects_bad_specs() -> None:
         Keyring.parse("a:" + base64.b64encode(b"short").decode())
     with pytest.raises(VaultError, match="id:base64key"):
         Keyring.parse("nocolon")
+    entry = generate_key_entry("a")
     with pytest.raises(VaultError, match="appears twice"):
-        entry = generate_key_entry("a")
         Keyring.parse(f"{entry},{entry}")
     with pytest.raises(VaultError, match="not valid base64"):
         Keyring.parse("a:!!!notbase64!!!")
@@ -188,7 +188,9 @@ async def test_database_file_and_logs_never_hold_the_token_in_clear(
         async with runtime.engine.connect() as conn:
             from sqlalchemy import text
 
-            dump = await conn.execute(text("SELECT token_enc, webhook_secret_enc FROM integrations"))
+            dump = await conn.execute(
+                text("SELECT token_enc, webhook_secret_enc FROM integrations")
+            )
             for token_enc, secret_enc in dump.all():
                 assert TOKEN not in token_enc
                 assert "s3cr3t-webhook" not in secret_enc

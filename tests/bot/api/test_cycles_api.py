@@ -30,14 +30,18 @@ CONTEXT = {
 JUNIT = b"""<?xml version="1.0" encoding="utf-8"?>
 <testsuites>
   <testsuite name="pytest" tests="3" failures="1" errors="0" skipped="1" time="0.5">
-    <testcase classname="tests.test_math" name="test_add" file="tests/test_math.py" line="3" time="0.1"/>
-    <testcase classname="tests.test_math" name="test_div" file="tests/test_math.py" line="9" time="0.2">
+    <testcase classname="tests.test_math" name="test_add" file="tests/test_math.py" line="3"
+              time="0.1"/>
+    <testcase classname="tests.test_math" name="test_div" file="tests/test_math.py" line="9"
+              time="0.2">
       <failure message="ZeroDivisionError: division by zero">Traceback (most recent call last):
   File "tests/test_math.py", line 10, in test_div
     1 / 0
 ZeroDivisionError: division by zero</failure>
     </testcase>
-    <testcase classname="tests.test_math" name="test_skip" time="0.0"><skipped message="later"/></testcase>
+    <testcase classname="tests.test_math" name="test_skip" time="0.0">
+      <skipped message="later"/>
+    </testcase>
   </testsuite>
 </testsuites>
 """
@@ -49,7 +53,9 @@ async def _create(api: ApiHarness, body: dict[str, Any] | None = None, **headers
     )
 
 
-async def _upload(api: ApiHarness, cycle_id: str, data: bytes, name: str = "junit.xml", **h: str) -> Any:
+async def _upload(
+    api: ApiHarness, cycle_id: str, data: bytes, name: str = "junit.xml", **h: str
+) -> Any:
     return await api.client.post(
         f"/api/v1/cycles/{cycle_id}/results",
         content=data,
@@ -59,7 +65,9 @@ async def _upload(api: ApiHarness, cycle_id: str, data: bytes, name: str = "juni
 
 async def _count_results(api: ApiHarness) -> int:
     async with api.runtime.sessions() as session:
-        return int((await session.execute(select(func.count()).select_from(TestResultRow))).scalar_one())
+        return int(
+            (await session.execute(select(func.count()).select_from(TestResultRow))).scalar_one()
+        )
 
 
 async def test_create_is_idempotent_by_natural_key_and_header(api: ApiHarness) -> None:
@@ -68,15 +76,19 @@ async def test_create_is_idempotent_by_natural_key_and_header(api: ApiHarness) -
     body = first.json()
     assert body["status"] == "collecting"
     assert body["upload_url"] == f"http://testserver/api/v1/cycles/{body['id']}/results"
-    assert body["pr"] == 42 and body["suite"] == "unit" and body["pipeline_id"] == "9001"
+    assert body["pr"] == 42
+    assert body["suite"] == "unit"
+    assert body["pipeline_id"] == "9001"
     again = await _create(api)
-    assert again.status_code == 200 and again.json()["id"] == body["id"]
+    assert again.status_code == 200
+    assert again.json()["id"] == body["id"]
     # A retried request with the same Idempotency-Key returns the first cycle even if the
     # body changed (e.g. the client re-derived a field).
     keyed = await _create(api, {**CONTEXT, "run_attempt": 2}, **{"Idempotency-Key": "run-9001-1"})
     assert keyed.status_code == 201
     replay = await _create(api, {**CONTEXT, "run_attempt": 3}, **{"Idempotency-Key": "run-9001-1"})
-    assert replay.status_code == 200 and replay.json()["id"] == keyed.json()["id"]
+    assert replay.status_code == 200
+    assert replay.json()["id"] == keyed.json()["id"]
 
 
 @pytest.mark.parametrize(
@@ -100,9 +112,11 @@ async def test_create_rejects_bad_context(
 
 async def test_invalid_json_and_missing_or_wrong_keys(api: ApiHarness) -> None:
     bad = await api.client.post("/api/v1/cycles", content=b"{nope", headers=api.auth())
-    assert bad.status_code == 400 and bad.json()["error"] == "invalid_json"
+    assert bad.status_code == 400
+    assert bad.json()["error"] == "invalid_json"
     anonymous = await api.client.post("/api/v1/cycles", json=CONTEXT)
-    assert anonymous.status_code == 401 and "Bearer" in anonymous.json()["detail"]
+    assert anonymous.status_code == 401
+    assert "Bearer" in anonymous.json()["detail"]
     wrong = await api.client.post("/api/v1/cycles", json=CONTEXT, headers=api.auth("aac_0000_x"))
     assert wrong.status_code == 401
     async with api.runtime.sessions() as session:
@@ -195,7 +209,8 @@ async def test_tenant_isolation(api: ApiHarness) -> None:
     assert listed.json() == {"cycles": []}
     # The same natural key in another organisation is a different cycle.
     theirs = await api.client.post("/api/v1/cycles", json=CONTEXT, headers=other)
-    assert theirs.status_code == 201 and theirs.json()["id"] != cycle["id"]
+    assert theirs.status_code == 201
+    assert theirs.json()["id"] != cycle["id"]
     assert await _count_results(api) == 0
 
 
@@ -204,9 +219,11 @@ async def test_complete_queues_analysis_once_and_closes_the_cycle(api: ApiHarnes
     await _upload(api, cycle["id"], JUNIT)
     done = await api.client.post(cycle["complete_url"], json={"exit_code": 1}, headers=api.auth())
     assert done.status_code == 202
-    assert done.json()["status"] == "analysing" and done.json()["outcome"] == "failure"
+    assert done.json()["status"] == "analysing"
+    assert done.json()["outcome"] == "failure"
     late = await _upload(api, cycle["id"], JUNIT)
-    assert late.status_code == 409 and late.json()["error"] == "cycle_closed"
+    assert late.status_code == 409
+    assert late.json()["error"] == "cycle_closed"
     twice = await api.client.post(cycle["complete_url"], json={}, headers=api.auth())
     assert twice.status_code == 409
     async with api.runtime.sessions.begin() as session:
@@ -235,7 +252,8 @@ async def test_new_push_supersedes_the_pending_cycle_of_the_pr(api: ApiHarness) 
     old = (await _create(api)).json()
     new = (await _create(api, {**CONTEXT, "sha": "f" * 40, "pipeline_id": "9002"})).json()
     read = (await api.client.get(old["url"], headers=api.auth())).json()
-    assert read["status"] == "superseded" and read["superseded_by"] == new["id"]
+    assert read["status"] == "superseded"
+    assert read["superseded_by"] == new["id"]
 
 
 async def test_list_filters(api: ApiHarness) -> None:
@@ -264,7 +282,8 @@ async def test_rate_limit_answers_429_with_retry_after(api: ApiHarness) -> None:
         # Another organisation has its own budget.
         other = await client.get("/api/v1/cycles", headers=api.auth(api.other_key))
     assert codes == [200, 200, 200, 429]
-    assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) >= 1
     assert limited.json()["error"] == "rate_limited"
     assert other.status_code == 200
 
@@ -282,7 +301,8 @@ def test_ratelimiter_refills() -> None:
 
 async def test_openapi_describes_exactly_the_served_api(api: ApiHarness) -> None:
     served = await api.client.get("/api/v1/openapi.json")
-    assert served.status_code == 200 and served.json() == SPEC
+    assert served.status_code == 200
+    assert served.json() == SPEC
     app = create_app(api.runtime)
     routes = set()
     for route in app.routes:
@@ -297,6 +317,8 @@ async def test_openapi_describes_exactly_the_served_api(api: ApiHarness) -> None
 async def test_health_and_readiness(api: ApiHarness) -> None:
     assert (await api.client.get("/healthz")).json() == {"status": "ok"}
     ready = await api.client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["status"] == "ok"
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ok"
     unknown = await api.client.get("/nope")
-    assert unknown.status_code == 404 and unknown.json()["error"] == "not_found"
+    assert unknown.status_code == 404
+    assert unknown.json()["error"] == "not_found"

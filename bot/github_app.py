@@ -1,0 +1,102 @@
+"""The GitHub App's stored credentials: configure, load and cache the decrypted secrets."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models import GithubApp
+from storage.secret_fields import github_app_owner
+from storage.vault import Secret, Vault
+
+SECRET_CACHE_SECONDS = 30.0
+DEFAULT_API_URL = "https://api.github.com"
+
+
+@dataclass(frozen=True, slots=True)
+class AppCredentials:
+    """One App's identity and decrypted secrets, held in memory only while the process runs."""
+
+    row_id: int
+    app_id: int
+    api_url: str
+    bot_login: str | None
+    private_key: Secret
+    webhook_secret: Secret
+
+
+async def configure_app(
+    session: AsyncSession,
+    vault: Vault,
+    *,
+    app_id: int,
+    private_key_pem: str,
+    webhook_secret: str,
+    api_url: str = DEFAULT_API_URL,
+    slug: str | None = None,
+) -> GithubApp:
+    """Create or update the App for ``api_url``; secrets are stored encrypted."""
+    if "PRIVATE KEY-----" not in private_key_pem:
+        raise ValueError("the private key file is not a PEM private key")
+    api_url = api_url.rstrip("/")
+    row = (
+        await session.execute(
+            select(GithubApp).where(GithubApp.api_url == api_url, GithubApp.app_id == app_id)
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        row = GithubApp(app_id=app_id, api_url=api_url, private_key_enc="", webhook_secret_enc="")
+        session.add(row)
+        await session.flush()
+    row.slug = slug or row.slug
+    if slug:
+        row.bot_login = f"{slug}[bot]"
+    row.private_key_enc = vault.encrypt(private_key_pem, github_app_owner(row.id, "private_key"))
+    row.webhook_secret_enc = vault.encrypt(
+        webhook_secret, github_app_owner(row.id, "webhook_secret")
+    )
+    await session.flush()
+    return row
+
+
+async def load_apps(session: AsyncSession, vault: Vault) -> list[AppCredentials]:
+    """Every configured App with its secrets decrypted."""
+    rows = (await session.execute(select(GithubApp).order_by(GithubApp.id))).scalars()
+    return [
+        AppCredentials(
+            row_id=row.id,
+            app_id=row.app_id,
+            api_url=row.api_url,
+            bot_login=row.bot_login,
+            private_key=vault.decrypt(row.private_key_enc, github_app_owner(row.id, "private_key")),
+            webhook_secret=vault.decrypt(
+                row.webhook_secret_enc, github_app_owner(row.id, "webhook_secret")
+            ),
+        )
+        for row in rows
+    ]
+
+
+class AppCache:
+    """Decrypted App credentials, reloaded at most every few seconds (webhook hot path)."""
+
+    def __init__(self, ttl: float = SECRET_CACHE_SECONDS) -> None:
+        self.ttl = ttl
+        self._apps: list[AppCredentials] = []
+        self._loaded_at = float("-inf")
+
+    async def get(
+        self, sessions: async_sessionmaker[AsyncSession], vault: Vault
+    ) -> list[AppCredentials]:
+        """The Apps, from memory when loaded within the last ``ttl`` seconds."""
+        if time.monotonic() - self._loaded_at > self.ttl:
+            async with sessions() as session:
+                self._apps = await load_apps(session, vault)
+            self._loaded_at = time.monotonic()
+        return self._apps
+
+    def invalidate(self) -> None:
+        self._loaded_at = float("-inf")

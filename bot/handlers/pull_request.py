@@ -1,0 +1,102 @@
+"""``pull_request``: opened / synchronize / reopened / ready_for_review start the configured
+suites with a queued check run at once; closed cancels what is still pending."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import cycles
+from bot.ci_context import CiContext
+from bot.cycles import queue_publish
+from bot.events import CancelPullRequestCycles, StartPullRequestCycles
+from bot.handlers.context import HandlerContext
+from bot.handlers.repo_files import read_repo_config
+from storage.models import Installation, Organization, TestCycle
+from storage.types import utcnow
+
+log = logging.getLogger("aac.handlers.pull_request")
+
+
+async def installation_org(
+    session: AsyncSession, installation_id: int | None
+) -> Organization | None:
+    """The organisation a live installation is linked to, or None (logged)."""
+    if installation_id is None:
+        return None
+    row = (
+        await session.execute(
+            select(Installation).where(Installation.installation_id == installation_id)
+        )
+    ).scalar_one_or_none()
+    if row is None or row.org_id is None or row.deleted_at or row.suspended_at:
+        log.info(
+            "installation is unknown, unlinked or suspended; event ignored",
+            extra={"installation": installation_id},
+        )
+        return None
+    return await session.get(Organization, row.org_id)
+
+
+async def start_pull_request_cycles(
+    hctx: HandlerContext, session: AsyncSession, action: StartPullRequestCycles
+) -> list[TestCycle]:
+    """Open one cycle per configured suite and queue its 'queued' check run."""
+    org = await installation_org(session, action.installation_id)
+    if org is None:
+        return []
+    config = await read_repo_config(
+        hctx, session, org, action.repository, action.sha, action.installation_id
+    )
+    if config is None:
+        return []
+    suites = config.suites_for("pull_request", draft=action.draft)
+    existing = {
+        c.suite
+        for c in await cycles.cycles_for_commit(session, org.id, action.repository, action.sha)
+    }
+    opened: list[TestCycle] = []
+    for suite in suites:
+        if suite.name in existing:
+            continue
+        ctx = CiContext(
+            source="github",
+            repository=action.repository,
+            sha=action.sha,
+            pr=action.pr,
+            ref=action.ref,
+            base_ref=action.base_ref,
+            suite=suite.name,
+            trigger="pull_request",
+            extra={"installation_id": action.installation_id},
+        )
+        cycle, created = await cycles.create_cycle(session, org.id, ctx)
+        if created:
+            opened.append(cycle)
+            await queue_publish(session, cycle)
+    return opened
+
+
+async def cancel_pull_request_cycles(
+    session: AsyncSession, action: CancelPullRequestCycles
+) -> list[TestCycle]:
+    """Closed PR: its cycles still collecting or analysing are cancelled (and say so)."""
+    org = await installation_org(session, action.installation_id)
+    if org is None:
+        return []
+    rows = await session.execute(
+        select(TestCycle).where(
+            TestCycle.org_id == org.id,
+            TestCycle.repository == action.repository,
+            TestCycle.pr == action.pr,
+            TestCycle.status.in_(("collecting", "analysing")),
+        )
+    )
+    cancelled = list(rows.scalars())
+    for cycle in cancelled:
+        cycle.status = "cancelled"
+        cycle.completed_at = utcnow()
+        await queue_publish(session, cycle)
+    return cancelled

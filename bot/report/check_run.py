@@ -1,0 +1,101 @@
+"""The GitHub check run: title, summary, text, conclusion and annotations."""
+
+from __future__ import annotations
+
+from bot.report.annotations import MAX_ANNOTATIONS, build_annotations
+from bot.report.budget import Plan, fit
+from bot.report.headline import format_count, headline
+from bot.report.markdown import escape_inline, link, safe_url, truncate_bytes, truncate_chars
+from bot.report.model import CycleStatus, ReportModel
+from bot.report.sections import (
+    GITHUB_STYLE,
+    clusters_section,
+    deltas_section,
+    flaky_section,
+    header,
+    join_sections,
+    llm_summary,
+    notices,
+    passed_section,
+)
+from bot.report.status import render_status_description
+from providers.base import GITHUB_LIMITS, CheckState, CommitStatus, Conclusion, PlatformLimits
+
+_CONCLUSIONS = {
+    CycleStatus.PASSED: Conclusion.SUCCESS,
+    CycleStatus.FAILED: Conclusion.FAILURE,
+    # Unknown outcome must not look green: block like a failure, but say why.
+    CycleStatus.INFRA_ERROR: Conclusion.FAILURE,
+    CycleStatus.NO_RESULTS: Conclusion.NEUTRAL,
+}
+_DEFAULT_OUTPUT_BYTES = 65_535
+
+
+def check_name(suite: str) -> str:
+    """The check run / status context name for a suite."""
+    return f"aac / {suite}"
+
+
+def _annotation_note(shown: int, failing: int) -> str:
+    if shown < MAX_ANNOTATIONS or failing <= shown:
+        return ""
+    return (
+        f"_Annotations are capped at {format_count(shown)} ({format_count(failing)} failing "
+        "tests); see the full report for the rest._"
+    )
+
+
+def _summary(model: ReportModel, plan: Plan, note: str) -> str:
+    return join_sections(
+        header(model),
+        notices(model, plan),
+        llm_summary(model, plan),
+        clusters_section(model, plan, GITHUB_STYLE, traces=False),
+        flaky_section(model, plan),
+        deltas_section(model, plan),
+        note,
+    )
+
+
+def _text(model: ReportModel, plan: Plan) -> str:
+    traces = ""
+    if model.clusters and plan.traces > 0:
+        # The text carries the detail the summary leaves out: every shown cluster's trace.
+        detail_plan = Plan(
+            plan.passed_list, plan.clusters, 0, plan.traces, plan.trace_lines,
+            plan.trace_bytes, 0, False, 0, plan.message_chars,
+        )  # fmt: skip
+        traces = clusters_section(model, detail_plan, GITHUB_STYLE, traces=True)
+        traces = traces.replace("#### Failures by root cause", "#### Traces by root cause", 1)
+    return join_sections(traces, passed_section(model, plan, GITHUB_STYLE))
+
+
+def _minimal(model: ReportModel) -> str:
+    text = f"### {escape_inline(headline(model), 400)}"
+    if model.identity.report_url:
+        text += f"\n\n{link('Full report', model.identity.report_url)}"
+    return text
+
+
+def render_check_run(model: ReportModel, limits: PlatformLimits = GITHUB_LIMITS) -> CommitStatus:
+    """A completed check run for the cycle, within GitHub's output limits."""
+    annotations, failing = build_annotations(model, limits, MAX_ANNOTATIONS)
+    note = _annotation_note(len(annotations), failing)
+    summary_budget = limits.check_summary_bytes or _DEFAULT_OUTPUT_BYTES
+    text_budget = limits.check_text_bytes or _DEFAULT_OUTPUT_BYTES
+    summary = fit(lambda p: _summary(model, p, note), summary_budget, lambda: _minimal(model))
+    text = fit(lambda p: _text(model, p), text_budget, lambda: "")
+    title_chars = limits.check_title_chars or 255
+    title = headline(model, icon=False)
+    return CommitStatus(
+        state=CheckState.COMPLETED,
+        name=check_name(model.identity.suite),
+        description=render_status_description(model, limits.status_description_chars),
+        conclusion=_CONCLUSIONS[model.status],
+        title=truncate_bytes(truncate_chars(" ".join(title.split()), title_chars), title_chars),
+        summary=summary,
+        text=text or None,
+        annotations=annotations,
+        details_url=safe_url(model.identity.report_url),
+        external_id=model.identity.cycle_id,
+    )

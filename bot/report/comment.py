@@ -1,0 +1,73 @@
+"""The sticky PR/MR comment, per markup dialect, within the platform's body limit."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from bot.report.budget import Plan, fit
+from bot.report.headline import headline
+from bot.report.markdown import escape_inline, link
+from bot.report.model import ReportModel
+from bot.report.sections import (
+    AZURE_STYLE,
+    GITHUB_STYLE,
+    GITLAB_STYLE,
+    Style,
+    clusters_section,
+    deltas_section,
+    flaky_section,
+    header,
+    join_sections,
+    llm_summary,
+    notices,
+    passed_section,
+)
+from providers.base import GITHUB_LIMITS, CommentBody, PlatformLimits, comment_marker
+
+
+class Dialect(StrEnum):
+    """Markdown flavours we render for."""
+
+    GITHUB = "github"
+    GITLAB = "gitlab"
+    AZURE = "azure"
+
+
+_STYLES: dict[Dialect, Style] = {
+    Dialect.GITHUB: GITHUB_STYLE,
+    Dialect.GITLAB: GITLAB_STYLE,
+    Dialect.AZURE: AZURE_STYLE,
+}
+
+
+def _body(model: ReportModel, plan: Plan, style: Style) -> str:
+    return join_sections(
+        header(model),
+        notices(model, plan),
+        llm_summary(model, plan),
+        clusters_section(model, plan, style, traces=True),
+        flaky_section(model, plan),
+        deltas_section(model, plan),
+        passed_section(model, plan, style),
+    )
+
+
+def _minimal(model: ReportModel) -> str:
+    text = f"### {escape_inline(headline(model), 400)}"
+    if model.identity.report_url:
+        text += f"\n\nDetails did not fit here: {link('full report', model.identity.report_url)}"
+    return text
+
+
+def render_comment(
+    model: ReportModel,
+    dialect: Dialect | str = Dialect.GITHUB,
+    limits: PlatformLimits = GITHUB_LIMITS,
+) -> CommentBody:
+    """The comment body for ``dialect``, starting with the suite's hidden marker."""
+    style = _STYLES[Dialect(dialect)]
+    marker = comment_marker(model.identity.suite) + "\n"
+    # Characters and bytes alike: a body within the limit in bytes is within it in chars.
+    budget = limits.comment_chars - len(marker.encode("utf-8"))
+    body = fit(lambda plan: _body(model, plan, style), budget, lambda: _minimal(model))
+    return CommentBody(suite=model.identity.suite, body=marker + body)

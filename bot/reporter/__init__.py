@@ -1,0 +1,1 @@
+"""`aac report`: the CI-side client that detects the CI context and uploads test results."""

@@ -1,0 +1,55 @@
+"""Read a cycle's JSON: is it final, did it fail, and how to say so in a few lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+FINAL_STATUSES = frozenset({"done", "infra_error", "cancelled", "superseded"})
+COUNT_KEYS = ("total", "passed", "failed", "errored", "skipped", "flaky")
+SUMMARY_LINES = 20
+
+
+def is_final(cycle: dict[str, Any]) -> bool:
+    """True once the server will not change the cycle's status any more."""
+    return cycle.get("status") in FINAL_STATUSES
+
+
+def totals(cycle: dict[str, Any]) -> dict[str, int]:
+    """The cycle's counts, missing or malformed ones as 0."""
+    raw = cycle.get("totals")
+    raw = raw if isinstance(raw, dict) else {}
+    return {k: v if isinstance(v, int) else 0 for k in COUNT_KEYS for v in [raw.get(k)]}
+
+
+def is_infra_error(cycle: dict[str, Any]) -> bool:
+    """True when the tests never ran properly: status infra_error or the server's flag."""
+    return cycle.get("status") == "infra_error" or cycle.get("infrastructure_error") is True
+
+
+def has_failures(cycle: dict[str, Any]) -> bool:
+    """True when tests failed or errored, or the run broke down (infrastructure error)."""
+    counts = totals(cycle)
+    return is_infra_error(cycle) or counts["failed"] + counts["errored"] > 0
+
+
+def format_counts(counts: dict[str, int]) -> str:
+    """`120 tests: 115 passed, 3 failed, 1 errored, 1 skipped, 0 flaky`."""
+    rest = ", ".join(f"{counts[k]} {k}" for k in COUNT_KEYS[1:])
+    return f"{counts['total']} tests: {rest}"
+
+
+def format_summary(cycle: dict[str, Any]) -> list[str]:
+    """Lines for the end of a CI log: status, counts, report URL and the start of the summary."""
+    lines = [f"cycle {cycle.get('id')} {cycle.get('status')}: {format_counts(totals(cycle))}"]
+    if is_infra_error(cycle):
+        lines.append("infrastructure error: the tests did not run (no results, failed outcome)")
+    if cycle.get("report_url"):
+        lines.append(f"report: {cycle['report_url']}")
+    summary = cycle.get("summary")
+    if isinstance(summary, str) and summary.strip():
+        body = summary.strip().splitlines()
+        lines.append("")
+        lines.extend(body[:SUMMARY_LINES])
+        if len(body) > SUMMARY_LINES:
+            lines.append(f"... ({len(body) - SUMMARY_LINES} more lines in the report)")
+    return lines

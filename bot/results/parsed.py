@@ -1,0 +1,27 @@
+"""What parsing one result file returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.results.model import TestCaseResult
+
+
+@dataclass(slots=True)
+class SuiteOutput:
+    """Captured output attached to a suite rather than a test (setup logs, build errors)."""
+
+    suite: str
+    stdout_tail: str | None = None
+    stderr_tail: str | None = None
+
+
+@dataclass(slots=True)
+class ParsedFile:
+    """All test cases of one result file, parsed completely (never a partial file)."""
+
+    format: str  # "junit", "xunit2", "nunit3" or "trx"
+    filename: str
+    results: list[TestCaseResult] = field(default_factory=list)
+    suite_outputs: list[SuiteOutput] = field(default_factory=list)
+    compressed: bool = False

@@ -1,0 +1,1 @@
+"""Inbound SCM webhooks: verify, deduplicate, persist; one module per platform."""

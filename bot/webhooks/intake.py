@@ -1,0 +1,131 @@
+"""Durable webhook intake with group commit.
+
+Each accepted delivery must be on disk before its 202. One transaction per request caps intake
+at the disk's fsync rate, so concurrent deliveries are gathered into one transaction: the
+delivery rows (deduplicated by provider and delivery id) and their job rows commit together,
+then every waiting request is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models import Job, WebhookDelivery
+from storage.queue import NOTIFY_CHANNEL
+from storage.types import utcnow
+
+log = logging.getLogger("aac.webhooks.intake")
+
+WEBHOOK_JOB = "webhook_event"
+MAX_BATCH = 256
+
+
+@dataclass(slots=True)
+class Pending:
+    provider: str
+    delivery_id: str
+    event: str
+    body: str
+    org_id: int | None
+    done: asyncio.Future[bool] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class DeliveryWriter:
+    """Batches concurrent deliveries into one transaction; ``submit`` returns once committed."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], dialect: str) -> None:
+        self.sessions = sessions
+        self.dialect = dialect
+        self._queue: asyncio.Queue[Pending] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(
+        self, provider: str, delivery_id: str, event: str, body: bytes, org_id: int | None = None
+    ) -> bool:
+        """Persist a delivery and queue its job; False when it was already received."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        item = Pending(provider, delivery_id, event, body.decode("utf-8", "replace"), org_id)
+        await self._queue.put(item)
+        return await item.done
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                fresh = {id(item) for item in await self._write(batch)}
+            except Exception as exc:
+                log.error("could not persist deliveries", exc_info=True)
+                for item in batch:
+                    if not item.done.done():
+                        item.done.set_exception(exc)
+                continue
+            for item in batch:
+                if not item.done.done():
+                    item.done.set_result(id(item) in fresh)
+
+    async def _write(self, batch: list[Pending]) -> list[Pending]:
+        """Persist a batch; returns the deliveries that were new (first of each id)."""
+        now = utcnow()
+        unique: dict[tuple[str, str], Pending] = {}
+        for item in batch:
+            unique.setdefault((item.provider, item.delivery_id), item)
+        rows: list[dict[str, Any]] = [
+            {
+                "provider": p.provider,
+                "delivery_id": p.delivery_id,
+                "event": p.event,
+                "org_id": p.org_id,
+                "body": p.body,
+                "received_at": now,
+            }
+            for p in unique.values()
+        ]
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        stmt = (
+            dialect_insert(WebhookDelivery)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["provider", "delivery_id"])
+            .returning(WebhookDelivery.id, WebhookDelivery.provider, WebhookDelivery.delivery_id)
+        )
+        async with self.sessions.begin() as session:
+            inserted = (await session.execute(stmt)).all()
+            if inserted:
+                await session.execute(
+                    insert(Job),
+                    [
+                        {
+                            "kind": WEBHOOK_JOB,
+                            "payload": {"delivery": row.id, "provider": row.provider},
+                            "status": "queued",
+                            "attempts": 0,
+                            "max_attempts": 5,
+                            "run_at": now,
+                            "created_at": now,
+                        }
+                        for row in inserted
+                    ],
+                )
+                if self.dialect == "postgresql":
+                    await session.execute(
+                        text("SELECT pg_notify(:c, :k)"), {"c": NOTIFY_CHANNEL, "k": WEBHOOK_JOB}
+                    )
+        return [unique[(row.provider, row.delivery_id)] for row in inserted]

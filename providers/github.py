@@ -1,0 +1,882 @@
+"""GitHub adapter: check runs (App) or commit statuses (token), and one sticky PR comment.
+
+A thin layer over gidgethub. Every call goes through ``GithubProvider._call``, which
+translates errors (``providers.github_errors``), retries transient ones a bounded number
+of times and re-mints a refused installation token once. Rate limits are raised, not slept
+on. Writes are serialised and paced per installation (or token); GETs revalidate with ETags.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import http
+import time
+from collections import OrderedDict
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+)
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+
+import gidgethub
+import httpx
+from gidgethub.abc import GitHubAPI
+
+from bot.ci_context import CiContext
+from providers.base import (
+    GITHUB_LIMITS,
+    Annotation,
+    AuthFailed,
+    Capabilities,
+    CheckState,
+    CommentBody,
+    CommitStatus,
+    Conclusion,
+    PlatformLimits,
+    ProviderError,
+    PublishResult,
+    TooLarge,
+    Transient,
+)
+from providers.github_auth import (
+    DEFAULT_REFRESH_MARGIN,
+    AppCredentials,
+    InstallationTokenCache,
+    mint_installation_token,
+    utc_now,
+)
+from providers.github_errors import is_status, translate_error
+
+DEFAULT_API_URL = "https://api.github.com"
+# GitHub: "wait at least one second between each" POST, PATCH, PUT or DELETE.
+DEFAULT_PACING_SECONDS = 1.0
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+PER_PAGE = 100
+
+T = TypeVar("T")
+CacheEntry = tuple[str | None, str | None, Any, str | None]
+
+
+# ---------------------------------------------------------------------------------------
+# Process-wide shared state
+# ---------------------------------------------------------------------------------------
+class Pacer:
+    """Serialises writes for one installation and keeps ``interval`` seconds between them."""
+
+    def __init__(
+        self,
+        interval: float = DEFAULT_PACING_SECONDS,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = asyncio.Lock()
+        self._last_finished: float | None = None
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold the installation's write slot; waits until ``interval`` after the last write."""
+        async with self._lock:
+            if self._last_finished is not None:
+                wait = self._last_finished + self.interval - self._clock()
+                if wait > 0:
+                    await self._sleep(wait)
+            try:
+                yield
+            finally:
+                self._last_finished = self._clock()
+
+
+class EtagCache(MutableMapping[str, CacheEntry]):
+    """gidgethub's response cache (URL -> ETag, Last-Modified, data, next page), LRU-bounded."""
+
+    def __init__(self, maxsize: int = 512) -> None:
+        self._maxsize = maxsize
+        self._data: OrderedDict[str, CacheEntry] = OrderedDict()
+
+    def __getitem__(self, key: str) -> CacheEntry:
+        value = self._data[key]
+        self._data.move_to_end(key)
+        return value
+
+    def __setitem__(self, key: str, value: CacheEntry) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self._maxsize:
+            self._data.popitem(last=False)
+
+    def __delitem__(self, key: str) -> None:
+        del self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class GithubShared:
+    """State one process shares across all GitHub jobs: tokens, pacers, ETag caches.
+
+    Create one at start-up and hand it to every ``GithubProvider``. Keys are per
+    installation (or per token), so nothing leaks between installations.
+    """
+
+    def __init__(
+        self,
+        *,
+        pacing_seconds: float = DEFAULT_PACING_SECONDS,
+        etag_cache_size: int = 512,
+        token_refresh_margin: timedelta = DEFAULT_REFRESH_MARGIN,
+        now: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.now = now
+        self.sleep = sleep
+        self.tokens = InstallationTokenCache(refresh_margin=token_refresh_margin, clock=now)
+        self._pacing_seconds = pacing_seconds
+        self._etag_cache_size = etag_cache_size
+        self._monotonic = monotonic
+        self._pacers: dict[Hashable, Pacer] = {}
+        self._caches: dict[Hashable, EtagCache] = {}
+
+    def pacer(self, key: Hashable) -> Pacer:
+        """The write pacer for one installation or token."""
+        if key not in self._pacers:
+            self._pacers[key] = Pacer(self._pacing_seconds, clock=self._monotonic, sleep=self.sleep)
+        return self._pacers[key]
+
+    def etag_cache(self, key: Hashable) -> EtagCache:
+        """The ETag cache for one installation or token."""
+        if key not in self._caches:
+            self._caches[key] = EtagCache(self._etag_cache_size)
+        return self._caches[key]
+
+
+# ---------------------------------------------------------------------------------------
+# gidgethub backend
+# ---------------------------------------------------------------------------------------
+class GitHubClient(GitHubAPI):
+    """gidgethub over the project's ``httpx.AsyncClient``, with writes paced.
+
+    gidgethub 6's own httpx backend imports ``httpx2`` when that is installed, so its
+    transport errors would not be ``httpx`` ones; this backend keeps one HTTP library.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        requester: str,
+        base_url: str,
+        cache: MutableMapping[str, CacheEntry] | None = None,
+        pacer: Pacer | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._http = http
+        self._pacer = pacer
+        self._sleep = sleep
+        super().__init__(requester, cache=cache, base_url=base_url)
+
+    async def _request(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes = b""
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        if self._pacer is not None and method.upper() in WRITE_METHODS:
+            async with self._pacer.slot():
+                return await self._send(method, url, headers, body)
+        return await self._send(method, url, headers, body)
+
+    async def _send(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        response = await self._http.request(method, url, headers=dict(headers), content=body)
+        return response.status_code, response.headers, response.content
+
+    async def sleep(self, seconds: float) -> None:
+        await self._sleep(seconds)
+
+
+# ---------------------------------------------------------------------------------------
+# Payloads: pure functions from our types to GitHub's JSON
+# ---------------------------------------------------------------------------------------
+def annotation_json(annotation: Annotation) -> dict[str, Any]:
+    """One check-run annotation in GitHub's shape."""
+    data: dict[str, Any] = {
+        "path": annotation.path,
+        "start_line": annotation.start_line,
+        "end_line": annotation.end_line,
+        "annotation_level": str(annotation.level),
+        "message": annotation.message,
+    }
+    if annotation.title is not None:
+        data["title"] = annotation.title
+    if annotation.raw_details is not None:
+        data["raw_details"] = annotation.raw_details
+    return data
+
+
+def check_run_output(status: CommitStatus) -> dict[str, Any]:
+    """The output object; GitHub requires title and summary whenever output is sent."""
+    output: dict[str, Any] = {
+        "title": status.title or status.name,
+        "summary": status.summary or status.description or status.name,
+    }
+    if status.text is not None:
+        output["text"] = status.text
+    return output
+
+
+def check_run_fields(status: CommitStatus, *, now: datetime) -> dict[str, Any]:
+    """Body of a check-run create or update, without head_sha and annotations."""
+    data: dict[str, Any] = {
+        "name": status.name,
+        "status": str(status.state),
+        "output": check_run_output(status),
+    }
+    if status.state is CheckState.COMPLETED:
+        data["conclusion"] = str(status.conclusion or Conclusion.NEUTRAL)
+        data["completed_at"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if status.details_url is not None:
+        data["details_url"] = status.details_url
+    if status.external_id is not None:
+        data["external_id"] = status.external_id
+    if status.actions:
+        data["actions"] = [
+            {"label": a.label, "description": a.description, "identifier": a.identifier}
+            for a in status.actions
+        ]
+    return data
+
+
+_STATUS_STATES: dict[Conclusion | None, str] = {
+    Conclusion.SUCCESS: "success",
+    Conclusion.NEUTRAL: "success",
+    Conclusion.SKIPPED: "success",
+    Conclusion.FAILURE: "failure",
+    Conclusion.ACTION_REQUIRED: "failure",
+    Conclusion.TIMED_OUT: "error",
+    Conclusion.CANCELLED: "error",
+    None: "error",
+}
+
+
+def commit_status_json(status: CommitStatus, *, max_description: int) -> dict[str, Any]:
+    """A commit status (token mode): pending until completed, then by conclusion."""
+    if status.state is CheckState.COMPLETED:
+        state = _STATUS_STATES.get(status.conclusion, "error")
+    else:
+        state = "pending"
+    data: dict[str, Any] = {
+        "state": state,
+        "context": status.name,
+        "description": clip(status.description, max_description),
+    }
+    if status.details_url is not None:
+        data["target_url"] = status.details_url
+    return data
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def body_with_marker(message: CommentBody) -> str:
+    """The comment body, guaranteed to carry the suite's hidden marker."""
+    if message.marker in message.body:
+        return message.body
+    return f"{message.marker}\n{message.body}"
+
+
+def split_repository(repository: str) -> tuple[str, str]:
+    """``"owner/name"`` -> ``("owner", "name")``."""
+    owner, sep, name = repository.partition("/")
+    if not sep or not owner or not name or "/" in name:
+        raise ProviderError(f"not a GitHub repository name: {repository!r}")
+    return owner, name
+
+
+def _previous_id(previous: PublishResult | None, kind: str, key: str) -> str | None:
+    if previous is None or previous.kind != kind:
+        return None
+    return previous.ids.get(key)
+
+
+# ---------------------------------------------------------------------------------------
+# The provider
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AppAuth:
+    """Publish as a GitHub App installation (check runs, annotations, actions)."""
+
+    credentials: AppCredentials
+    installation_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class TokenAuth:
+    """Publish with a personal access token (commit statuses instead of check runs)."""
+
+    token: str = field(repr=False)
+
+
+_APP_CAPABILITIES = Capabilities(check_runs=True, annotations=True, requested_actions=True)
+_TOKEN_CAPABILITIES = Capabilities()
+
+
+class GithubProvider:
+    """``CiProvider`` for GitHub.com and GitHub Enterprise Server (``api_url`` .../api/v3)."""
+
+    name: str = "github"
+    limits: PlatformLimits = GITHUB_LIMITS
+    capabilities: Capabilities
+
+    def __init__(
+        self,
+        auth: AppAuth | TokenAuth,
+        *,
+        http: httpx.AsyncClient,
+        shared: GithubShared,
+        api_url: str = DEFAULT_API_URL,
+        login: str | None = None,
+        requester: str = "aac-bot",
+        max_attempts: int = 3,
+        backoff_seconds: float = 0.5,
+    ) -> None:
+        self._auth = auth
+        self._shared = shared
+        self._login = login
+        self._max_attempts = max(1, max_attempts)
+        self._backoff = backoff_seconds
+        api_url = api_url.rstrip("/")
+        self._api_url = api_url
+        self._http = http
+        if isinstance(auth, AppAuth):
+            self.capabilities = _APP_CAPABILITIES
+            self._key: Hashable = (api_url, "installation", auth.installation_id)
+        else:
+            self.capabilities = _TOKEN_CAPABILITIES
+            digest = hashlib.sha256(auth.token.encode()).hexdigest()[:16]
+            self._key = (api_url, "token", digest)
+        self._gh = GitHubClient(
+            http,
+            requester=requester,
+            base_url=api_url,
+            cache=shared.etag_cache(self._key),
+            pacer=shared.pacer(self._key),
+            sleep=shared.sleep,
+        )
+        # Minting is not content creation: unpaced, uncached.
+        self._auth_gh = GitHubClient(http, requester=requester, base_url=api_url)
+
+    @classmethod
+    def for_app(
+        cls,
+        *,
+        app_id: int | str,
+        private_key: str,
+        installation_id: int,
+        http: httpx.AsyncClient,
+        shared: GithubShared,
+        api_url: str = DEFAULT_API_URL,
+        login: str | None = None,
+        **options: Any,
+    ) -> GithubProvider:
+        """A provider for one App installation; ``login`` defaults to ``<app slug>[bot]``."""
+        auth = AppAuth(AppCredentials(str(app_id), private_key), installation_id)
+        return cls(auth, http=http, shared=shared, api_url=api_url, login=login, **options)
+
+    @classmethod
+    def for_token(
+        cls,
+        *,
+        token: str,
+        http: httpx.AsyncClient,
+        shared: GithubShared,
+        api_url: str = DEFAULT_API_URL,
+        login: str | None = None,
+        **options: Any,
+    ) -> GithubProvider:
+        """A provider for a personal access token; ``login`` defaults to the token's user."""
+        return cls(
+            TokenAuth(token), http=http, shared=shared, api_url=api_url, login=login, **options
+        )
+
+    # -- the protocol -----------------------------------------------------------------
+    async def update_commit_status(
+        self, ctx: CiContext, status: CommitStatus, *, previous: PublishResult | None = None
+    ) -> PublishResult:
+        """Create or update the check run (App) or commit status (token) for (sha, suite)."""
+        if isinstance(self._auth, AppAuth):
+            return await self._publish_check_run(ctx, status, previous, self._auth)
+        return await self._publish_commit_status(ctx, status)
+
+    async def post_comment_to_pr(
+        self, ctx: CiContext, message: CommentBody, *, previous: PublishResult | None = None
+    ) -> PublishResult:
+        """Edit in place, or create, the one comment for (PR, suite)."""
+        if ctx.pr is None:
+            return PublishResult(
+                attempted=False, succeeded=False, kind="comment", reason="no pull request"
+            )
+        body = body_with_marker(message)
+        if len(body) > self.limits.comment_chars:
+            raise TooLarge(f"comment of {len(body)} characters exceeds GitHub's limit")
+        owner, repo = split_repository(ctx.repository)
+        login = await self.bot_login()
+        comment = await self._call(
+            "publish PR comment",
+            partial(
+                self._upsert_comment,
+                url_vars={"owner": owner, "repo": repo, "number": ctx.pr},
+                body=body,
+                marker=message.marker,
+                login=login,
+                known_id=_previous_id(previous, "comment", "comment_id"),
+            ),
+        )
+        return PublishResult(
+            attempted=True,
+            succeeded=True,
+            kind="comment",
+            ids={"comment_id": str(comment["id"])},
+            url=comment.get("html_url"),
+        )
+
+    async def bot_login(self) -> str:
+        """The login our comments are authored by (App: ``slug[bot]``; token: its user)."""
+        if self._login is None:
+            self._login = await self._call("look up bot login", self._fetch_login)
+        return self._login
+
+    # -- commit statuses (token) ------------------------------------------------------
+    async def _publish_commit_status(self, ctx: CiContext, status: CommitStatus) -> PublishResult:
+        owner, repo = split_repository(ctx.repository)
+        data = commit_status_json(status, max_description=self.limits.status_description_chars)
+        url_vars = {"owner": owner, "repo": repo, "sha": ctx.sha}
+
+        async def create(token: str, attempt: int) -> Any:
+            # Repeating a status POST is harmless: the newest per context wins.
+            return await self._gh.post(
+                "/repos/{owner}/{repo}/statuses/{sha}", url_vars, data=data, oauth_token=token
+            )
+
+        created = await self._call("create commit status", create)
+        return PublishResult(
+            attempted=True,
+            succeeded=True,
+            kind="commit_status",
+            ids={"status_id": str(created["id"]), "context": status.name},
+            url=status.details_url,
+        )
+
+    # -- check runs (App) -------------------------------------------------------------
+    async def _publish_check_run(
+        self, ctx: CiContext, status: CommitStatus, previous: PublishResult | None, auth: AppAuth
+    ) -> PublishResult:
+        owner, repo = split_repository(ctx.repository)
+        repo_vars = {"owner": owner, "repo": repo}
+        fields = check_run_fields(status, now=self._shared.now())
+        annotations = [annotation_json(a) for a in status.annotations]
+        run, sent, created = await self._call(
+            "create check run",
+            partial(
+                self._find_or_create_run,
+                repo_vars=repo_vars,
+                sha=ctx.sha,
+                status=status,
+                app_id=auth.credentials.app_id,
+                known_id=_previous_id(previous, "check_run", "check_run_id"),
+                fields=fields,
+                annotations=annotations,
+            ),
+        )
+        # An existing run still needs its new state; then the remaining annotations
+        # go in further updates of <= 50 (GitHub appends them), resuming from the
+        # count GitHub reports so a retried or rescheduled job never duplicates one.
+        pending: dict[str, Any] | None = None if created else fields
+        while pending is not None or sent < len(annotations):
+            run, sent = await self._call(
+                "update check run",
+                partial(
+                    self._patch_run,
+                    url_vars={**repo_vars, "id": run["id"]},
+                    fields=pending,
+                    output=check_run_output(status),
+                    annotations=annotations,
+                    sent=sent,
+                ),
+            )
+            pending = None
+        return PublishResult(
+            attempted=True,
+            succeeded=True,
+            kind="check_run",
+            ids={"check_run_id": str(run["id"])},
+            url=run.get("html_url"),
+        )
+
+    async def _find_or_create_run(
+        self,
+        token: str,
+        attempt: int,
+        *,
+        repo_vars: dict[str, str],
+        sha: str,
+        status: CommitStatus,
+        app_id: str,
+        known_id: str | None,
+        fields: dict[str, Any],
+        annotations: list[dict[str, Any]],
+    ) -> tuple[dict[str, Any], int, bool]:
+        """(run, annotations already on it, created now). Safe to repeat: it looks first."""
+        run: dict[str, Any] | None = None
+        if known_id is not None:
+            try:
+                run = await self._gh.getitem(
+                    "/repos/{owner}/{repo}/check-runs/{id}",
+                    {**repo_vars, "id": known_id},
+                    oauth_token=token,
+                )
+            except gidgethub.HTTPException as exc:
+                if not is_status(exc, 404):
+                    raise
+        if run is None:
+            run = await self._find_run(
+                token, repo_vars=repo_vars, sha=sha, status=status, app_id=app_id
+            )
+        if run is not None:
+            return run, _annotations_count(run), False
+        chunk = annotations[: self._chunk_size]
+        data = {**fields, "head_sha": sha}
+        if chunk:
+            data["output"] = {**data["output"], "annotations": chunk}
+        created = await self._gh.post(
+            "/repos/{owner}/{repo}/check-runs", repo_vars, data=data, oauth_token=token
+        )
+        return created, len(chunk), True
+
+    async def _find_run(
+        self,
+        token: str,
+        *,
+        repo_vars: dict[str, str],
+        sha: str,
+        status: CommitStatus,
+        app_id: str,
+    ) -> dict[str, Any] | None:
+        """Our run for (sha, name, external_id), by listing the commit's check runs."""
+        url_vars: dict[str, Any] = {
+            **repo_vars,
+            "ref": sha,
+            "check_name": status.name,
+            "filter": "all",
+            "per_page": PER_PAGE,
+        }
+        async for run in self._gh.getiter(
+            "/repos/{owner}/{repo}/commits/{ref}/check-runs{?check_name,filter,per_page}",
+            url_vars,
+            oauth_token=token,
+            iterable_key="check_runs",
+        ):
+            if (
+                run.get("name") == status.name
+                and (run.get("external_id") or "") == (status.external_id or "")
+                and str((run.get("app") or {}).get("id")) == app_id
+            ):
+                return dict(run)
+        return None
+
+    async def _patch_run(
+        self,
+        token: str,
+        attempt: int,
+        *,
+        url_vars: dict[str, Any],
+        fields: dict[str, Any] | None,
+        output: dict[str, Any],
+        annotations: list[dict[str, Any]],
+        sent: int,
+    ) -> tuple[dict[str, Any], int]:
+        """One update: new state (if any) plus the next chunk of annotations."""
+        if attempt > 1:
+            # The failed attempt may have landed: trust GitHub's count, not ours.
+            current = await self._gh.getitem(
+                "/repos/{owner}/{repo}/check-runs/{id}", url_vars, oauth_token=token
+            )
+            sent = min(_annotations_count(current), len(annotations))
+            if fields is None and sent >= len(annotations):
+                return current, sent
+        chunk = annotations[sent : sent + self._chunk_size]
+        data: dict[str, Any] = dict(fields) if fields is not None else {"output": dict(output)}
+        if chunk:
+            data["output"] = {**data.get("output", output), "annotations": chunk}
+        updated = await self._gh.patch(
+            "/repos/{owner}/{repo}/check-runs/{id}", url_vars, data=data, oauth_token=token
+        )
+        return updated, sent + len(chunk)
+
+    @property
+    def _chunk_size(self) -> int:
+        return self.limits.annotations_per_request or 50
+
+    # -- comments ---------------------------------------------------------------------
+    async def _upsert_comment(
+        self,
+        token: str,
+        attempt: int,
+        *,
+        url_vars: dict[str, Any],
+        body: str,
+        marker: str,
+        login: str,
+        known_id: str | None,
+    ) -> dict[str, Any]:
+        """Edit the known comment, else our marked one, else create. Safe to repeat."""
+        if known_id is not None:
+            try:
+                return await self._edit_comment(token, url_vars, known_id, body)
+            except gidgethub.HTTPException as exc:
+                if not is_status(exc, 404):  # 404: deleted by someone; find or recreate
+                    raise
+        existing = await self._find_comment(token, url_vars, marker=marker, login=login)
+        if existing is not None:
+            if existing.get("body") == body:
+                return existing
+            return await self._edit_comment(token, url_vars, str(existing["id"]), body)
+        created: dict[str, Any] = await self._gh.post(
+            "/repos/{owner}/{repo}/issues/{number}/comments",
+            url_vars,
+            data={"body": body},
+            oauth_token=token,
+        )
+        return created
+
+    async def _edit_comment(
+        self, token: str, url_vars: dict[str, Any], comment_id: str, body: str
+    ) -> dict[str, Any]:
+        edited: dict[str, Any] = await self._gh.patch(
+            "/repos/{owner}/{repo}/issues/comments/{comment_id}",
+            {**url_vars, "comment_id": comment_id},
+            data={"body": body},
+            oauth_token=token,
+        )
+        return edited
+
+    async def _find_comment(
+        self, token: str, url_vars: dict[str, Any], *, marker: str, login: str
+    ) -> dict[str, Any] | None:
+        """Our own comment carrying ``marker``; others' comments never match."""
+        async for comment in self._gh.getiter(
+            "/repos/{owner}/{repo}/issues/{number}/comments{?per_page}",
+            {**url_vars, "per_page": PER_PAGE},
+            oauth_token=token,
+        ):
+            author = str((comment.get("user") or {}).get("login", ""))
+            if author.lower() == login.lower() and marker in str(comment.get("body") or ""):
+                return dict(comment)
+        return None
+
+    # -- repository reads and actions used by the webhook handlers ---------------------
+    async def get_file(self, repository: str, path: str, ref: str) -> bytes | None:
+        """A file's bytes at ``ref`` through the contents API; None when it does not exist."""
+        owner, repo = split_repository(repository)
+
+        async def fetch(token: str, attempt: int) -> bytes | None:
+            try:
+                item = await self._gh.getitem(
+                    "/repos/{owner}/{repo}/contents/{+path}{?ref}",
+                    {"owner": owner, "repo": repo, "path": path, "ref": ref},
+                    oauth_token=token,
+                )
+            except gidgethub.HTTPException as exc:
+                if is_status(exc, 404):
+                    return None
+                raise
+            if not isinstance(item, dict) or item.get("type") != "file":
+                return None
+            return base64.b64decode(str(item.get("content") or ""))
+
+        return await self._call(f"read {path}", fetch)
+
+    async def list_artifacts(self, repository: str, run_id: int) -> list[Artifact]:
+        """The artifacts of a workflow run (all pages)."""
+        owner, repo = split_repository(repository)
+
+        async def fetch(token: str, attempt: int) -> list[Artifact]:
+            found: list[Artifact] = []
+            async for item in self._gh.getiter(
+                "/repos/{owner}/{repo}/actions/runs/{run_id}/artifacts{?per_page}",
+                {"owner": owner, "repo": repo, "run_id": run_id, "per_page": PER_PAGE},
+                iterable_key="artifacts",
+                oauth_token=token,
+            ):
+                found.append(
+                    Artifact(
+                        id=int(item["id"]),
+                        name=str(item.get("name") or ""),
+                        size=int(item.get("size_in_bytes") or 0),
+                        expired=bool(item.get("expired")),
+                    )
+                )
+            return found
+
+        return await self._call("list workflow run artifacts", fetch)
+
+    async def download_artifact(
+        self, repository: str, artifact_id: int, *, max_bytes: int
+    ) -> bytes:
+        """An artifact's zip. GitHub answers with a redirect to a pre-signed URL, which is
+        fetched without our token; more than ``max_bytes`` raises TooLarge."""
+        owner, repo = split_repository(repository)
+        url = f"{self._api_url}/repos/{owner}/{repo}/actions/artifacts/{artifact_id}/zip"
+
+        async def fetch(token: str, attempt: int) -> bytes:
+            headers = {"authorization": f"token {token}", "accept": "application/vnd.github+json"}
+            response = await self._http.get(url, headers=headers, follow_redirects=False)
+            if response.status_code in (301, 302, 303, 307, 308):
+                location = response.headers.get("location", "")
+                async with self._http.stream("GET", location) as blob:
+                    return await _read_bounded(blob, max_bytes, artifact_id)
+            if response.status_code != 200:
+                raise gidgethub.HTTPException(
+                    http.HTTPStatus(response.status_code), "artifact download failed"
+                )
+            if len(response.content) > max_bytes:
+                raise TooLarge(f"artifact {artifact_id} is larger than {max_bytes:,} bytes")
+            return response.content
+
+        return await self._call(f"download artifact {artifact_id}", fetch)
+
+    async def collaborator_permission(self, repository: str, username: str) -> str:
+        """``admin``, ``maintain``, ``write``, ``triage``, ``read`` or ``none``."""
+        owner, repo = split_repository(repository)
+
+        async def fetch(token: str, attempt: int) -> str:
+            try:
+                item = await self._gh.getitem(
+                    "/repos/{owner}/{repo}/collaborators/{username}/permission",
+                    {"owner": owner, "repo": repo, "username": username},
+                    oauth_token=token,
+                )
+            except gidgethub.HTTPException as exc:
+                if is_status(exc, 404):
+                    return "none"
+                raise
+            return str(item.get("role_name") or item.get("permission") or "none")
+
+        return await self._call("read collaborator permission", fetch)
+
+    async def rerun_workflow(self, repository: str, run_id: int) -> None:
+        """Ask GitHub Actions to re-run a workflow run."""
+        owner, repo = split_repository(repository)
+
+        async def send(token: str, attempt: int) -> None:
+            await self._gh.post(
+                "/repos/{owner}/{repo}/actions/runs/{run_id}/rerun",
+                {"owner": owner, "repo": repo, "run_id": run_id},
+                data={},
+                oauth_token=token,
+            )
+
+        await self._call("re-run workflow", send)
+
+    # -- credentials and the one call wrapper -----------------------------------------
+    async def _fetch_login(self, token: str, attempt: int) -> str:
+        if isinstance(self._auth, AppAuth):
+            app = await self._gh.getitem("/app", jwt=self._auth.credentials.jwt())
+            return f"{app['slug']}[bot]"
+        user = await self._gh.getitem("/user", oauth_token=token)
+        return str(user["login"])
+
+    async def _token(self) -> str:
+        auth = self._auth
+        if isinstance(auth, TokenAuth):
+            return auth.token
+        return await self._shared.tokens.get(
+            self._key,
+            partial(
+                mint_installation_token,
+                self._auth_gh,
+                auth.credentials,
+                auth.installation_id,
+                now=self._shared.now(),
+            ),
+        )
+
+    async def _call(self, action: str, op: Callable[[str, int], Awaitable[T]]) -> T:
+        """Run ``op(token, attempt)``: typed errors, bounded retries, one re-mint on 401."""
+        attempt = 0
+        reminted = False
+        while True:
+            attempt += 1
+            token: str | None = None
+            try:
+                token = await self._token()
+                return await op(token, attempt)
+            except (gidgethub.HTTPException, httpx.TransportError, ProviderError) as exc:
+                cause: BaseException = exc
+                error = translate_error(exc, now=self._shared.now(), action=action)
+            if (
+                isinstance(error, AuthFailed)
+                and isinstance(self._auth, AppAuth)
+                and token is not None
+                and is_status(cause, 401)
+                and not reminted
+            ):
+                # Revoked or expired early: GitHub refused a token our cache still trusted.
+                self._shared.tokens.invalidate(self._key, token)
+                reminted = True
+                attempt -= 1
+                continue
+            if isinstance(error, Transient) and attempt < self._max_attempts:
+                await self._shared.sleep(self._backoff * 2 ** (attempt - 1))
+                continue
+            if error is cause:
+                raise error
+            raise error from cause
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """A workflow run artifact as listed by the Actions API."""
+
+    id: int
+    name: str
+    size: int
+    expired: bool
+
+
+async def _read_bounded(response: httpx.Response, max_bytes: int, artifact_id: int) -> bytes:
+    if response.status_code != 200:
+        raise gidgethub.HTTPException(
+            http.HTTPStatus(response.status_code), "artifact blob download failed"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise TooLarge(f"artifact {artifact_id} is larger than {max_bytes:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _annotations_count(run: Mapping[str, Any]) -> int:
+    output = run.get("output") or {}
+    return int(output.get("annotations_count") or 0)

@@ -1,0 +1,111 @@
+"""GitHub App authentication: the App JWT and cached installation access tokens.
+
+JWTs come from ``gidgethub.apps.get_jwt`` (RS256 via pyjwt, ``iat`` back-dated 60 s, ``exp``
+600 s after it, ``iss`` = app id); installation tokens from ``get_installation_access_token``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import gidgethub
+import gidgethub.apps
+import httpx
+from gidgethub.abc import GitHubAPI
+
+from providers.base import NotFound, ProviderError
+from providers.github_errors import translate_error
+
+# Refresh this long before GitHub's expires_at, so a token never dies mid-job.
+DEFAULT_REFRESH_MARGIN = timedelta(minutes=5)
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware in UTC (the default clock everywhere here)."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class AppCredentials:
+    """A GitHub App's id and private key (PEM). The key never appears in a repr."""
+
+    app_id: str
+    private_key: str = field(repr=False)
+
+    def jwt(self) -> str:
+        """A fresh App JWT (valid about nine minutes)."""
+        return gidgethub.apps.get_jwt(app_id=self.app_id, private_key=self.private_key)
+
+
+@dataclass(frozen=True, slots=True)
+class InstallationToken:
+    """An installation access token and when GitHub says it expires."""
+
+    token: str = field(repr=False)
+    expires_at: datetime
+
+
+async def mint_installation_token(
+    gh: GitHubAPI, credentials: AppCredentials, installation_id: int, *, now: datetime
+) -> InstallationToken:
+    """Ask GitHub for a new installation token; 404 -> NotFound, 401 -> AuthFailed."""
+    try:
+        response: dict[str, Any] = await gidgethub.apps.get_installation_access_token(
+            gh,
+            installation_id=str(installation_id),
+            app_id=credentials.app_id,
+            private_key=credentials.private_key,
+        )
+    except (gidgethub.HTTPException, httpx.TransportError) as exc:
+        error = translate_error(exc, now=now, action="mint installation token")
+        if isinstance(error, NotFound):
+            error = NotFound(f"GitHub installation {installation_id} is gone (uninstalled?)")
+        raise error from exc
+    try:
+        token = str(response["token"])
+        expires_at = datetime.fromisoformat(str(response["expires_at"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProviderError("GitHub returned a malformed installation token response") from exc
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)
+    return InstallationToken(token=token, expires_at=expires_at)
+
+
+class InstallationTokenCache:
+    """Installation tokens in memory, one per key, reused until shortly before they expire.
+
+    One instance per process: every job for an installation shares its token, and
+    concurrent jobs wait for a single mint instead of each minting their own.
+    """
+
+    def __init__(
+        self,
+        *,
+        refresh_margin: timedelta = DEFAULT_REFRESH_MARGIN,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._refresh_margin = refresh_margin
+        self._clock = clock
+        self._tokens: dict[Hashable, InstallationToken] = {}
+        self._locks: dict[Hashable, asyncio.Lock] = {}
+
+    async def get(self, key: Hashable, mint: Callable[[], Awaitable[InstallationToken]]) -> str:
+        """The cached token for ``key``, minting a new one with ``mint`` when due."""
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            cached = self._tokens.get(key)
+            if cached is not None and self._clock() < cached.expires_at - self._refresh_margin:
+                return cached.token
+            fresh = await mint()
+            self._tokens[key] = fresh
+            return fresh.token
+
+    def invalidate(self, key: Hashable, token: str) -> None:
+        """Forget ``token`` (GitHub refused it) unless another job already replaced it."""
+        cached = self._tokens.get(key)
+        if cached is not None and cached.token == token:
+            del self._tokens[key]

@@ -1,0 +1,187 @@
+"""A running bot: real HTTP (uvicorn on 127.0.0.1), the real in-process worker, the fake GitHub."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import hmac
+import io
+import json
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from bot.app import create_app
+from bot.github_app import configure_app
+from bot.jobs import job_handlers
+from bot.reporter.command import build_parser, run_report
+from bot.reporter.retry import RetryPolicy
+from bot.runtime import Runtime
+from providers.factory import ProviderShared
+from providers.github import GithubShared
+from storage import apikeys, orgs
+from tests.fakes.github import FakeGithub
+from tests.github_constants import APP_ID, APP_SLUG, INSTALLATION_ID, OWNER
+
+WEBHOOK_SECRET = "whsec-e2e-" + "x" * 20
+REPOSITORY = f"{OWNER}/widgets"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "github" / "webhooks"
+
+
+def official_example(name: str) -> dict[str, Any]:
+    """One of GitHub's official webhook examples (see fixtures/github/webhooks/extract.py)."""
+    data: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
+    return data
+
+
+def retarget(payload: dict[str, Any], *, sender: str = "octocat") -> dict[str, Any]:
+    """Point an official example at our repository, installation and a human sender."""
+    payload = copy.deepcopy(payload)
+    payload["installation"] = {"id": INSTALLATION_ID, "node_id": "MDIzOkludGVncmF0aW9uNzc="}
+    repo = payload.get("repository")
+    if isinstance(repo, dict):
+        repo["full_name"] = REPOSITORY
+        repo["name"] = "widgets"
+        repo["owner"]["login"] = OWNER
+    payload["sender"]["login"] = sender
+    payload["sender"]["type"] = "User"
+    return payload
+
+
+def pull_request(action: str, number: int, sha: str, *, base: str = "main") -> dict[str, Any]:
+    name = {"synchronize": "pull_request.synchronize"}.get(action, "pull_request.opened")
+    payload = retarget(official_example(name))
+    payload["action"] = action
+    payload["number"] = number
+    pr = payload["pull_request"]
+    pr["number"] = number
+    pr["draft"] = False
+    pr["head"]["sha"] = sha
+    pr["base"]["ref"] = base
+    return payload
+
+
+@dataclass
+class RunningBot:
+    url: str
+    runtime: Runtime
+    github: FakeGithub
+    api_key: str
+    http: httpx.AsyncClient
+
+    async def deliver(
+        self,
+        event: str,
+        payload: dict[str, Any] | bytes,
+        *,
+        delivery: str | None = None,
+        secret: str = WEBHOOK_SECRET,
+    ) -> httpx.Response:
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        return await self.http.post(
+            f"{self.url}/webhooks/github",
+            content=body,
+            headers={
+                "X-GitHub-Event": event,
+                "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+                "X-Hub-Signature-256": signature,
+                "Content-Type": "application/json",
+            },
+        )
+
+    async def report(
+        self, tmp: Path, *, sha: str, pr: int, junit: bytes, run_id: int = 1001
+    ) -> tuple[int, str]:
+        """Run ``aac report --wait`` as a GitHub Actions job on a pull request would."""
+        (tmp / "reports").mkdir(exist_ok=True)
+        (tmp / "reports" / "junit.xml").write_bytes(junit)
+        event = tmp / "event.json"
+        event.write_text(json.dumps({"pull_request": {"number": pr, "head": {"sha": sha}}}))
+        environ = {
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_REPOSITORY": REPOSITORY,
+            "GITHUB_SHA": "f" * 40,  # the merge commit; the PR head comes from the event
+            "GITHUB_REF": f"refs/pull/{pr}/merge",
+            "GITHUB_BASE_REF": "main",
+            "GITHUB_HEAD_REF": "feature",
+            "GITHUB_RUN_ID": str(run_id),
+            "GITHUB_RUN_ATTEMPT": "1",
+            "GITHUB_SERVER_URL": "https://github.com",
+            "GITHUB_EVENT_NAME": "pull_request",
+            "GITHUB_EVENT_PATH": str(event),
+            "AAC_API_KEY": self.api_key,
+        }
+        args = build_parser().parse_args(
+            [
+                "--server",
+                self.url,
+                "--wait",
+                "--timeout",
+                "30",
+                "--poll-interval",
+                "0.2",
+                "reports/*.xml",
+            ]
+        )
+        out, err = io.StringIO(), io.StringIO()
+        policy = RetryPolicy(base_delay=0.05, max_delay=0.2)
+        code = await run_report(args, environ=environ, out=out, err=err, policy=policy, cwd=tmp)
+        return code, out.getvalue() + err.getvalue()
+
+
+async def wait_for(
+    predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 20, what: str = ""
+) -> None:
+    """Poll until ``predicate`` holds; fail naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if not isinstance(value, bool):
+            value = await value
+        if value:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what or predicate}")
+
+
+@pytest.fixture
+async def bot(
+    runtime: Runtime, github_server: FakeGithub, github_app_key: tuple[str, str]
+) -> AsyncIterator[RunningBot]:
+    github_server.reset()
+    async with runtime.sessions.begin() as session:
+        await configure_app(
+            session,
+            runtime.vault,
+            app_id=APP_ID,
+            private_key_pem=github_app_key[0],
+            webhook_secret=WEBHOOK_SECRET,
+            api_url=github_server.url,
+            slug=APP_SLUG,
+        )
+        org = await orgs.create_org(session, OWNER)
+        _, key = await apikeys.create_api_key(session, org, "ci")
+    shared = ProviderShared(github=GithubShared(pacing_seconds=0.01))
+    app = create_app(runtime, handlers=job_handlers(runtime, shared), run_worker=True)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", access_log=False))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    await wait_for(lambda: server.started, 10, "the bot to start")
+    async with httpx.AsyncClient(timeout=10) as http:
+        yield RunningBot(f"http://127.0.0.1:{port}", runtime, github_server, key, http)
+    server.should_exit = True
+    await asyncio.wait_for(task, 30)
+    await shared.close()
+    assert github_server.validation_errors == []

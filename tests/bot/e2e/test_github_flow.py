@@ -1,0 +1,300 @@
+"""End to end through real HTTP, the real worker and the fake GitHub (issue: GitHub App)."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from storage.models import Installation, Job, TestCycle, WebhookDelivery
+from tests.bot.e2e.conftest import (
+    REPOSITORY,
+    RunningBot,
+    official_example,
+    pull_request,
+    retarget,
+    wait_for,
+)
+from tests.fakes.github import Fault
+from tests.github_constants import BOT_LOGIN, INSTALLATION_ID, OWNER
+
+SHA1 = "1" * 40
+SHA2 = "2" * 40
+FAILING_JUNIT = b"""<?xml version="1.0" encoding="utf-8"?>
+<testsuites>
+  <testsuite name="pytest" tests="3" failures="2">
+    <testcase classname="tests.test_api" name="test_create" file="tests/test_api.py" line="10"
+              time="0.2">
+      <failure message="AssertionError: expected 201, got 500">Traceback (most recent call last):
+  File "tests/test_api.py", line 14, in test_create
+    assert response.status_code == 201
+AssertionError: expected 201, got 500</failure>
+    </testcase>
+    <testcase classname="tests.test_api" name="test_update" file="tests/test_api.py" line="20"
+              time="0.1">
+      <failure message="AssertionError: expected 200, got 500">Traceback (most recent call last):
+  File "tests/test_api.py", line 24, in test_update
+    assert response.status_code == 200
+AssertionError: expected 200, got 500</failure>
+    </testcase>
+    <testcase classname="tests.test_api" name="test_list" time="0.1"/>
+  </testsuite>
+</testsuites>
+"""
+
+
+async def _install(bot: RunningBot) -> None:
+    payload = retarget(official_example("installation.created"))
+    payload["installation"] = {
+        **official_example("installation.created")["installation"],
+        "id": INSTALLATION_ID,
+        "account": {"login": OWNER, "type": "Organization"},
+    }
+    payload["repositories"] = [{"full_name": REPOSITORY, "name": "widgets"}]
+    assert (await bot.deliver("installation", payload)).status_code == 202
+
+    async def linked() -> bool:
+        async with bot.runtime.sessions() as session:
+            row = (await session.execute(select(Installation))).scalars().first()
+            return row is not None and row.org_id is not None
+
+    await wait_for(linked, what="the installation to be linked by account login")
+
+
+def _runs(bot: RunningBot, sha: str) -> list:  # type: ignore[type-arg]
+    return [r for r in bot.github.check_runs.values() if r.head_sha == sha]
+
+
+def _our_comments(bot: RunningBot) -> list:  # type: ignore[type-arg]
+    return [c for c in bot.github.comments.values() if c.user == BOT_LOGIN]
+
+
+async def _cycles(bot: RunningBot) -> list[TestCycle]:
+    async with bot.runtime.sessions() as session:
+        return list(
+            (await session.execute(select(TestCycle).order_by(TestCycle.created_at))).scalars()
+        )
+
+
+async def test_pull_request_report_and_push(bot: RunningBot, tmp_path: Path) -> None:
+    await _install(bot)
+    opened = pull_request("opened", 7, SHA1)
+    first = await bot.deliver("pull_request", opened, delivery="d-opened")
+    assert first.status_code == 202
+    # Redelivery of the same delivery id: acknowledged, nothing new.
+    again = await bot.deliver("pull_request", opened, delivery="d-opened")
+    assert again.status_code == 200
+    assert again.json()["status"] == "duplicate"
+    await wait_for(lambda: len(_runs(bot, SHA1)) == 1, what="the queued check run")
+    [queued] = _runs(bot, SHA1)
+    assert queued.status == "queued"
+    assert queued.name == "aac / tests"
+
+    code, output = await bot.report(tmp_path, sha=SHA1, pr=7, junit=FAILING_JUNIT)
+    assert code == 0, output
+    assert bot.api_key not in output
+    await wait_for(lambda: _runs(bot, SHA1)[0].status == "completed", what="completion")
+    await wait_for(lambda: len(_our_comments(bot)) == 1, what="the PR comment")
+    [run] = _runs(bot, SHA1)
+    assert run.conclusion == "failure"
+    assert run.id == queued.id  # the same check run went queued -> completed
+    assert {a["path"] for a in run.annotations} == {"tests/test_api.py"}
+    assert len(run.annotations) == 2
+    assert run.details_url and run.details_url.endswith(f"/cycles/{run.external_id}")
+    [comment] = _our_comments(bot)
+    assert "<!-- aac:report:tests -->" in comment.body
+    assert "2 failed" in comment.body
+    first_comment_id = comment.id
+
+    # A new push: a new cycle and check run on the new sha, the same comment edited.
+    assert (
+        await bot.deliver("pull_request", pull_request("synchronize", 7, SHA2))
+    ).status_code == 202
+    await wait_for(lambda: len(_runs(bot, SHA2)) == 1, what="the new sha's check run")
+    code, output = await bot.report(
+        tmp_path, sha=SHA2, pr=7, junit=FAILING_JUNIT.replace(b"got 500", b"got 502"), run_id=1002
+    )
+    assert code == 0, output
+    await wait_for(lambda: _runs(bot, SHA2)[0].status == "completed", what="the new check run")
+
+    def comment_updated() -> bool:
+        comments = _our_comments(bot)
+        return len(comments) == 1 and SHA2[:7] in comments[0].body
+
+    await wait_for(comment_updated, what="the comment to be edited in place")
+    assert _our_comments(bot)[0].id == first_comment_id
+    cycles = await _cycles(bot)
+    assert [(c.sha, c.status) for c in cycles] == [(SHA1, "done"), (SHA2, "done")]
+    async with bot.runtime.sessions() as session:
+        deliveries = (
+            await session.execute(select(func.count()).select_from(WebhookDelivery))
+        ).scalar_one()
+    assert deliveries == 3  # installation, opened (once), synchronize
+
+
+async def test_pushing_before_results_supersedes_the_pending_cycle(bot: RunningBot) -> None:
+    await _install(bot)
+    await bot.deliver("pull_request", pull_request("opened", 9, SHA1))
+    await wait_for(lambda: len(_runs(bot, SHA1)) == 1, what="queued run")
+    await bot.deliver("pull_request", pull_request("synchronize", 9, SHA2))
+    await wait_for(lambda: len(_runs(bot, SHA2)) == 1, what="new queued run")
+    await wait_for(
+        lambda: _runs(bot, SHA1)[0].conclusion == "neutral", what="old run marked superseded"
+    )
+    cycles = await _cycles(bot)
+    assert [(c.sha, c.status) for c in cycles] == [(SHA1, "superseded"), (SHA2, "collecting")]
+    assert cycles[0].superseded_by == cycles[1].id
+
+
+async def test_forged_signature_is_401_and_stores_nothing(bot: RunningBot) -> None:
+    payload = pull_request("opened", 7, SHA1)
+    forged = await bot.deliver("pull_request", payload, secret="not-the-secret")
+    assert forged.status_code == 401
+    assert forged.json()["error"] == "signature_invalid"
+    unsigned = await bot.http.post(
+        f"{bot.url}/webhooks/github",
+        content=b"{}",
+        headers={"X-GitHub-Event": "ping", "X-GitHub-Delivery": "x"},
+    )
+    assert unsigned.status_code == 401
+    async with bot.runtime.sessions() as session:
+        for model in (WebhookDelivery, Job, TestCycle):
+            count = (await session.execute(select(func.count()).select_from(model))).scalar_one()
+            assert count == 0, model
+
+
+async def test_ping_and_unknown_events_answer_2xx(bot: RunningBot) -> None:
+    assert (await bot.deliver("ping", official_example("ping"))).status_code == 200
+    labeled = retarget(official_example("pull_request.labeled"))
+    assert (await bot.deliver("pull_request", labeled)).status_code == 202
+    assert (
+        await bot.deliver("star", {"action": "created", "sender": {"login": "x"}})
+    ).status_code == 202
+
+
+async def test_secondary_rate_limit_while_publishing(bot: RunningBot, tmp_path: Path) -> None:
+    await _install(bot)
+    await bot.deliver("pull_request", pull_request("opened", 7, SHA1))
+    await wait_for(lambda: len(_runs(bot, SHA1)) == 1, what="queued run")
+    bot.github.inject(
+        Fault("secondary_rate_limit", method="POST", path=r".*/issues/\d+/comments", retry_after=1)
+    )
+    code, output = await bot.report(tmp_path, sha=SHA1, pr=7, junit=FAILING_JUNIT)
+    assert code == 0, output
+    await wait_for(lambda: len(_our_comments(bot)) == 1, timeout=30, what="comment after reset")
+    limited = [r for r in bot.github.requests if r.status == 403 and r.path.endswith("/comments")]
+    assert len(limited) == 1
+    [run] = _runs(bot, SHA1)
+    assert run.status == "completed"
+    assert len(run.annotations) == 2  # nothing sent twice
+
+    async def publish_jobs_done() -> bool:
+        async with bot.runtime.sessions() as session:
+            query = select(Job.status).where(Job.kind == "publish_cycle")
+            return set((await session.execute(query)).scalars()) == {"done"}
+
+    await wait_for(publish_jobs_done, what="every publish job to finish, none dead")
+
+
+def _artifact_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("unit/TEST-api.xml", FAILING_JUNIT)
+        archive.writestr("coverage.json", b"{}")
+    return buffer.getvalue()
+
+
+async def test_workflow_run_with_artifact_publishes_without_aac_report(bot: RunningBot) -> None:
+    await _install(bot)
+    run_id = 555
+    bot.github.add_artifact(REPOSITORY, run_id, "test-results", _artifact_zip())
+    bot.github.add_artifact(REPOSITORY, run_id, "screenshots", b"not a zip")
+    payload = retarget(official_example("workflow_run.completed"))
+    payload["workflow_run"].update(
+        {
+            "id": run_id,
+            "name": "CI",
+            "head_sha": SHA1,
+            "head_branch": "feature",
+            "conclusion": "failure",
+            "run_attempt": 1,
+            "html_url": f"https://github.com/{REPOSITORY}/actions/runs/{run_id}",
+            "pull_requests": [{"number": 11, "base": {"ref": "main"}, "head": {"sha": SHA1}}],
+        }
+    )
+    assert (await bot.deliver("workflow_run", payload)).status_code == 202
+    await wait_for(
+        lambda: bool(_runs(bot, SHA1)) and _runs(bot, SHA1)[0].status == "completed",
+        what="the check run from the artifact",
+    )
+    await wait_for(lambda: len(_our_comments(bot)) == 1, what="the comment")
+    [cycle] = await _cycles(bot)
+    assert cycle.trigger == "workflow_run"
+    assert (cycle.total, cycle.failed, cycle.pr) == (3, 2, 11)
+    assert cycle.pipeline_id == str(run_id)
+
+
+async def test_check_run_buttons_and_chat_command(bot: RunningBot, tmp_path: Path) -> None:
+    await _install(bot)
+    await bot.deliver("pull_request", pull_request("opened", 7, SHA1))
+    await wait_for(lambda: len(_runs(bot, SHA1)) == 1, what="queued run")
+    await bot.report(tmp_path, sha=SHA1, pr=7, junit=FAILING_JUNIT)
+    await wait_for(lambda: _runs(bot, SHA1)[0].status == "completed", what="completion")
+    [cycle] = await _cycles(bot)
+
+    async def analyse_jobs() -> int:
+        async with bot.runtime.sessions() as session:
+            query = select(func.count()).select_from(Job).where(Job.kind == "analyse_cycle")
+            return int((await session.execute(query)).scalar_one())
+
+    assert await analyse_jobs() == 1
+    button = retarget(official_example("check_run.requested_action"))
+    button["check_run"]["external_id"] = cycle.id
+    button["check_run"]["head_sha"] = SHA1
+    button["requested_action"] = {"identifier": "aac-reanalyse"}
+    assert (await bot.deliver("check_run", button)).status_code == 202
+
+    async def reanalysed() -> bool:
+        return await analyse_jobs() == 2
+
+    await wait_for(reanalysed, what="a re-analysis from the button")
+
+    # /aac rerun from someone without write access is ignored politely.
+    comment = retarget(official_example("pull_request.opened"), sender="drive-by")
+    comment.update(
+        {
+            "action": "created",
+            "issue": {"number": 7, "pull_request": {"url": "x"}},
+            "comment": {"body": "/aac reanalyse please", "user": {"login": "drive-by"}},
+        }
+    )
+    assert (await bot.deliver("issue_comment", comment)).status_code == 202
+    bot.github.set_permission(REPOSITORY, "maintainer", "write")
+    trusted = {**comment, "comment": {"body": "/aac reanalyse", "user": {"login": "maintainer"}}}
+    trusted["sender"] = {"login": "maintainer", "type": "User"}
+    assert (await bot.deliver("issue_comment", trusted)).status_code == 202
+
+    async def three() -> bool:
+        return await analyse_jobs() == 3
+
+    await wait_for(three, what="a re-analysis from the maintainer's command")
+    permission_checks = [r for r in bot.github.requests if r.path.endswith("/permission")]
+    assert {r.path.rsplit("/", 2)[-2] for r in permission_checks} == {"drive-by", "maintainer"}
+
+
+async def test_events_caused_by_the_bot_are_ignored(bot: RunningBot) -> None:
+    await _install(bot)
+    payload = pull_request("opened", 7, SHA1)
+    payload["sender"] = {"login": BOT_LOGIN, "type": "Bot"}
+    assert (await bot.deliver("pull_request", payload)).status_code == 202
+
+    async def processed() -> bool:
+        async with bot.runtime.sessions() as session:
+            rows = (await session.execute(select(WebhookDelivery))).scalars().all()
+            return all(r.processed_at is not None for r in rows)
+
+    await wait_for(processed, what="the delivery to be processed")
+    assert await _cycles(bot) == []
+    assert bot.github.check_runs == {}
