@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -141,7 +140,9 @@ def _child(mode: str, path: str) -> None:
     cpu0, wall0 = time.process_time(), time.perf_counter()
     cases = run()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    # VmHWM is this process image's peak; ru_maxrss would carry the parent's across exec.
+    with open("/proc/self/status") as status:
+        peak_kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
     print(json.dumps({"cases": cases, "wall": wall, "cpu": cpu, "peak_mb": peak_kib / 1024}))
 
 

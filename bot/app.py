@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.api import cycles as cycles_api
-from bot.api import health, openapi, webhooks
+from bot.api import health, openapi, report_page, webhooks
 from bot.api.errors import ApiError, api_error_handler
 from bot.api.ratelimit import RateLimiter
 from bot.github_app import AppCache
@@ -109,7 +109,13 @@ def create_app(
             await app.state.delivery_writer.close()
             await runtime.close()
 
-    routes = [*health.ROUTES, *openapi.ROUTES, *cycles_api.ROUTES, *webhooks.ROUTES]
+    routes = [
+        *health.ROUTES,
+        *openapi.ROUTES,
+        *cycles_api.ROUTES,
+        *webhooks.ROUTES,
+        *report_page.ROUTES,
+    ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

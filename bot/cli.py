@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (default AAC_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default AAC_PORT or 8000)")
     serve.add_argument("--no-worker", action="store_true", help="web only; run `aac worker` apart")
+    serve.add_argument(
+        "--processes", type=int, default=1, help="web processes sharing the port (default 1)"
+    )
 
     worker = sub.add_parser("worker", help="run a worker only (scale out beside `aac serve`)")
     worker.add_argument("--concurrency", type=int, help="jobs in flight (AAC_WORKER_CONCURRENCY)")
@@ -96,6 +99,23 @@ def _parser() -> argparse.ArgumentParser:
     jretry = jobs.add_parser("retry", help="re-queue a dead job")
     jretry.add_argument("job_id", type=int)
 
+    gh = sub.add_parser("github-app", help="the GitHub App").add_subparsers(
+        dest="github_cmd", required=True
+    )
+    configure = gh.add_parser("configure", help="store an existing App's credentials")
+    configure.add_argument("--app-id", type=int, required=True)
+    configure.add_argument("--private-key-file", required=True, help="the App's PEM key")
+    configure.add_argument(
+        "--webhook-secret-stdin", action="store_true", help="read the webhook secret from stdin"
+    )
+    configure.add_argument("--slug", help="the App's slug (its bot is <slug>[bot])")
+    configure.add_argument(
+        "--api-url", default="https://api.github.com", help="GitHub Enterprise Server API URL"
+    )
+    link = gh.add_parser("link", help="map an installation to an organisation")
+    link.add_argument("--installation", type=int, required=True)
+    link.add_argument("--org", required=True)
+
     from bot.reporter.command import add_report_arguments
 
     report = sub.add_parser("report", help="upload test results from a CI job")
@@ -141,6 +161,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "integration": commands.integration,
         "keys": commands.keys,
         "jobs": commands.jobs,
+        "github-app": commands.github_app,
     }
     return table[args.command](args, settings)
 

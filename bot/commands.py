@@ -69,6 +69,8 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
     host = args.host or settings.host
     port = args.port or settings.port
+    if args.processes > 1:
+        return _serve_processes(args, settings, host, port)
 
     async def run(runtime: Runtime) -> None:
         await _ensure_migrated(runtime)
@@ -83,6 +85,36 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         await uvicorn.Server(config).serve()
 
     _with_runtime(settings, run)
+    return EXIT_OK
+
+
+def _serve_processes(args: argparse.Namespace, settings: Settings, host: str, port: int) -> int:
+    """Several uvicorn processes on one port, each with its own runtime and worker."""
+    import os
+
+    import uvicorn
+
+    async def prepare(runtime: Runtime) -> None:
+        await _ensure_migrated(runtime)
+
+    _with_runtime(settings, prepare)  # also creates the embedded key file once, up front
+    if args.no_worker:
+        os.environ["AAC_SERVE_NO_WORKER"] = "1"
+    say(
+        f"aac-bot listening on http://{host}:{port} with {args.processes} processes "
+        f"(database {_db_label(settings)})",
+        sys.stderr,
+    )
+    uvicorn.run(
+        "bot.asgi:create_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.processes,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
     return EXIT_OK
 
 
@@ -278,6 +310,57 @@ def jobs(args: argparse.Namespace, settings: Settings) -> int:
                     f"{job.id}\t{job.kind}\t{job.status}\tattempts {job.attempts}/"
                     f"{job.max_attempts}\t{job.run_at.isoformat(timespec='seconds')}\t{error}"
                 )
+            return EXIT_OK
+
+    return _with_runtime(settings, run)
+
+
+def github_app(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from bot.github_app import configure_app
+    from bot.handlers.installation import link_installation
+
+    if args.github_cmd == "configure":
+        if not args.webhook_secret_stdin:
+            raise CliError("pass --webhook-secret-stdin and pipe the App's webhook secret in", 2)
+        key_path = Path(args.private_key_file)
+        try:
+            pem = key_path.read_text()
+        except OSError as exc:
+            raise CliError(f"cannot read {key_path}: {exc.strerror}", EXIT_USAGE) from None
+        secret = sys.stdin.read().strip()
+        if not secret:
+            raise CliError("no webhook secret on stdin", EXIT_USAGE)
+
+    async def run(runtime: Runtime) -> int:
+        async with runtime.sessions.begin() as session:
+            if args.github_cmd == "configure":
+                try:
+                    app = await configure_app(
+                        session,
+                        runtime.vault,
+                        app_id=args.app_id,
+                        private_key_pem=pem,
+                        webhook_secret=secret,
+                        api_url=args.api_url,
+                        slug=args.slug,
+                    )
+                except ValueError as exc:
+                    raise CliError(f"{key_path}: {exc}", EXIT_USAGE) from None
+                say(f"GitHub App {app.app_id} configured for {app.api_url}")
+                say(
+                    f"next: point its webhook at {settings.public_url}/webhooks/github, then "
+                    "install it; installations link to the organisation named like the account, "
+                    "or use `aac github-app link`"
+                )
+                return EXIT_OK
+            organisation = await orgs.get_org(session, args.org)
+            try:
+                await link_installation(session, args.installation, organisation)
+            except LookupError as exc:
+                raise CliError(str(exc), EXIT_USAGE) from None
+            say(f"installation {args.installation} now publishes for {organisation.slug}")
             return EXIT_OK
 
     return _with_runtime(settings, run)

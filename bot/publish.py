@@ -14,6 +14,7 @@ from typing import Any
 from bot.analyse import load_org_cycle
 from bot.cycle_report import analyse_stored, cycle_context, report_for
 from bot.handlers.context import HandlerContext
+from bot.links import signed_report_url
 from bot.report.check_run import check_name, render_check_run
 from bot.report.comment import render_comment
 from bot.worker import PermanentJobError
@@ -101,7 +102,7 @@ class PublishCycle:
             raise PermanentJobError("payload has no cycle_id")
         runtime = self.hctx.runtime
         public_url = runtime.settings.public_url
-        details_url = f"{public_url}/cycles/{cycle_id}"
+        details_url = signed_report_url(public_url, runtime.vault.keyring, cycle_id)
         comment: CommentBody | None = None
         async with runtime.sessions() as session:
             cycle, org = await load_org_cycle(session, cycle_id)

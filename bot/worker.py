@@ -24,6 +24,7 @@ from storage.types import utcnow
 log = logging.getLogger("aac.worker")
 
 Handler = Callable[[ClaimedJob], Awaitable[None]]
+NOTIFY_COALESCE_SECONDS = 0.01
 
 
 class PermanentJobError(Exception):
@@ -63,11 +64,15 @@ class Worker:
         self.listen_dsn = listen_dsn
         self._wake = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._done_batch: dict[int, asyncio.Future[bool]] = {}
+        self._done_ready = asyncio.Event()
+        self._notified = False
         self.processed = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish or release the jobs in hand."""
         renewer = asyncio.create_task(self._renew_leases(stop))
+        completer = asyncio.create_task(self._complete_batches())
         listener = await self._listen()
         try:
             while not stop.is_set():
@@ -85,12 +90,17 @@ class Worker:
                 await self._idle(stop)
         finally:
             await self._drain()
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            for helper in (renewer, completer):
+                helper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper
             if listener is not None:
                 with contextlib.suppress(Exception):
                     await listener.close()
+
+    def _on_notify(self, *_args: Any) -> None:
+        self._notified = True
+        self._wake.set()
 
     def wake(self) -> None:
         """Look for work now (the in-process web app calls this after queuing a job)."""
@@ -109,6 +119,11 @@ class Worker:
         )
         for task in pending:
             task.cancel()
+        if self._notified:
+            # Every NOTIFY wakes every worker: a short pause lets one claim serve a burst
+            # instead of N workers racing for each job.
+            self._notified = False
+            await asyncio.sleep(NOTIFY_COALESCE_SECONDS)
 
     async def _claim(self, limit: int) -> list[ClaimedJob]:
         try:
@@ -155,10 +170,34 @@ class Worker:
                     exc_info=True,
                 )
             else:
-                await self._settle(queue.complete, job.id, self.worker_id)
-                self.processed += 1
+                if await self._complete(job.id):
+                    self.processed += 1
         finally:
             job_id_var.reset(token)
+
+    async def _complete(self, job_id: int) -> bool:
+        """Mark a job done, sharing one transaction with jobs that finish meanwhile."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._done_batch[job_id] = future
+        self._done_ready.set()
+        return await asyncio.shield(future)
+
+    async def _complete_batches(self) -> None:
+        while True:
+            await self._done_ready.wait()
+            self._done_ready.clear()
+            batch, self._done_batch = self._done_batch, {}
+            if not batch:
+                continue
+            try:
+                held = await self._settle(queue.complete_many, list(batch), self.worker_id)
+            except Exception as exc:
+                log.warning("could not record finished jobs", exc_info=True)
+                for future in batch.values():
+                    future.set_exception(exc)
+                continue
+            for job_id, future in batch.items():
+                future.set_result(job_id in held)
 
     async def _settle(self, operation: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
         async with self.sessions.begin() as session:
@@ -206,7 +245,7 @@ class Worker:
 
         try:
             connection = await asyncpg.connect(self.listen_dsn)
-            await connection.add_listener(queue.NOTIFY_CHANNEL, lambda *_: self._wake.set())
+            await connection.add_listener(queue.NOTIFY_CHANNEL, self._on_notify)
         except Exception:
             log.warning("LISTEN unavailable; falling back to polling", exc_info=True)
             return None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -68,21 +68,29 @@ async def enqueue(
         existing = await _pending_with_key(session, unique_key)
         if existing is not None:
             return existing
-    job = Job(
-        kind=kind,
-        payload=payload or {},
-        unique_key=unique_key,
-        run_at=run_at or utcnow(),
-        max_attempts=max_attempts,
+    now = utcnow()
+    # A Core INSERT ... RETURNING: the ORM's unit-of-work bookkeeping costs more than the
+    # statement itself on the enqueue hot path.
+    stmt = (
+        insert(Job)
+        .values(
+            kind=kind,
+            payload=payload or {},
+            unique_key=unique_key,
+            status=JobStatus.QUEUED,
+            attempts=0,
+            max_attempts=max_attempts,
+            run_at=run_at or now,
+            created_at=now,
+        )
+        .returning(Job.id)
     )
     if unique_key is None:
-        session.add(job)
-        await session.flush()
+        job_id = int((await session.execute(stmt)).scalar_one())
     else:
         try:
             async with session.begin_nested():
-                session.add(job)
-                await session.flush()
+                job_id = int((await session.execute(stmt)).scalar_one())
         except IntegrityError:
             # Another transaction queued the same key between our check and insert.
             existing = await _pending_with_key(session, unique_key)
@@ -97,7 +105,7 @@ async def enqueue(
                 "kind": kind,
             },
         )
-    return job.id
+    return job_id
 
 
 async def _pending_with_key(session: AsyncSession, unique_key: str) -> int | None:
@@ -176,6 +184,22 @@ async def complete(session: AsyncSession, job_id: int, worker_id: str) -> bool:
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def complete_many(session: AsyncSession, job_ids: list[int], worker_id: str) -> set[int]:
+    """Mark several held jobs done in one statement; returns the ids this worker still held."""
+    if not job_ids:
+        return set()
+    rows = await session.execute(
+        update(Job)
+        .where(
+            Job.id.in_(job_ids), Job.locked_by == worker_id, Job.status == JobStatus.RUNNING
+        )
+        .values(status=JobStatus.DONE, finished_at=utcnow(), lease_expires_at=None)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    )
+    return {int(row_id) for row_id in rows.scalars()}
 
 
 async def fail(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 import re
 import secrets
@@ -73,6 +75,7 @@ class Owner:
 class _Key:
     key_id: str
     aead: AESGCM
+    derived: bytes  # HMAC key for signed links, derived so the AES key itself is used once
 
 
 class Keyring:
@@ -91,9 +94,17 @@ class Keyring:
             if len(raw) != KEY_BYTES:
                 raise VaultError(f"key {key_id!r} must be {KEY_BYTES} bytes, got {len(raw)}")
             seen.add(key_id)
-            parsed.append(_Key(key_id, AESGCM(raw)))
+            derived = hmac.new(raw, b"aac|link-signing|v1", hashlib.sha256).digest()
+            parsed.append(_Key(key_id, AESGCM(raw), derived))
         self._keys = {k.key_id: k for k in parsed}
         self.current_id = parsed[0].key_id
+
+    def signing_key(self, key_id: str | None = None) -> bytes:
+        """A key for HMAC signatures (report links), derived from a vault key."""
+        key = self._keys.get(key_id or self.current_id)
+        if key is None:
+            raise VaultError(f"no key {key_id!r} in the keyring")
+        return key.derived
 
     @property
     def key_ids(self) -> list[str]:

@@ -164,3 +164,50 @@ def test_secrets_on_stdin_reach_neither_output_nor_logs(db: str) -> None:
     assert "token and webhook secret stored" in result.stdout
     assert TOKEN not in result.stdout + result.stderr
     assert "webhook-s3cret" not in result.stdout + result.stderr
+
+
+def test_github_app_configure_and_link(db: str, tmp_path: Path) -> None:
+    from tests.github_constants import _pem_pair
+
+    aac("db", "upgrade", db=db)
+    aac("org", "create", "octo-org", db=db)
+    pem = tmp_path / "app.pem"
+    pem.write_text(_pem_pair()[0])
+    early = aac("github-app", "link", "--installation", "77", "--org", "octo-org", db=db)
+    assert early.returncode == 2
+    assert "aac github-app configure" in early.stderr
+    missing = aac(
+        "github-app",
+        "configure",
+        "--app-id",
+        "1",
+        "--private-key-file",
+        str(tmp_path / "no.pem"),
+        "--webhook-secret-stdin",
+        db=db,
+        stdin="s3cret-hook\n",
+    )
+    assert missing.returncode == 2
+    assert "cannot read" in missing.stderr
+    done = aac(
+        "github-app",
+        "configure",
+        "--app-id",
+        "4242",
+        "--private-key-file",
+        str(pem),
+        "--webhook-secret-stdin",
+        "--slug",
+        "aac-test",
+        db=db,
+        stdin="s3cret-hook\n",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "/webhooks/github" in done.stdout
+    linked = aac("github-app", "link", "--installation", "77", "--org", "octo-org", db=db)
+    assert linked.returncode == 0, linked.stderr
+    assert "publishes for octo-org" in linked.stdout
+    for path in tmp_path.glob("aac.db*"):
+        data = path.read_bytes()
+        assert b"s3cret-hook" not in data
+        assert b"PRIVATE KEY" not in data

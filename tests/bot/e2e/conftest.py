@@ -171,11 +171,14 @@ async def bot(
         )
         org = await orgs.create_org(session, OWNER)
         _, key = await apikeys.create_api_key(session, org, "ci")
-    shared = ProviderShared(github=GithubShared(pacing_seconds=0.01))
-    app = create_app(runtime, handlers=job_handlers(runtime, shared), run_worker=True)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    runtime.settings = runtime.settings.model_copy(
+        update={"public_url": f"http://127.0.0.1:{port}"}
+    )
+    shared = ProviderShared(github=GithubShared(pacing_seconds=0.01))
+    app = create_app(runtime, handlers=job_handlers(runtime, shared), run_worker=True)
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", access_log=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     await wait_for(lambda: server.started, 10, "the bot to start")

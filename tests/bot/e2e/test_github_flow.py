@@ -103,7 +103,7 @@ async def test_pull_request_report_and_push(bot: RunningBot, tmp_path: Path) -> 
     assert {a["path"] for a in run.annotations} == {"tests/test_api.py"}
     assert len(run.annotations) == 2
     assert run.details_url
-    assert run.details_url.endswith(f"/cycles/{run.external_id}")
+    assert f"/cycles/{run.external_id}?exp=" in run.details_url
     [comment] = _our_comments(bot)
     assert "<!-- aac:report:tests -->" in comment.body
     assert "2 failed" in comment.body

@@ -1,0 +1,82 @@
+"""``GET /cycles/{id}``: the full report page, for a signed link or an organisation API key."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from bot.api.auth import require_api_key
+from bot.api.errors import ApiError
+from bot.cycle_report import analyse_stored, report_for
+from bot.links import verify_report_link
+from bot.report.page import SuitePoint, render_page
+from bot.runtime import Runtime
+from storage.models import TestCycle
+
+CHART_CYCLES = 30
+# Nothing external, no scripts: the page is data someone's test output helped write.
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'"
+
+
+async def report_page(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    cycle_id = request.path_params["cycle_id"]
+    params = request.query_params
+    async with runtime.sessions() as session:
+        if "sig" in params or "authorization" not in request.headers:
+            if not verify_report_link(
+                runtime.vault.keyring,
+                cycle_id,
+                exp=params.get("exp"),
+                kid=params.get("kid"),
+                sig=params.get("sig"),
+            ):
+                raise ApiError(
+                    403,
+                    "forbidden",
+                    "this report link is invalid or has expired; "
+                    "open the newest one from the check run, or send an API key",
+                )
+            cycle = await session.get(TestCycle, cycle_id)
+        else:
+            key = await require_api_key(request, session)
+            cycle = await session.get(TestCycle, cycle_id)
+            if cycle is not None and cycle.org_id != key.org_id:
+                cycle = None
+        if cycle is None:
+            raise ApiError(404, "cycle_not_found", f"no cycle {cycle_id}")
+        analysis = await analyse_stored(session, cycle)
+        model = report_for(cycle, analysis, runtime.settings.public_url)
+        earlier = (
+            await session.execute(
+                select(TestCycle)
+                .where(
+                    TestCycle.org_id == cycle.org_id,
+                    TestCycle.repository == cycle.repository,
+                    TestCycle.suite == cycle.suite,
+                    TestCycle.total > 0,
+                    TestCycle.created_at <= cycle.created_at,
+                )
+                .order_by(TestCycle.created_at.desc())
+                .limit(CHART_CYCLES)
+            )
+        ).scalars()
+        chart = [
+            SuitePoint(c.sha[:7], (c.passed + c.flaky) / max(1, c.total), c.duration)
+            for c in reversed(list(earlier))
+        ]
+    html = render_page(model, chart=chart, recent=analysis.history.recent)
+    return HTMLResponse(
+        html,
+        headers={
+            "Content-Security-Policy": CSP,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+ROUTES = [Route("/cycles/{cycle_id}", report_page)]
