@@ -192,9 +192,7 @@ async def complete_many(session: AsyncSession, job_ids: list[int], worker_id: st
         return set()
     rows = await session.execute(
         update(Job)
-        .where(
-            Job.id.in_(job_ids), Job.locked_by == worker_id, Job.status == JobStatus.RUNNING
-        )
+        .where(Job.id.in_(job_ids), Job.locked_by == worker_id, Job.status == JobStatus.RUNNING)
         .values(status=JobStatus.DONE, finished_at=utcnow(), lease_expires_at=None)
         .returning(Job.id)
         .execution_options(synchronize_session=False)
