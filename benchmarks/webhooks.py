@@ -103,7 +103,7 @@ def install_node_side(work: Path) -> bool:
 
 
 def start_bot(
-    work: Path, port: int, processes: int
+    work: Path, port: int, processes: int, no_worker: bool = False
 ) -> tuple[subprocess.Popen[bytes], dict[str, str], Path]:
     db = work / "bench.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AAC_")}
@@ -141,7 +141,8 @@ def start_bot(
     )
     log = work / "bot.log"
     proc = subprocess.Popen(
-        [*AAC, "serve", "--port", str(port), "--processes", str(processes)],
+        [*AAC, "serve", "--port", str(port), "--processes", str(processes)]
+        + (["--no-worker"] if no_worker else []),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb"),
@@ -201,6 +202,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--processes", type=int, default=2, help="aac serve --processes")
     parser.add_argument("--no-probot", action="store_true")
+    parser.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="diagnostic: intake alone, jobs left queued (not the embedded default)",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install wrk")
@@ -213,7 +219,7 @@ def main() -> None:
     marker = json.loads(body.read_bytes())["pull_request"]["title"]
     rows: list[tuple[str, int, dict[str, float]]] = []
     port = free_port()
-    bot, _env, log = start_bot(work, port, args.processes)
+    bot, _env, log = start_bot(work, port, args.processes, args.no_worker)
     url = f"http://127.0.0.1:{port}/webhooks/github"
     try:
         run_wrk(url, good, 16, 3)  # warm-up

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zlib
 
 from sqlalchemy import select
 
@@ -44,8 +45,8 @@ class WebhookEventJob:
             if delivery is None:
                 raise PermanentJobError(f"delivery {delivery_id} no longer exists")
             try:
-                payload = json.loads(delivery.body)
-            except json.JSONDecodeError:
+                payload = json.loads(zlib.decompress(delivery.body))
+            except (json.JSONDecodeError, zlib.error):
                 raise PermanentJobError("delivery body is not JSON") from None
             if not isinstance(payload, dict):
                 raise PermanentJobError("delivery body is not a JSON object")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,7 @@ class Pending:
     provider: str
     delivery_id: str
     event: str
-    body: str
+    body: bytes  # zlib-compressed
     org_id: int | None
     done: asyncio.Future[bool] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -55,7 +56,7 @@ class DeliveryWriter:
         """Persist a delivery and queue its job; False when it was already received."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
-        item = Pending(provider, delivery_id, event, body.decode("utf-8", "replace"), org_id)
+        item = Pending(provider, delivery_id, event, zlib.compress(body, 1), org_id)
         await self._queue.put(item)
         return await item.done
 
@@ -100,14 +101,15 @@ class DeliveryWriter:
             for p in unique.values()
         ]
         dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        # One cached statement run with many parameter sets: SQLAlchemy batches it into
+        # multi-row INSERTs ("insertmanyvalues") without compiling a new statement per batch.
         stmt = (
             dialect_insert(WebhookDelivery)
-            .values(rows)
             .on_conflict_do_nothing(index_elements=["provider", "delivery_id"])
             .returning(WebhookDelivery.id, WebhookDelivery.provider, WebhookDelivery.delivery_id)
         )
         async with self.sessions.begin() as session:
-            inserted = (await session.execute(stmt)).all()
+            inserted = (await session.execute(stmt, rows)).all()
             if inserted:
                 await session.execute(
                     insert(Job),
