@@ -68,6 +68,14 @@ def organisation_secrets(vault: Vault, org: Organization) -> list[str]:
     return values
 
 
+def organisation_redactor(
+    runtime: Runtime, org: Organization, config: LlmConfig | None = None
+) -> Redactor:
+    """Redacts the organisation's stored secrets and the LLM key, plus credential shapes."""
+    config = config or llm_config_for(runtime, org)
+    return Redactor([*organisation_secrets(runtime.vault, org), config.api_key or ""])
+
+
 def llm_config_for(runtime: Runtime, org: Organization) -> LlmConfig:
     """The operator's LLM settings, overridden by the organisation's own (model, key)."""
     base = LlmConfig.from_settings(runtime.settings)
@@ -109,11 +117,9 @@ class AnalyseCycle:
                 return
             org = await session.get(Organization, cycle.org_id)
             assert org is not None
-            analysis = await analyse_stored(session, cycle)
             config = llm_config_for(self.runtime, org)
-            redactor = Redactor(
-                [*organisation_secrets(self.runtime.vault, org), config.api_key or ""]
-            )
+            redactor = organisation_redactor(self.runtime, org, config)
+            analysis = await analyse_stored(session, cycle, redactor)
         ctx = cycle_context(cycle)
         hosts = {urlparse(public_url).hostname or "", "github.com"}
         if ctx.pipeline_url:

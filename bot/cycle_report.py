@@ -6,6 +6,7 @@ answer is read from the cycle's stored analysis.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import cycles
 from bot.analysis.clusters import cluster_failures, flaky_results
 from bot.analysis.model import ClusterExplanation, FailureCluster, LlmSummary
+from bot.analysis.redact import Redactor
 from bot.analysis.verdicts import TestHistory, compute_deltas, decide_verdicts
 from bot.ci_context import CiContext
 from bot.history import load_history
@@ -46,9 +48,23 @@ def cycle_context(cycle: TestCycle) -> CiContext:
     )
 
 
-async def analyse_stored(session: AsyncSession, cycle: TestCycle) -> CycleAnalysis:
-    """Results, failure clusters and history for a cycle."""
-    results = await cycles.load_results(session, cycle.id)
+def redact_result(result: TestCaseResult, redactor: Redactor) -> TestCaseResult:
+    """A copy of a result with secrets removed from every text it carries."""
+    return dataclasses.replace(
+        result,
+        message=redactor.redact_optional(result.message),
+        stack_trace=redactor.redact_optional(result.stack_trace),
+        stdout_tail=redactor.redact_optional(result.stdout_tail),
+        stderr_tail=redactor.redact_optional(result.stderr_tail),
+    )
+
+
+async def analyse_stored(
+    session: AsyncSession, cycle: TestCycle, redactor: Redactor
+) -> CycleAnalysis:
+    """Results (redacted: everything downstream is shown or posted), failure clusters and
+    history for a cycle."""
+    results = [redact_result(r, redactor) for r in await cycles.load_results(session, cycle.id)]
     clusters = cluster_failures(results)
     interesting = {t.test_id for c in clusters for t in c.tests}
     interesting |= {r.test_id for r in flaky_results(results)}

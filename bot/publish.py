@@ -11,7 +11,7 @@ import dataclasses
 import logging
 from typing import Any
 
-from bot.analyse import load_org_cycle
+from bot.analyse import load_org_cycle, organisation_redactor
 from bot.cycle_report import analyse_stored, cycle_context, report_for
 from bot.handlers.context import HandlerContext
 from bot.links import signed_report_url
@@ -117,7 +117,9 @@ class PublishCycle:
             )
             status = interim_status(cycle, details_url)
             if status is None:
-                model = report_for(cycle, await analyse_stored(session, cycle), public_url)
+                redactor = organisation_redactor(runtime, org)
+                analysis = await analyse_stored(session, cycle, redactor)
+                model = report_for(cycle, analysis, public_url)
                 rendered = render_check_run(model, provider.limits)
                 status = dataclasses.replace(
                     rendered,

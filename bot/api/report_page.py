@@ -7,13 +7,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from bot.analyse import organisation_redactor
 from bot.api.auth import require_api_key
 from bot.api.errors import ApiError
 from bot.cycle_report import analyse_stored, report_for
 from bot.links import verify_report_link
 from bot.report.page import SuitePoint, render_page
 from bot.runtime import Runtime
-from storage.models import TestCycle
+from storage.models import Organization, TestCycle
 
 CHART_CYCLES = 30
 # Nothing external, no scripts: the page is data someone's test output helped write.
@@ -47,7 +48,9 @@ async def report_page(request: Request) -> Response:
                 cycle = None
         if cycle is None:
             raise ApiError(404, "cycle_not_found", f"no cycle {cycle_id}")
-        analysis = await analyse_stored(session, cycle)
+        org = await session.get(Organization, cycle.org_id)
+        assert org is not None
+        analysis = await analyse_stored(session, cycle, organisation_redactor(runtime, org))
         model = report_for(cycle, analysis, runtime.settings.public_url)
         earlier = (
             await session.execute(

@@ -10,15 +10,22 @@ from tests.bot.api.conftest import ApiHarness
 from tests.bot.api.test_cycles_api import CONTEXT, JUNIT
 
 
-async def make_analysed_cycle(api: ApiHarness, *, sha: str = "a" * 40) -> str:
+async def make_analysed_cycle(
+    api: ApiHarness, *, sha: str = "a" * 40, leak: str | None = None
+) -> str:
     from bot.analyse import AnalyseCycle
 
     headers = api.auth()
     cycle = (
         await api.client.post("/api/v1/cycles", json={**CONTEXT, "sha": sha}, headers=headers)
     ).json()
+    junit = (
+        JUNIT
+        if leak is None
+        else JUNIT.replace(b"division by zero<", f"division by zero (token {leak})<".encode(), 1)
+    )
     await api.client.post(
-        cycle["upload_url"], content=JUNIT, headers={**headers, "X-Filename": "junit.xml"}
+        cycle["upload_url"], content=junit, headers={**headers, "X-Filename": "junit.xml"}
     )
     await api.client.post(cycle["complete_url"], json={"exit_code": 1}, headers=headers)
     async with api.runtime.sessions.begin() as session:

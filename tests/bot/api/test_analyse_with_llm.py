@@ -1,0 +1,86 @@
+"""The analyse job with a real litellm call to the local fake model server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+
+from storage import orgs
+from storage.models import TestCycle
+from tests.bot.api.conftest import ApiHarness
+from tests.bot.api.test_report_page import make_analysed_cycle
+from tests.fakes.llm import FakeLlmServer, running_fake_llm
+
+ORG_LLM_KEY = "sk-org-" + "k" * 24
+GITHUB_TOKEN = "ghp_" + "Q" * 36
+
+
+@pytest.fixture
+def fake_llm() -> Iterator[FakeLlmServer]:
+    with running_fake_llm(slow_seconds=3.0) as server:
+        yield server
+
+
+async def test_summary_is_stored_redacted_and_cached(
+    api: ApiHarness, fake_llm: FakeLlmServer
+) -> None:
+    api.runtime.settings = api.runtime.settings.model_copy(
+        update={"llm_model": "openai/fake-model", "llm_timeout": 5.0}
+    )
+    async with api.runtime.sessions.begin() as session:
+        org = await orgs.get_org(session, "acme")
+        # The organisation's own key and endpoint, from the vault.
+        await orgs.set_integration(
+            session, api.runtime.vault, org, "llm", token=ORG_LLM_KEY, base_url=fake_llm.base_url
+        )
+        await orgs.set_integration(session, api.runtime.vault, org, "github", token=GITHUB_TOKEN)
+    first = await make_analysed_cycle(api, sha="a" * 40, leak=GITHUB_TOKEN)
+    assert len(fake_llm.requests) == 1
+    request = fake_llm.requests[0]
+    assert request.headers.get("authorization") == f"Bearer {ORG_LLM_KEY}"
+    assert GITHUB_TOKEN not in request.text
+    assert "ZeroDivisionError" in request.text
+    async with api.runtime.sessions() as session:
+        cycle = await session.get(TestCycle, first)
+        assert cycle is not None
+        assert cycle.analysis is not None
+        assert cycle.analysis["llm_reason"] == "ok"
+        assert cycle.analysis["llm"]["summary"]
+    # The same failures again (a re-run on another commit): answered from the cache.
+    second = await make_analysed_cycle(api, sha="b" * 40, leak=GITHUB_TOKEN)
+    assert len(fake_llm.requests) == 1
+    async with api.runtime.sessions() as session:
+        rows = (await session.execute(select(TestCycle).where(TestCycle.id == second))).scalars()
+        [cycle] = list(rows)
+        assert cycle.analysis is not None
+        assert cycle.analysis["llm_reason"] == "cached"
+    page = await api.client.get(f"/cycles/{second}", headers=api.auth())
+    assert "AI analysis" in page.text
+    assert GITHUB_TOKEN not in page.text
+
+
+async def test_model_failure_falls_back_to_the_deterministic_report(
+    api: ApiHarness, fake_llm: FakeLlmServer
+) -> None:
+    from tests.fakes.llm import Behaviour
+
+    fake_llm.script(Behaviour.ERROR_500, Behaviour.ERROR_500, Behaviour.ERROR_500)
+    api.runtime.settings = api.runtime.settings.model_copy(
+        update={
+            "llm_model": "openai/fake-model",
+            "llm_api_base": fake_llm.base_url,
+            "llm_api_key": "sk-test",
+            "llm_timeout": 5.0,
+        }
+    )
+    cycle_id = await make_analysed_cycle(api)
+    async with api.runtime.sessions() as session:
+        cycle = await session.get(TestCycle, cycle_id)
+        assert cycle is not None
+        assert cycle.status == "done"
+        assert cycle.analysis is not None
+        assert cycle.analysis["llm"] is None
+        assert cycle.analysis["llm_note"]
+        assert "500" not in cycle.analysis["llm_note"]
