@@ -130,6 +130,8 @@ def create_app(
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     app.state.wake_worker = None
     app.state.github_apps = AppCache()
-    app.state.delivery_writer = DeliveryWriter(runtime.sessions, runtime.engine.dialect.name)
+    app.state.delivery_writer = DeliveryWriter(
+        runtime.sessions, runtime.engine.dialect.name, sqlite_path=settings.sqlite_path
+    )
     app.add_middleware(RequestIdMiddleware)
     return app

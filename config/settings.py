@@ -31,7 +31,7 @@ class Settings(BaseModel):
     port: int = Field(default=8000, ge=1, le=65535)
 
     # Worker
-    worker_concurrency: int = Field(default=4, ge=1, le=256)
+    worker_concurrency: int = Field(default=16, ge=1, le=256)
     worker_poll_interval: float = Field(default=0.5, gt=0, le=60)
     job_lease_seconds: float = Field(default=60.0, ge=1, le=3600)
     job_max_attempts: int = Field(default=5, ge=1, le=100)

@@ -66,7 +66,10 @@ class WebhookEventJob:
                 },
             )
             if isinstance(action, Ignore):
+                # No write at all: most deliveries are ignored, and on SQLite every write
+                # transaction competes with webhook intake for the one writer lock.
                 log.info("webhook ignored: %s", action.reason)
+                return
             elif isinstance(action, InstallationChanged):
                 await apply_installation_change(session, action)
             elif isinstance(action, StartPullRequestCycles):

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import sqlite3
+import threading
 import zlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, text
@@ -44,11 +49,21 @@ class Pending:
 class DeliveryWriter:
     """Batches concurrent deliveries into one transaction; ``submit`` returns once committed."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], dialect: str) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        dialect: str,
+        *,
+        sqlite_path: Path | None = None,
+    ) -> None:
         self.sessions = sessions
         self.dialect = dialect
         self._queue: asyncio.Queue[Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        # On SQLite the batch is written by one blocking call in a thread: every await on the
+        # async driver waits for a turn of an event loop busy with HTTP, and five such turns
+        # per batch cost more than the write itself.
+        self._sqlite = SqliteBatchWriter(sqlite_path) if sqlite_path is not None else None
 
     async def submit(
         self, provider: str, delivery_id: str, event: str, body: bytes, org_id: int | None = None
@@ -65,6 +80,8 @@ class DeliveryWriter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._sqlite is not None:
+            self._sqlite.close()
 
     async def _run(self) -> None:
         while True:
@@ -89,6 +106,10 @@ class DeliveryWriter:
         unique: dict[tuple[str, str], Pending] = {}
         for item in batch:
             unique.setdefault((item.provider, item.delivery_id), item)
+        if self._sqlite is not None:
+            sqlite_writer = self._sqlite
+            keys = await asyncio.to_thread(sqlite_writer.write, list(unique.values()), now)
+            return [unique[key] for key in keys]
         rows: list[dict[str, Any]] = [
             {
                 "provider": p.provider,
@@ -131,3 +152,73 @@ class DeliveryWriter:
                         text("SELECT pg_notify(:c, :k)"), {"c": NOTIFY_CHANNEL, "k": WEBHOOK_JOB}
                     )
         return [unique[(row.provider, row.delivery_id)] for row in inserted]
+
+
+class SqliteBatchWriter:
+    """Writes a batch of deliveries and their jobs in one SQLite transaction, synchronously.
+
+    The SQL mirrors storage.models (WebhookDelivery, Job) as the ORM stores them on SQLite:
+    naive UTC timestamps, JSON as text. tests/bot/webhooks/test_intake.py reads the rows back
+    through the ORM on both engines.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=10, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=10000")
+            self._conn = conn
+        return self._conn
+
+    def write(self, items: list[Pending], now: datetime) -> list[tuple[str, str]]:
+        """Insert new deliveries and their jobs; returns the (provider, id) keys inserted."""
+        stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                inserted: list[tuple[int, str, str]] = []
+                for item in items:
+                    row = conn.execute(
+                        "INSERT INTO webhook_deliveries "
+                        "(provider, delivery_id, event, org_id, body, received_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (provider, delivery_id) DO NOTHING RETURNING id",
+                        (
+                            item.provider,
+                            item.delivery_id,
+                            item.event,
+                            item.org_id,
+                            item.body,
+                            stamp,
+                        ),
+                    ).fetchone()
+                    if row is not None:
+                        inserted.append((int(row[0]), item.provider, item.delivery_id))
+                conn.executemany(
+                    "INSERT INTO jobs (kind, payload, status, attempts, max_attempts, run_at, "
+                    "created_at) VALUES (?, ?, 'queued', 0, 5, ?, ?)",
+                    [
+                        (WEBHOOK_JOB, json.dumps({"delivery": i, "provider": p}), stamp, stamp)
+                        for i, p, _d in inserted
+                    ],
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return [(p, d) for _i, p, d in inserted]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
