@@ -1,0 +1,129 @@
+"""Pure mapping of GitHub's official webhook examples to what the bot does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.events import (
+    CancelPullRequestCycles,
+    Ignore,
+    IngestWorkflowRun,
+    InstallationChanged,
+    Rerun,
+    StartPullRequestCycles,
+    map_github_event,
+)
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "github" / "webhooks"
+BOT = {"aac-test[bot]"}
+
+
+def example(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
+    return data
+
+
+@pytest.mark.parametrize("action", ["opened", "synchronize", "reopened", "ready_for_review"])
+def test_pull_request_actions_start_cycles(action: str) -> None:
+    payload = example(f"pull_request.{action}")
+    mapped = map_github_event("pull_request", payload, bot_logins=BOT)
+    assert isinstance(mapped, StartPullRequestCycles)
+    assert mapped.repository == payload["repository"]["full_name"]
+    assert mapped.pr == payload["number"]
+    assert mapped.sha == payload["pull_request"]["head"]["sha"]
+    assert mapped.base_ref == payload["pull_request"]["base"]["ref"]
+    assert mapped.draft == bool(payload["pull_request"]["draft"])
+
+
+def test_closed_cancels_and_other_actions_are_ignored() -> None:
+    closed = map_github_event("pull_request", example("pull_request.closed"), bot_logins=BOT)
+    assert isinstance(closed, CancelPullRequestCycles)
+    labeled = map_github_event("pull_request", example("pull_request.labeled"), bot_logins=BOT)
+    assert isinstance(labeled, Ignore)
+
+
+def test_workflow_run_completed_is_pipeline_finished() -> None:
+    payload = example("workflow_run.completed")
+    mapped = map_github_event("workflow_run", payload, bot_logins=BOT)
+    assert isinstance(mapped, IngestWorkflowRun)
+    assert mapped.run_id == payload["workflow_run"]["id"]
+    assert mapped.sha == payload["workflow_run"]["head_sha"]
+    assert mapped.pr is None  # the official example has no pull requests
+    requested = map_github_event("workflow_run", example("workflow_run.requested"), bot_logins=BOT)
+    assert isinstance(requested, Ignore)
+
+
+def test_check_suite_and_check_run_reruns() -> None:
+    suite = map_github_event("check_suite", example("check_suite.rerequested"), bot_logins=BOT)
+    assert isinstance(suite, Rerun)
+    assert suite.sha == example("check_suite.rerequested")["check_suite"]["head_sha"]
+    assert isinstance(
+        map_github_event("check_suite", example("check_suite.requested"), bot_logins=BOT), Ignore
+    )
+    rerun = map_github_event("check_run", example("check_run.rerequested"), bot_logins=BOT)
+    assert isinstance(rerun, Rerun)
+    assert not rerun.reanalyse
+    # The official example's button is someone else's ("lgtm|..."): not ours.
+    foreign = map_github_event("check_run", example("check_run.requested_action"), bot_logins=BOT)
+    assert isinstance(foreign, Ignore)
+    ours = example("check_run.requested_action")
+    ours["requested_action"] = {"identifier": "aac-reanalyse"}
+    ours["check_run"]["external_id"] = "cycle-1"
+    mapped = map_github_event("check_run", ours, bot_logins=BOT)
+    assert isinstance(mapped, Rerun)
+    assert mapped.reanalyse
+    assert mapped.cycle_id == "cycle-1"
+
+
+def test_chat_commands_need_a_pull_request_and_a_command() -> None:
+    payload = {
+        "action": "created",
+        "issue": {"number": 3, "pull_request": {"url": "x"}},
+        "comment": {"body": "Thanks!\n/aac rerun", "user": {"login": "dev"}},
+        "repository": {"full_name": "o/r"},
+        "sender": {"login": "dev"},
+    }
+    mapped = map_github_event("issue_comment", payload, bot_logins=BOT)
+    assert isinstance(mapped, Rerun)
+    assert (mapped.pr, mapped.requested_by, mapped.reanalyse) == (3, "dev", False)
+    assert mapped.needs_permission_check
+    chatter = {**payload, "comment": {"body": "looks good", "user": {"login": "dev"}}}
+    assert isinstance(map_github_event("issue_comment", chatter, bot_logins=BOT), Ignore)
+    on_issue = {**payload, "issue": {"number": 3}}
+    assert isinstance(map_github_event("issue_comment", on_issue, bot_logins=BOT), Ignore)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "installation.created",
+        "installation.deleted",
+        "installation.suspend",
+        "installation.unsuspend",
+        "installation.new_permissions_accepted",
+        "installation_repositories.added",
+        "installation_repositories.removed",
+    ],
+)
+def test_installation_events(name: str) -> None:
+    payload = example(name)
+    event = name.split(".")[0]
+    mapped = map_github_event(event, payload, bot_logins=BOT)
+    assert isinstance(mapped, InstallationChanged)
+    assert mapped.installation_id == payload["installation"]["id"]
+    assert mapped.action == f"{event}.{payload['action']}"
+    if name == "installation_repositories.removed":
+        assert mapped.repositories_removed
+    if name == "installation_repositories.added":
+        assert mapped.repositories_added
+
+
+def test_own_events_and_unknown_events_are_ignored() -> None:
+    payload = example("pull_request.opened")
+    payload["sender"]["login"] = "aac-test[bot]"
+    assert isinstance(map_github_event("pull_request", payload, bot_logins=BOT), Ignore)
+    assert isinstance(map_github_event("star", {"action": "created"}, bot_logins=BOT), Ignore)
