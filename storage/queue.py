@@ -8,6 +8,7 @@ picked with FOR UPDATE SKIP LOCKED so many workers never contend for the same ro
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +21,10 @@ from storage.models import Job
 from storage.types import utcnow
 
 NOTIFY_CHANNEL = "aac_jobs"
+# PostgreSQL serialises the commits of transactions that NOTIFY. Under a stream of enqueues one
+# notification per interval wakes idle workers; busy workers claim again without waiting, and
+# a job enqueued inside the interval waits at most one poll interval.
+NOTIFY_INTERVAL_SECONDS = 0.05
 MAX_ERROR_CHARS = 4000
 
 
@@ -97,7 +102,7 @@ async def enqueue(
             if existing is None:
                 raise
             return existing
-    if session.get_bind().dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql" and _notify_due():
         await session.execute(
             text("SELECT pg_notify(:channel, :kind)"),
             {
@@ -106,6 +111,28 @@ async def enqueue(
             },
         )
     return job_id
+
+
+class _NotifyThrottle:
+    """At most one NOTIFY per interval from this process."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.last = float("-inf")
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            return False
+        self.last = now
+        return True
+
+
+_throttle = _NotifyThrottle(NOTIFY_INTERVAL_SECONDS)
+
+
+def _notify_due() -> bool:
+    return _throttle.due()
 
 
 async def _pending_with_key(session: AsyncSession, unique_key: str) -> int | None:
