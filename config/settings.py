@@ -34,7 +34,6 @@ class Settings(BaseModel):
     worker_concurrency: int = Field(default=16, ge=1, le=256)
     worker_poll_interval: float = Field(default=0.5, gt=0, le=60)
     job_lease_seconds: float = Field(default=60.0, ge=1, le=3600)
-    job_max_attempts: int = Field(default=5, ge=1, le=100)
 
     # CI API
     max_result_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
