@@ -99,6 +99,8 @@ def render_page(
     totals = model.totals
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        # An empty inline icon: otherwise the browser asks for /favicon.ico and logs a 404.
+        "<link rel='icon' href='data:,'>",
         f"<title>{escape(ident.repository)} · {escape(ident.suite)} · {ident.short_sha}</title>",
         f"<style>{CSS}</style></head><body><main>",
         f"<h1>{escape(headline(model, icon=False))}</h1>",
