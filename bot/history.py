@@ -10,15 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analysis.verdicts import BaseCycle, TestHistory
-from bot.results.model import TestStatus
+from bot.results.model import TestStatus, make_test_id
 from storage.models import TestCycle, TestResultRow
 
 RECENT_RUNS = 10
 FINISHED = ("done",)
-
-
-def _test_id(classname: str, name: str) -> str:
-    return f"{classname}::{name}" if classname else name
 
 
 def _branch_refs(base_ref: str) -> list[str]:
@@ -36,7 +32,7 @@ async def _statuses(
     )
     found: dict[str, TestStatus] = {}
     for classname, name, status in rows.all():
-        test_id = _test_id(classname, name)
+        test_id = make_test_id(classname, name)
         if test_ids is None or test_id in test_ids:
             found[test_id] = TestStatus(status)
     return found

@@ -102,7 +102,7 @@ async def enqueue(
             if existing is None:
                 raise
             return existing
-    if session.get_bind().dialect.name == "postgresql" and _notify_due():
+    if session.get_bind().dialect.name == "postgresql" and _throttle.due():
         await session.execute(
             text("SELECT pg_notify(:channel, :kind)"),
             {
@@ -129,10 +129,6 @@ class _NotifyThrottle:
 
 
 _throttle = _NotifyThrottle(NOTIFY_INTERVAL_SECONDS)
-
-
-def _notify_due() -> bool:
-    return _throttle.due()
 
 
 async def _pending_with_key(session: AsyncSession, unique_key: str) -> int | None:

@@ -41,4 +41,9 @@ class TestCaseResult:
     @property
     def test_id(self) -> str:
         """Stable identity of a test across runs: class and name."""
-        return f"{self.classname}::{self.name}" if self.classname else self.name
+        return make_test_id(self.classname, self.name)
+
+
+def make_test_id(classname: str, name: str) -> str:
+    """The identity verdicts and history match tests by, from stored class and name."""
+    return f"{classname}::{name}" if classname else name
