@@ -13,7 +13,7 @@ from bot.ci_context import CiContext
 from bot.cycles import queue_publish
 from bot.events import CancelPullRequestCycles, StartPullRequestCycles
 from bot.handlers.context import HandlerContext
-from bot.handlers.repo_files import read_repo_config
+from bot.handlers.repo_files import github_provider, read_repo_config
 from storage.models import Installation, Organization, TestCycle
 from storage.types import utcnow
 
@@ -47,9 +47,12 @@ async def start_pull_request_cycles(
     org = await installation_org(session, action.installation_id)
     if org is None:
         return []
-    config = await read_repo_config(
+    provider = await github_provider(
         hctx, session, org, action.repository, action.sha, action.installation_id
     )
+    if provider is None:
+        return []
+    config = await read_repo_config(provider, action.repository, action.sha)
     if config is None:
         return []
     suites = config.suites_for("pull_request", draft=action.draft)

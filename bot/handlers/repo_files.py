@@ -33,17 +33,9 @@ async def github_provider(
 
 
 async def read_repo_config(
-    hctx: HandlerContext,
-    session: AsyncSession,
-    org: Organization,
-    repository: str,
-    sha: str,
-    installation_id: int | None,
+    provider: GithubProvider, repository: str, sha: str
 ) -> RepoConfig | None:
     """``.aac.yml`` at ``sha`` (the documented default when absent); None when it is invalid."""
-    provider = await github_provider(hctx, session, org, repository, sha, installation_id)
-    if provider is None:
-        return None
     raw = await provider.get_file(repository, CONFIG_PATH, sha)
     try:
         return parse_repo_config(raw)

@@ -70,13 +70,13 @@ async def ingest_workflow_run(
     org = await installation_org(session, action.installation_id)
     if org is None:
         return []
-    config = await read_repo_config(
-        hctx, session, org, action.repository, action.sha, action.installation_id
-    )
     provider = await github_provider(
         hctx, session, org, action.repository, action.sha, action.installation_id
     )
-    if config is None or provider is None:
+    if provider is None:
+        return []
+    config = await read_repo_config(provider, action.repository, action.sha)
+    if config is None:
         return []
     suites = [s for s in config.suites_for("workflow_run") if s.accepts_workflow(action.workflow)]
     if not suites:
