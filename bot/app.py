@@ -18,10 +18,12 @@ from bot.api import cycles as cycles_api
 from bot.api import health, openapi, report_page, webhooks
 from bot.api.errors import ApiError, api_error_handler
 from bot.api.ratelimit import RateLimiter
+from bot.api.webhooks import GithubWebhookEndpoint
 from bot.github_app import AppCache
 from bot.log import request_id_var
 from bot.runtime import Runtime
 from bot.webhooks.intake import DeliveryWriter
+from bot.webhooks.pacing import IntakeFirstPacer
 from bot.worker import Handler, Worker, WorkerConfig, listen_dsn_for
 
 log = logging.getLogger("aac.app")
@@ -52,6 +54,17 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
 
 
+class BotApp(Starlette):
+    """Starlette, except that webhook deliveries skip routing and middleware: they are the
+    busiest requests and the endpoint sets its own request id and error shape."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == webhooks.PATH:
+            await self.state.github_webhook_endpoint(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 async def _unexpected(_request: Request, exc: Exception) -> Response:
     log.error("unhandled error", exc_info=exc)
     return JSONResponse(
@@ -79,7 +92,7 @@ def create_app(
     *,
     handlers: Mapping[str, Handler] | None = None,
     run_worker: bool = False,
-) -> Starlette:
+) -> BotApp:
     """The web app; with ``run_worker`` it also runs a worker in-process (``aac serve``)."""
     settings = runtime.settings
 
@@ -97,6 +110,7 @@ def create_app(
                     poll_interval=settings.worker_poll_interval,
                 ),
                 listen_dsn=listen_dsn_for(settings.database_url),
+                pacer=IntakeFirstPacer(app.state.delivery_writer),
             )
             app.state.wake_worker = worker.wake
             task = asyncio.create_task(worker.run(stop))
@@ -107,6 +121,7 @@ def create_app(
             if task is not None:
                 await task
             await app.state.delivery_writer.close()
+            app.state.github_webhook_endpoint.rejections.flush()
             await runtime.close()
 
     routes = [
@@ -116,7 +131,7 @@ def create_app(
         *webhooks.ROUTES,
         *report_page.ROUTES,
     ]
-    app = Starlette(
+    app = BotApp(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={
@@ -132,6 +147,12 @@ def create_app(
     app.state.github_apps = AppCache()
     app.state.delivery_writer = DeliveryWriter(
         runtime.sessions, runtime.engine.dialect.name, sqlite_path=settings.sqlite_path
+    )
+    app.state.github_webhook_endpoint = GithubWebhookEndpoint(
+        runtime,
+        app.state.github_apps,
+        app.state.delivery_writer,
+        wake_worker=lambda: app.state.wake_worker,
     )
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -3,6 +3,7 @@ own runtime from the environment, like ``aac serve`` does."""
 
 from __future__ import annotations
 
+import logging
 import os
 
 from starlette.applications import Starlette
@@ -18,6 +19,11 @@ def create_from_environment() -> Starlette:
     """The web app with its in-process worker, configured from ``AAC_*`` variables."""
     settings = load_settings(os.environ)
     configure_logging(settings.log_level, settings.log_format)
+    # `access_log=False` reaches uvicorn's worker processes pickled, without the logger
+    # settings it implies; without this every request would be logged through the root logger.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers = []
+    access.propagate = False
     runtime = build_runtime(settings)
     run_worker = os.environ.get("AAC_SERVE_NO_WORKER") != "1"
     return create_app(runtime, handlers=job_handlers(runtime), run_worker=run_worker)

@@ -34,7 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="listen port (default AAC_PORT or 8000)")
     serve.add_argument("--no-worker", action="store_true", help="web only; run `aac worker` apart")
     serve.add_argument(
-        "--processes", type=int, default=1, help="web processes sharing the port (default 1)"
+        "--processes",
+        type=int,
+        default=1,
+        choices=range(1, 65),
+        metavar="N",
+        help="web processes sharing the port (default 1)",
     )
 
     worker = sub.add_parser("worker", help="run a worker only (scale out beside `aac serve`)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -26,8 +27,20 @@ def _db_label(settings: Settings) -> str:
     return make_url(settings.database_url).render_as_string(hide_password=True)
 
 
-def _with_runtime(settings: Settings, body: Callable[[Runtime], Awaitable[T]]) -> T:
-    """Run ``body`` with a runtime, mapping storage failures to one clear line."""
+def _service_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop for the long-running commands when installed (uvicorn[standard] brings it)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is installed with uvicorn[standard]
+        return None
+    return uvloop.new_event_loop
+
+
+def _with_runtime(
+    settings: Settings, body: Callable[[Runtime], Awaitable[T]], *, service: bool = False
+) -> T:
+    """Run ``body`` with a runtime, mapping storage failures to one clear line; ``service``
+    runs it on the faster event loop the web server and workers use."""
 
     async def run() -> T:
         runtime = build_runtime(settings)
@@ -37,7 +50,9 @@ def _with_runtime(settings: Settings, body: Callable[[Runtime], Awaitable[T]]) -
             await runtime.close()
 
     try:
-        return asyncio.run(run())
+        factory = _service_loop_factory() if service else None
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(run())
     except (OperationalError, DBAPIError, OSError) as exc:
         reason = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
         raise CliError(f"cannot use the database {_db_label(settings)}: {reason}") from None
@@ -62,59 +77,42 @@ async def _ensure_migrated(runtime: Runtime) -> None:
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
-    from bot.app import create_app
-    from bot.jobs import job_handlers
+    """The web app on granian, in ``--processes`` processes each with its own worker."""
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+    from granian.log import LogLevels
 
     host = args.host or settings.host
     port = args.port or settings.port
-    if args.processes > 1:
-        return _serve_processes(args, settings, host, port)
-
-    async def run(runtime: Runtime) -> None:
-        await _ensure_migrated(runtime)
-        app = create_app(runtime, handlers=job_handlers(runtime), run_worker=not args.no_worker)
-        config = uvicorn.Config(
-            app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
-        )
-        say(
-            f"aac-bot listening on http://{host}:{port} (database {_db_label(settings)})",
-            sys.stderr,
-        )
-        await uvicorn.Server(config).serve()
-
-    _with_runtime(settings, run)
-    return EXIT_OK
-
-
-def _serve_processes(args: argparse.Namespace, settings: Settings, host: str, port: int) -> int:
-    """Several uvicorn processes on one port, each with its own runtime and worker."""
-    import os
-
-    import uvicorn
 
     async def prepare(runtime: Runtime) -> None:
         await _ensure_migrated(runtime)
 
     _with_runtime(settings, prepare)  # also creates the embedded key file once, up front
+    # Each web process builds its app from the environment (bot/asgi.py).
     if args.no_worker:
         os.environ["AAC_SERVE_NO_WORKER"] = "1"
+    processes = f"{args.processes} process{'es' if args.processes > 1 else ''}"
     say(
-        f"aac-bot listening on http://{host}:{port} with {args.processes} processes "
-        f"(database {_db_label(settings)})",
+        f"aac-bot listening on http://{host}:{port} ({processes}, "
+        f"{'no worker' if args.no_worker else 'worker in each'}; "
+        f"database {_db_label(settings)})",
         sys.stderr,
     )
-    uvicorn.run(
+    Granian(
         "bot.asgi:create_from_environment",
         factory=True,
-        host=host,
+        address=host,
         port=port,
+        interface=Interfaces.ASGI,
         workers=args.processes,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-    )
+        loop=Loops.uvloop,
+        websockets=False,
+        backlog=2048,
+        log_level=LogLevels.warning,
+        log_access=False,
+        respawn_failed_workers=True,
+    ).serve()
     return EXIT_OK
 
 
@@ -141,7 +139,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
         await instance.run(stop)
         say(f"worker stopped after {instance.processed} jobs", sys.stderr)
 
-    _with_runtime(settings, run)
+    _with_runtime(settings, run, service=True)
     return EXIT_OK
 
 

@@ -24,6 +24,8 @@ from storage.types import utcnow
 log = logging.getLogger("aac.worker")
 
 Handler = Callable[[ClaimedJob], Awaitable[None]]
+# Given the free slots, waits as long as it sees fit and says how many jobs to claim now.
+Pacer = Callable[[int], Awaitable[int]]
 NOTIFY_COALESCE_SECONDS = 0.01
 
 
@@ -56,8 +58,10 @@ class Worker:
         *,
         worker_id: str | None = None,
         listen_dsn: str | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.sessions = sessions
+        self.pacer = pacer
         self.handlers = dict(handlers)
         self.config = config
         self.worker_id = worker_id or default_worker_id()
@@ -78,6 +82,8 @@ class Worker:
             while not stop.is_set():
                 free = self.config.concurrency - len(self._running)
                 claimed: list[ClaimedJob] = []
+                if free > 0 and self.pacer is not None:
+                    free = await self.pacer(free)
                 if free > 0:
                     claimed = await self._claim(free)
                 for job in claimed:

@@ -1,0 +1,93 @@
+"""The in-process worker claims freely when intake is quiet and only a trickle during a burst."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from bot.runtime import Runtime
+from bot.webhooks.intake import DeliveryWriter
+from bot.webhooks.pacing import IntakeFirstPacer
+from bot.worker import Worker, WorkerConfig
+from storage import queue
+from storage.queue import ClaimedJob
+
+
+def writer_for(runtime: Runtime) -> DeliveryWriter:
+    return DeliveryWriter(
+        runtime.sessions, runtime.engine.dialect.name, sqlite_path=runtime.settings.sqlite_path
+    )
+
+
+async def test_quiet_intake_gets_every_free_slot_at_once(runtime: Runtime) -> None:
+    pacer = IntakeFirstPacer(writer_for(runtime), quiet=0.05, patience=5, burst_claim=1)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await pacer(16) == 16
+    assert loop.time() - started < 0.5
+
+
+async def test_a_burst_defers_claims_to_a_trickle(runtime: Runtime) -> None:
+    writer = writer_for(runtime)
+    pacer = IntakeFirstPacer(writer, quiet=0.05, patience=0.3, burst_claim=1)
+    loop = asyncio.get_running_loop()
+
+    async def burst() -> None:
+        while True:
+            writer.last_arrival = loop.time()
+            await asyncio.sleep(0.01)
+
+    writer.last_arrival = loop.time()
+    feeder = asyncio.create_task(burst())
+    try:
+        started = loop.time()
+        assert await pacer(16) == 1
+        assert loop.time() - started >= 0.29  # waited out its patience first
+    finally:
+        feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeder
+    # The burst is over: once it has been quiet for a moment, every slot again.
+    assert await pacer(16) == 16
+
+
+async def test_deliveries_being_written_count_as_intake(runtime: Runtime) -> None:
+    writer = writer_for(runtime)
+    writer.in_flight = 3  # a slow group commit: no arrivals, but requests are waiting on it
+    pacer = IntakeFirstPacer(writer, quiet=0.01, patience=0.1, burst_claim=2)
+    assert await pacer(16) == 2
+
+
+async def test_worker_claims_no_more_than_the_pacer_allows(runtime: Runtime) -> None:
+    async with runtime.sessions.begin() as session:
+        for n in range(6):
+            await queue.enqueue(session, "paced", {"n": n})
+    seen: list[int] = []
+    handled: list[int] = []
+
+    async def pacer(free: int) -> int:
+        seen.append(free)
+        return 1 if len(seen) <= 3 else 0
+
+    async def handler(job: ClaimedJob) -> None:
+        handled.append(job.id)
+
+    worker = Worker(
+        runtime.sessions,
+        {"paced": handler},
+        WorkerConfig(concurrency=4, poll_interval=0.02),
+        pacer=pacer,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    for _ in range(200):
+        if len(seen) > 6:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await task
+    assert len(seen) > 3
+    assert all(free <= 4 for free in seen)
+    assert len(handled) == 3  # one per allowed claim; the rest stay queued
+    async with runtime.sessions() as session:
+        assert (await queue.counts_by_status(session)).get("queued") == 3
