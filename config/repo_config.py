@@ -7,13 +7,17 @@ any GitHub Actions workflow run whose artifacts look like test results.
 from __future__ import annotations
 
 import fnmatch
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 CONFIG_PATH = ".aac.yml"
 MAX_CONFIG_BYTES = 64 * 1024
+MAX_PROBLEMS = 10  # more would bury the first, which often causes the rest
 
 Trigger = Literal["pull_request", "workflow_run", "ci"]
 
@@ -21,8 +25,28 @@ Trigger = Literal["pull_request", "workflow_run", "ci"]
 _DEFAULT_TRIGGERS: list[Trigger] = ["pull_request", "workflow_run"]
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong with the file: what, and where (key path, 1-based line) when known."""
+
+    message: str
+    key: str | None = None  # e.g. "suites[0].triggers[0]"
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = [f"line {self.line}"] if self.line is not None else []
+        where += [self.key] if self.key else []
+        return ": ".join([CONFIG_PATH, *where, self.message])
+
+
 class RepoConfigError(Exception):
-    """The file is not valid YAML or does not match the schema; the message says where."""
+    """The file is not valid YAML or does not match the schema; ``problems`` say where."""
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems = tuple(problems) or (ConfigProblem("the file is invalid"),)
+        more = len(self.problems) - 1
+        super().__init__(str(self.problems[0]) + (f" (and {more} more)" if more else ""))
 
 
 class SuiteConfig(BaseModel):
@@ -67,20 +91,124 @@ def parse_repo_config(text: str | bytes | None) -> RepoConfig:
     if text is None:
         return DEFAULT_CONFIG
     if len(text) > MAX_CONFIG_BYTES:
-        raise RepoConfigError(f"{CONFIG_PATH} is larger than {MAX_CONFIG_BYTES // 1024} KiB")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise RepoConfigError(f"{CONFIG_PATH} is not valid YAML{where}") from None
+        raise RepoConfigError(
+            [ConfigProblem(f"the file is larger than {MAX_CONFIG_BYTES // 1024} KiB")]
+        )
+    root, data = _load_yaml(text)
     if data is None:
         return DEFAULT_CONFIG
     if not isinstance(data, dict):
-        raise RepoConfigError(f"{CONFIG_PATH} must be a mapping with a 'suites' list")
+        raise RepoConfigError(
+            [ConfigProblem("the file must be a mapping with a 'suites' list", line=1, column=1)]
+        )
     try:
         return RepoConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise RepoConfigError(f"{CONFIG_PATH}: {where}: {first['msg']}") from None
+        errors = exc.errors()[:MAX_PROBLEMS]
+        raise RepoConfigError([_schema_problem(root, e) for e in errors]) from None
+
+
+def _load_yaml(text: str | bytes) -> tuple[yaml.Node | None, Any]:
+    """The node tree (it keeps line numbers) and the data built from it, in one pass."""
+    loader: yaml.SafeLoader | None = None
+    try:
+        loader = yaml.SafeLoader(text)  # reads (and decodes) the start of the text already
+        root = loader.get_single_node()
+        return root, (loader.construct_document(root) if root is not None else None)
+    except yaml.reader.ReaderError as exc:
+        # Bytes that are not UTF-8/16, or control characters YAML forbids: no mark, an offset.
+        head = text[: exc.position]
+        line = (head.count(b"\n") if isinstance(head, bytes) else head.count("\n")) + 1
+        decoding = exc.encoding not in (None, "unicode")  # "unicode": decoded, then refused
+        problem = "not UTF-8 text" if decoding else f"not valid YAML: {exc.reason}"
+        raise RepoConfigError([ConfigProblem(problem, line=line)]) from None
+    except yaml.YAMLError as exc:
+        # PyYAML's own message quotes the file with a caret; the problem and mark suffice.
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or "the file could not be parsed"
+        raise RepoConfigError(
+            [
+                ConfigProblem(
+                    f"not valid YAML: {problem}",
+                    line=mark.line + 1 if mark else None,
+                    column=mark.column + 1 if mark else None,
+                )
+            ]
+        ) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _key_path(loc: Sequence[int | str]) -> str:
+    """Pydantic's location as the user reads the file: ``suites[0].triggers``."""
+    path = ""
+    for part in loc:
+        if not path:
+            path = str(part)  # a top-level int is a (non-string) key, not an index
+        else:
+            path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _allowed_keys(loc: Sequence[int | str]) -> list[str] | None:
+    """The keys the mapping holding ``loc``'s last key accepts."""
+    if len(loc) == 1:
+        return list(RepoConfig.model_fields)
+    if len(loc) == 3 and loc[0] == "suites" and isinstance(loc[1], int):
+        return list(SuiteConfig.model_fields)
+    return None
+
+
+def _schema_message(error: ErrorDetails) -> str:
+    """Pydantic's message, reworded where it names internals; never the offending value."""
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(error["loc"])
+        return "unknown key" + (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
+    if kind == "model_type":
+        return "must be a mapping of keys to values (for example: name: unit)"
+    if kind == "string_pattern_mismatch":
+        return "may contain only letters, digits, '.', '_' and '-'"
+    if kind == "invalid_key":
+        return "keys must be strings"
+    return str(error["msg"])
+
+
+def _schema_problem(root: yaml.Node | None, error: ErrorDetails) -> ConfigProblem:
+    loc = error["loc"]
+    mark = _locate(root, loc, key=error["type"] == "extra_forbidden")
+    return ConfigProblem(
+        _schema_message(error),
+        key=_key_path(loc) or None,
+        line=mark.line + 1 if mark else None,
+        column=mark.column + 1 if mark else None,
+    )
+
+
+def _locate(root: yaml.Node | None, loc: Sequence[int | str], *, key: bool) -> yaml.Mark | None:
+    """Where ``loc`` is in the file: its key when ``key`` (an unknown key), else its value.
+
+    Stops at the deepest node found, so a path through an alias still gets a nearby line.
+    """
+    node, mark = root, root.start_mark if root is not None else None
+    for part in loc:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(part):
+                    child, mark = value_node, key_node.start_mark
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            child = node.value[part]
+            mark = child.start_mark
+        if child is None:
+            return mark
+        node = child
+    if not key and node is not None:
+        mark = node.start_mark
+    return mark

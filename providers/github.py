@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import gidgethub
 import httpx
@@ -309,6 +310,19 @@ def split_repository(repository: str) -> tuple[str, str]:
     if not sep or not owner or not name or "/" in name:
         raise ProviderError(f"not a GitHub repository name: {repository!r}")
     return owner, name
+
+
+def web_url(api_url: str) -> str:
+    """The web address behind an API base URL, for links people open in a browser.
+
+    api.github.com -> github.com, api.<tenant>.ghe.com -> <tenant>.ghe.com, and GitHub
+    Enterprise Server's ``https://host/api/v3`` -> ``https://host``.
+    """
+    parts = urlsplit(api_url.rstrip("/"))
+    host = parts.netloc.lower()
+    if host == "api.github.com" or (host.startswith("api.") and host.endswith(".ghe.com")):
+        return f"{parts.scheme}://{host.removeprefix('api.')}"
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.removesuffix("/api/v3"), "", ""))
 
 
 def _previous_id(previous: PublishResult | None, kind: str, key: str) -> str | None:
@@ -693,6 +707,11 @@ class GithubProvider:
         return None
 
     # -- repository reads and actions used by the webhook handlers ---------------------
+    def file_url(self, repository: str, path: str, ref: str) -> str:
+        """Where a person views ``path`` at ``ref`` in the browser."""
+        owner, repo = split_repository(repository)
+        return f"{web_url(self._api_url)}/{owner}/{repo}/blob/{quote(ref)}/{quote(path)}"
+
     async def get_file(self, repository: str, path: str, ref: str) -> bytes | None:
         """A file's bytes at ``ref`` through the contents API; None when it does not exist."""
         owner, repo = split_repository(repository)

@@ -52,7 +52,7 @@ async def start_pull_request_cycles(
     )
     if provider is None:
         return []
-    config = await read_repo_config(provider, action.repository, action.sha)
+    config = await read_repo_config(hctx, org, provider, action.repository, action.sha)
     if config is None:
         return []
     suites = config.suites_for("pull_request", draft=action.draft)

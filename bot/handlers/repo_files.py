@@ -6,8 +6,10 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.analyse import organisation_redactor
 from bot.ci_context import CiContext
 from bot.handlers.context import HandlerContext
+from bot.report.config_error import render_config_error
 from config.repo_config import CONFIG_PATH, RepoConfig, RepoConfigError, parse_repo_config
 from providers.factory import resolve_provider
 from providers.github import GithubProvider
@@ -33,14 +35,35 @@ async def github_provider(
 
 
 async def read_repo_config(
-    provider: GithubProvider, repository: str, sha: str
+    hctx: HandlerContext, org: Organization, provider: GithubProvider, repository: str, sha: str
 ) -> RepoConfig | None:
-    """``.aac.yml`` at ``sha`` (the documented default when absent); None when it is invalid."""
+    """``.aac.yml`` at ``sha`` (the documented default when absent).
+
+    None when it is invalid, after a failed check run (or commit status) on ``sha`` says why.
+    """
     raw = await provider.get_file(repository, CONFIG_PATH, sha)
     try:
         return parse_repo_config(raw)
     except RepoConfigError as exc:
-        log.warning(
-            "invalid repository configuration", extra={"repository": repository, "error": str(exc)}
-        )
-        return None
+        error = exc
+    redactor = organisation_redactor(hctx.runtime, org)
+    log.warning(
+        "invalid repository configuration",
+        extra={"repository": repository, "sha": sha, "error": redactor.redact(str(error))},
+    )
+    status = render_config_error(
+        error,
+        sha=sha,
+        file_url=provider.file_url(repository, CONFIG_PATH, sha),
+        redact=redactor.redact,
+        limits=provider.limits,
+    )
+    # The same (sha, name) is found and updated, not duplicated, when several events for
+    # one commit (the pull request, each finished workflow run, a redelivery) read the file.
+    ctx = CiContext(source="github", repository=repository, sha=sha)
+    result = await provider.update_commit_status(ctx, status)
+    log.info(
+        "configuration error published",
+        extra={"repository": repository, "sha": sha, "kind": result.kind, "ids": result.ids},
+    )
+    return None

@@ -75,7 +75,7 @@ async def ingest_workflow_run(
     )
     if provider is None:
         return []
-    config = await read_repo_config(provider, action.repository, action.sha)
+    config = await read_repo_config(hctx, org, provider, action.repository, action.sha)
     if config is None:
         return []
     suites = [s for s in config.suites_for("workflow_run") if s.accepts_workflow(action.workflow)]

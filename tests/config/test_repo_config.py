@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from config.repo_config import DEFAULT_CONFIG, RepoConfigError, parse_repo_config
+from config.repo_config import (
+    DEFAULT_CONFIG,
+    MAX_CONFIG_BYTES,
+    ConfigProblem,
+    RepoConfigError,
+    parse_repo_config,
+)
 
 
 def test_absent_or_empty_file_is_the_documented_default() -> None:
@@ -42,15 +48,87 @@ suites:
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        ("suites: [unclosed", "not valid YAML at line 1"),
+        ("suites: [unclosed", "line 1: not valid YAML"),
         ("- a list", "must be a mapping"),
-        ("suites:\n  - name: unit\n    triggers: [push_to_prod]\n", "suites.0.triggers.0"),
+        ("suites:\n  - name: unit\n    triggers: [push_to_prod]\n", "suites[0].triggers[0]"),
         ("suites: []\n", "suites"),
         ("surprise: 1\n", "surprise"),
-        ("suites:\n  - name: 'bad name!'\n", "suites.0.name"),
+        ("suites:\n  - name: 'bad name!'\n", "suites[0].name"),
     ],
 )
 def test_invalid_files_name_the_problem(text: str, needle: str) -> None:
     with pytest.raises(RepoConfigError) as info:
         parse_repo_config(text)
     assert needle in str(info.value)
+
+
+def _problems(text: str | bytes) -> tuple[ConfigProblem, ...]:
+    with pytest.raises(RepoConfigError) as info:
+        parse_repo_config(text)
+    return info.value.problems
+
+
+def test_schema_problems_carry_the_key_and_its_line() -> None:
+    text = """\
+version: 1
+suites:
+  - name: unit
+    triggers: [pull_request,
+               push_to_prod]
+    timeout: 30
+"""
+    triggers, unknown = _problems(text)
+    assert (triggers.key, triggers.line, triggers.column) == ("suites[0].triggers[1]", 5, 16)
+    assert "'pull_request', 'workflow_run' or 'ci'" in triggers.message
+    # An unknown key points at the key itself and lists what is allowed instead.
+    assert (unknown.key, unknown.line) == ("suites[0].timeout", 6)
+    assert unknown.message.startswith("unknown key; allowed keys: name, triggers, drafts")
+
+
+def test_yaml_errors_carry_the_parser_problem_and_line() -> None:
+    [problem] = _problems("suites:\n  - name: unit\n    bad: indent: here\n")
+    assert (problem.line, problem.column) == (3, 16)
+    assert problem.key is None
+    assert problem.message == "not valid YAML: mapping values are not allowed here"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("suites: [unit]\n", "must be a mapping of keys to values (for example: name: unit)"),
+        ("suites:\n  - name: 'a b'\n", "may contain only letters, digits, '.', '_' and '-'"),
+        ("1: x\n", "keys must be strings"),
+    ],
+)
+def test_messages_name_no_internals(text: str, message: str) -> None:
+    [problem] = _problems(text)
+    assert problem.message == message
+
+
+def test_offending_values_are_never_quoted() -> None:
+    secret = "ghp_" + "A" * 36
+    problems = _problems(f"version: {secret}\nsuites:\n  - drafts: '{secret}'\n")
+    assert [p.key for p in problems] == ["version", "suites[0].drafts"]
+    assert all(secret not in str(p) for p in problems)
+
+
+def test_too_large_and_many_problems() -> None:
+    [big] = _problems("#" * (MAX_CONFIG_BYTES + 1))
+    assert big.message == "the file is larger than 64 KiB"
+    many = "suites:\n" + "".join(f"  - name: s{i}\n    nope: 1\n" for i in range(30))
+    with pytest.raises(RepoConfigError) as info:
+        parse_repo_config(many)
+    assert len(info.value.problems) == 10
+    assert str(info.value).endswith("(and 9 more)")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b"suites:\n  - name: caf\xe9\n", "not UTF-8 text"),
+        ("version: 1\nsuites: \x07\n", "not valid YAML: special characters are not allowed"),
+    ],
+)
+def test_unreadable_text_is_a_problem_with_its_line(text: str | bytes, message: str) -> None:
+    [problem] = _problems(text)
+    assert (problem.message, problem.line) == (message, 2)

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import select
 
 from bot.app import create_app
 from bot.github_app import configure_app
@@ -29,6 +30,7 @@ from bot.runtime import Runtime
 from providers.factory import ProviderShared
 from providers.github import GithubShared
 from storage import apikeys, orgs
+from storage.models import Installation
 from tests.fakes.github import FakeGithub
 from tests.github_constants import APP_ID, APP_SLUG, INSTALLATION_ID, OWNER
 
@@ -152,6 +154,25 @@ async def wait_for(
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what or predicate}")
+
+
+async def install(bot: RunningBot) -> None:
+    """Install the App on the test organisation and wait until it is linked."""
+    payload = retarget(official_example("installation.created"))
+    payload["installation"] = {
+        **official_example("installation.created")["installation"],
+        "id": INSTALLATION_ID,
+        "account": {"login": OWNER, "type": "Organization"},
+    }
+    payload["repositories"] = [{"full_name": REPOSITORY, "name": "widgets"}]
+    assert (await bot.deliver("installation", payload)).status_code == 202
+
+    async def linked() -> bool:
+        async with bot.runtime.sessions() as session:
+            row = (await session.execute(select(Installation))).scalars().first()
+            return row is not None and row.org_id is not None
+
+    await wait_for(linked, what="the installation to be linked by account login")
 
 
 @pytest.fixture

@@ -8,17 +8,18 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from storage.models import Installation, Job, TestCycle, WebhookDelivery
+from storage.models import Job, TestCycle, WebhookDelivery
 from tests.bot.e2e.conftest import (
     REPOSITORY,
     RunningBot,
+    install,
     official_example,
     pull_request,
     retarget,
     wait_for,
 )
 from tests.fakes.github import Fault
-from tests.github_constants import BOT_LOGIN, INSTALLATION_ID, OWNER
+from tests.github_constants import BOT_LOGIN
 
 SHA1 = "1" * 40
 SHA2 = "2" * 40
@@ -45,24 +46,6 @@ AssertionError: expected 200, got 500</failure>
 """
 
 
-async def _install(bot: RunningBot) -> None:
-    payload = retarget(official_example("installation.created"))
-    payload["installation"] = {
-        **official_example("installation.created")["installation"],
-        "id": INSTALLATION_ID,
-        "account": {"login": OWNER, "type": "Organization"},
-    }
-    payload["repositories"] = [{"full_name": REPOSITORY, "name": "widgets"}]
-    assert (await bot.deliver("installation", payload)).status_code == 202
-
-    async def linked() -> bool:
-        async with bot.runtime.sessions() as session:
-            row = (await session.execute(select(Installation))).scalars().first()
-            return row is not None and row.org_id is not None
-
-    await wait_for(linked, what="the installation to be linked by account login")
-
-
 def _runs(bot: RunningBot, sha: str) -> list:  # type: ignore[type-arg]
     return [r for r in bot.github.check_runs.values() if r.head_sha == sha]
 
@@ -79,7 +62,7 @@ async def _cycles(bot: RunningBot) -> list[TestCycle]:
 
 
 async def test_pull_request_report_and_push(bot: RunningBot, tmp_path: Path) -> None:
-    await _install(bot)
+    await install(bot)
     opened = pull_request("opened", 7, SHA1)
     first = await bot.deliver("pull_request", opened, delivery="d-opened")
     assert first.status_code == 202
@@ -136,7 +119,7 @@ async def test_pull_request_report_and_push(bot: RunningBot, tmp_path: Path) -> 
 
 
 async def test_pushing_before_results_supersedes_the_pending_cycle(bot: RunningBot) -> None:
-    await _install(bot)
+    await install(bot)
     await bot.deliver("pull_request", pull_request("opened", 9, SHA1))
     await wait_for(lambda: len(_runs(bot, SHA1)) == 1, what="queued run")
     await bot.deliver("pull_request", pull_request("synchronize", 9, SHA2))
@@ -176,7 +159,7 @@ async def test_ping_and_unknown_events_answer_2xx(bot: RunningBot) -> None:
 
 
 async def test_secondary_rate_limit_while_publishing(bot: RunningBot, tmp_path: Path) -> None:
-    await _install(bot)
+    await install(bot)
     await bot.deliver("pull_request", pull_request("opened", 7, SHA1))
     await wait_for(lambda: len(_runs(bot, SHA1)) == 1, what="queued run")
     bot.github.inject(
@@ -208,7 +191,7 @@ def _artifact_zip() -> bytes:
 
 
 async def test_workflow_run_with_artifact_publishes_without_aac_report(bot: RunningBot) -> None:
-    await _install(bot)
+    await install(bot)
     run_id = 555
     bot.github.add_artifact(REPOSITORY, run_id, "test-results", _artifact_zip())
     bot.github.add_artifact(REPOSITORY, run_id, "screenshots", b"not a zip")
@@ -238,7 +221,7 @@ async def test_workflow_run_with_artifact_publishes_without_aac_report(bot: Runn
 
 
 async def test_check_run_buttons_and_chat_command(bot: RunningBot, tmp_path: Path) -> None:
-    await _install(bot)
+    await install(bot)
     await bot.deliver("pull_request", pull_request("opened", 7, SHA1))
     await wait_for(lambda: len(_runs(bot, SHA1)) == 1, what="queued run")
     await bot.report(tmp_path, sha=SHA1, pr=7, junit=FAILING_JUNIT)
@@ -286,7 +269,7 @@ async def test_check_run_buttons_and_chat_command(bot: RunningBot, tmp_path: Pat
 
 
 async def test_events_caused_by_the_bot_are_ignored(bot: RunningBot) -> None:
-    await _install(bot)
+    await install(bot)
     payload = pull_request("opened", 7, SHA1)
     payload["sender"] = {"login": BOT_LOGIN, "type": "Bot"}
     assert (await bot.deliver("pull_request", payload)).status_code == 202
