@@ -30,6 +30,7 @@ SHARED_BENCH = ROOT.parent / "shared" / "bench"
 SECRET = "bench-webhook-secret"
 PYTHON = sys.executable
 AAC = [PYTHON, "-m", "bot"]
+DRAIN_SECONDS = 15
 
 
 def free_port() -> int:
@@ -189,6 +190,12 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+def job_counts(db: Path) -> dict[str, int]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall()
+    return {str(status): int(count) for status, count in rows}
+
+
 def stored_deliveries(db: Path) -> tuple[int, int]:
     with sqlite3.connect(db) as conn:
         rows, distinct = conn.execute(
@@ -225,7 +232,12 @@ def main() -> None:
         run_wrk(url, good, 16, 3)  # warm-up
         for conns in (16, 64):
             rows.append(("aac-bot", conns, run_wrk(url, good, conns, args.seconds)))
+        after_accepting = job_counts(work / "bench.db")
         rows.append(("aac-bot forged", 64, run_wrk(url, bad, 64, args.seconds)))
+        # Processing is deferred while deliveries keep arriving: how fast does the backlog go?
+        before_drain = job_counts(work / "bench.db")
+        time.sleep(DRAIN_SECONDS)
+        after_drain = job_counts(work / "bench.db")
     finally:
         stop(bot)
     accepted = sum(r["requests"] - r["non2xx"] for name, _c, r in rows if "forged" not in name)
@@ -266,6 +278,16 @@ def main() -> None:
         f"({distinct:,} distinct ids; {warm:,} from the warm-up)"
     )
     print("exactly once:", "YES" if stored == distinct and warm >= 0 else "NO")
+    print(
+        f"webhook jobs done when the accepted runs ended: {after_accepting.get('done', 0):,} "
+        f"of {sum(after_accepting.values()):,} (the worker yields to intake during a burst)"
+    )
+    drained = after_drain.get("done", 0) - before_drain.get("done", 0)
+    rate = drained / DRAIN_SECONDS
+    print(
+        f"backlog after the forged run: {before_drain.get('queued', 0):,} queued; then "
+        f"{drained:,} done in {DRAIN_SECONDS} s with no load ({rate:,.0f} jobs/s)"
+    )
     print("forged bodies in the bot's log:", "YES" if marker in log_text else "none")
     bot64 = next(r for n, c, r in rows if n == "aac-bot" and c == 64)
     forged = next(r for n, c, r in rows if n == "aac-bot forged")

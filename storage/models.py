@@ -232,8 +232,8 @@ class WebhookDelivery(Base):
     event: Mapped[str] = mapped_column(String(64))
     action: Mapped[str | None] = mapped_column(String(64))
     org_id: Mapped[int | None] = mapped_column(BigInteger)
-    # The raw body as signed, zlib-compressed (JSON shrinks ~5x, and intake is bound by how
-    # many bytes reach the disk per commit): verified at intake, parsed by the worker.
+    # The raw body as signed, compressed (storage/delivery_body.py; intake is bound by how many
+    # bytes reach the disk per commit): verified at intake, parsed by the worker.
     body: Mapped[bytes] = mapped_column(LargeBinary)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

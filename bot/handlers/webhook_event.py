@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import zlib
 
 from sqlalchemy import select
 
@@ -23,6 +22,7 @@ from bot.handlers.pull_request import cancel_pull_request_cycles, start_pull_req
 from bot.handlers.rerun import handle_rerun
 from bot.handlers.workflow_run import ingest_workflow_run
 from bot.worker import PermanentJobError
+from storage.delivery_body import BodyFormatError, decode_body
 from storage.models import GithubApp, WebhookDelivery
 from storage.queue import ClaimedJob
 from storage.types import utcnow
@@ -45,8 +45,8 @@ class WebhookEventJob:
             if delivery is None:
                 raise PermanentJobError(f"delivery {delivery_id} no longer exists")
             try:
-                payload = json.loads(zlib.decompress(delivery.body))
-            except (json.JSONDecodeError, zlib.error):
+                payload = json.loads(decode_body(delivery.body))
+            except (json.JSONDecodeError, BodyFormatError):
                 raise PermanentJobError("delivery body is not JSON") from None
             if not isinstance(payload, dict):
                 raise PermanentJobError("delivery body is not a JSON object")

@@ -4,7 +4,7 @@ Each accepted delivery must be on disk before its 202. One transaction per reque
 at the disk's fsync rate, so concurrent deliveries are gathered into one transaction: the
 delivery rows (deduplicated by provider and delivery id) and their job rows commit together,
 then every waiting request is answered. Bodies are compressed off the event loop, in the same
-thread hop as the write: zlib releases the GIL, so the second core does that work.
+thread hop as the write (storage/delivery_body.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import logging
 import os
 import sqlite3
 import threading
-import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.delivery_body import encode_body
 from storage.models import Job, WebhookDelivery
 from storage.queue import NOTIFY_CHANNEL
 from storage.types import utcnow
@@ -37,7 +37,6 @@ WEBHOOK_JOB = "webhook_event"
 MAX_BATCH = 512
 # About SQLite's default 1,000-page checkpoint interval: a delivery and its job take ~1.5 pages.
 CHECKPOINT_EVERY_DELIVERIES = 640
-BODY_COMPRESSION_LEVEL = 1  # JSON still shrinks ~5x; higher levels cost more than they save
 
 
 @dataclass(slots=True)
@@ -50,11 +49,6 @@ class Pending:
     done: asyncio.Future[bool] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
-
-
-def compress_body(body: bytes) -> bytes:
-    """The stored form of a delivery body (webhook_deliveries.body)."""
-    return zlib.compress(body, BODY_COMPRESSION_LEVEL)
 
 
 class DeliveryWriter:
@@ -138,7 +132,7 @@ class DeliveryWriter:
             keys = await asyncio.to_thread(sqlite_writer.write, list(unique.values()), now)
             return [unique[key] for key in keys]
         fresh = list(unique.values())
-        bodies = await asyncio.to_thread(lambda: [compress_body(p.body) for p in fresh])
+        bodies = await asyncio.to_thread(lambda: [encode_body(p.body) for p in fresh])
         rows: list[dict[str, Any]] = [
             {
                 "provider": p.provider,
@@ -226,7 +220,7 @@ class SqliteBatchWriter:
     def write(self, items: list[Pending], now: datetime) -> list[tuple[str, str]]:
         """Insert new deliveries and their jobs; returns the (provider, id) keys inserted."""
         stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-        bodies = [compress_body(item.body) for item in items]  # before the lock: no one waits
+        bodies = [encode_body(item.body) for item in items]  # before the lock: no one waits
         with self._lock:
             conn = self._connection()
             lock_fd = self._file_lock()

@@ -10,7 +10,6 @@ import random
 import sqlite3
 import stat
 import threading
-import zlib
 from pathlib import Path
 
 from sqlalchemy import select
@@ -19,6 +18,7 @@ from bot.runtime import Runtime, build_runtime
 from bot.webhooks.intake import WEBHOOK_JOB, DeliveryWriter, Pending, SqliteBatchWriter
 from config.settings import load_settings
 from storage import queue
+from storage.delivery_body import decode_body
 from storage.migrate import upgrade
 from storage.models import WebhookDelivery
 from storage.types import utcnow
@@ -44,7 +44,7 @@ async def test_concurrent_deliveries_commit_once_each(runtime: Runtime) -> None:
         rows = list((await session.execute(select(WebhookDelivery))).scalars())
     assert sorted(r.delivery_id for r in rows) == sorted(ids)
     for row in rows:
-        assert json.loads(zlib.decompress(row.body)) == json.loads(body)
+        assert json.loads(decode_body(row.body)) == json.loads(body)
         assert abs((utcnow() - row.received_at).total_seconds()) < 60
     async with runtime.sessions.begin() as session:
         jobs = await queue.claim(session, "w", lease_seconds=30, limit=500)
