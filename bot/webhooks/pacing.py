@@ -12,7 +12,7 @@ import asyncio
 from bot.webhooks.intake import DeliveryWriter
 
 # This long without a delivery, and none being written, lets the worker claim freely.
-QUIET_SECONDS = 0.05
+QUIET_SECONDS = 0.25
 PATIENCE_SECONDS = 1.0
 BURST_CLAIM = 1
 
