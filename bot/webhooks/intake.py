@@ -189,7 +189,7 @@ class SqliteBatchWriter:
     moment the other commits, whereas SQLite's busy handler sleeps 1, 2, 5, 10... ms between
     retries, which is what a webhook's p99 latency would pay. For the same reason this
     connection never checkpoints the WAL inside a commit (SQLite's default every 1,000
-    pages), which would hold the file lock meanwhile: it checkpoints after releasing it.
+    pages, 10-20 ms each here): a checkpointer thread with its own connection does it.
     """
 
     def __init__(self, path: Path) -> None:
@@ -199,6 +199,7 @@ class SqliteBatchWriter:
         self._lock_fd: int | None = None
         self._lock = threading.Lock()
         self._since_checkpoint = 0
+        self.checkpointer = WalCheckpointer(path)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -231,8 +232,7 @@ class SqliteBatchWriter:
                 fcntl.flock(lock_fd, fcntl.LOCK_UN)
             self._since_checkpoint += len(items)
             if self._since_checkpoint >= CHECKPOINT_EVERY_DELIVERIES:
-                # PASSIVE: copies what it can without waiting for, or blocking, any writer.
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self.checkpointer.request()
                 self._since_checkpoint = 0
             return inserted
 
@@ -267,6 +267,7 @@ class SqliteBatchWriter:
         return [(p, d) for _i, p, d in inserted]
 
     def close(self) -> None:
+        self.checkpointer.close()
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
@@ -274,3 +275,62 @@ class SqliteBatchWriter:
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
+
+
+class WalCheckpointer:
+    """Checkpoints the WAL from its own thread and connection, so that no write waits for it.
+
+    PASSIVE mode copies what it can without waiting for, or blocking, any reader or writer;
+    a request while one runs is remembered and served right after.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._due = threading.Condition()
+        self._requested = 0
+        self._served = 0
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    def request(self) -> None:
+        """Ask for a checkpoint soon; returns at once."""
+        with self._due:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="aac-wal-checkpoint", daemon=True
+                )
+                self._thread.start()
+            self._requested += 1
+            self._due.notify_all()
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Wait until every requested checkpoint has run (shutdown, tests)."""
+        with self._due:
+            return self._due.wait_for(lambda: self._served >= self._requested, timeout)
+
+    def close(self) -> None:
+        with self._due:
+            self._closing = True
+            self._due.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        try:
+            while True:
+                with self._due:
+                    self._due.wait_for(lambda: self._closing or self._served < self._requested)
+                    if self._closing:
+                        return
+                    target = self._requested
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    log.warning("WAL checkpoint failed; the next request retries", exc_info=True)
+                with self._due:
+                    self._served = target
+                    self._due.notify_all()
+        finally:
+            conn.close()
