@@ -7,18 +7,34 @@ picked with FOR UPDATE SKIP LOCKED so many workers never contend for the same ro
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Executable,
+    String,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.models import Job
-from storage.types import utcnow
+from storage.types import UtcDateTime, utcnow
 
 NOTIFY_CHANNEL = "aac_jobs"
 # PostgreSQL serialises the commits of transactions that NOTIFY. Under a stream of enqueues one
@@ -26,6 +42,12 @@ NOTIFY_CHANNEL = "aac_jobs"
 # a job enqueued inside the interval waits at most one poll interval.
 NOTIFY_INTERVAL_SECONDS = 0.05
 MAX_ERROR_CHARS = 4000
+
+# The hot statements are built once with bound parameters: building and cache-keying a fresh
+# ORM statement per call cost more CPU than the database spent running it.
+_jobs: Table = Job.__table__  # type: ignore[assignment]
+# A session (the caller's transaction) or a Core connection (the worker's own).
+Executor = AsyncSession | AsyncConnection
 
 
 class JobStatus:
@@ -74,28 +96,20 @@ async def enqueue(
         if existing is not None:
             return existing
     now = utcnow()
-    # A Core INSERT ... RETURNING: the ORM's unit-of-work bookkeeping costs more than the
-    # statement itself on the enqueue hot path.
-    stmt = (
-        insert(Job)
-        .values(
-            kind=kind,
-            payload=payload or {},
-            unique_key=unique_key,
-            status=JobStatus.QUEUED,
-            attempts=0,
-            max_attempts=max_attempts,
-            run_at=run_at or now,
-            created_at=now,
-        )
-        .returning(Job.id)
-    )
+    params = {
+        "kind": kind,
+        "payload": payload or {},
+        "unique_key": unique_key,
+        "max_attempts": max_attempts,
+        "run_at": run_at or now,
+        "created_at": now,
+    }
     if unique_key is None:
-        job_id = int((await session.execute(stmt)).scalar_one())
+        job_id = int((await session.execute(_INSERT, params)).scalar_one())
     else:
         try:
             async with session.begin_nested():
-                job_id = int((await session.execute(stmt)).scalar_one())
+                job_id = int((await session.execute(_INSERT, params)).scalar_one())
         except IntegrityError:
             # Another transaction queued the same key between our check and insert.
             existing = await _pending_with_key(session, unique_key)
@@ -130,6 +144,23 @@ class _NotifyThrottle:
 
 _throttle = _NotifyThrottle(NOTIFY_INTERVAL_SECONDS)
 
+# A Core INSERT ... RETURNING: the ORM's unit-of-work bookkeeping costs more than the
+# statement itself on the enqueue hot path.
+_INSERT = (
+    insert(_jobs)
+    .values(
+        kind=bindparam("kind"),
+        payload=bindparam("payload"),
+        unique_key=bindparam("unique_key"),
+        status=JobStatus.QUEUED,
+        attempts=0,
+        max_attempts=bindparam("max_attempts"),
+        run_at=bindparam("run_at"),
+        created_at=bindparam("created_at"),
+    )
+    .returning(_jobs.c.id)
+)
+
 
 async def _pending_with_key(session: AsyncSession, unique_key: str) -> int | None:
     result = await session.execute(
@@ -139,7 +170,7 @@ async def _pending_with_key(session: AsyncSession, unique_key: str) -> int | Non
 
 
 async def claim(
-    session: AsyncSession,
+    session: Executor,
     worker_id: str,
     *,
     lease_seconds: float,
@@ -151,35 +182,48 @@ async def claim(
     The caller commits right after, so the lease is visible to other workers.
     """
     now = utcnow()
-    due = or_(
-        and_(Job.status == JobStatus.QUEUED, Job.run_at <= now),
-        and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now),
+    stmt = _claim_statement(_is_postgresql(session), bool(kinds))
+    params: dict[str, Any] = {
+        "now": now,
+        "lease": now + timedelta(seconds=lease_seconds),
+        "worker": worker_id,
+        "limit": limit,
+        "kinds": kinds or [],
+    }
+    rows = (await session.execute(stmt, params)).all()
+    return sorted(
+        (ClaimedJob(r.id, r.kind, r.payload, r.attempts, r.max_attempts) for r in rows),
+        key=lambda job: job.id,
     )
-    candidates = select(Job.id).where(due)
-    if kinds:
-        candidates = candidates.where(Job.kind.in_(kinds))
-    candidates = candidates.order_by(Job.run_at, Job.id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
+
+
+@functools.cache
+def _claim_statement(postgresql: bool, with_kinds: bool) -> Executable:
+    due = or_(
+        and_(_jobs.c.status == JobStatus.QUEUED, _jobs.c.run_at <= bindparam("now")),
+        and_(_jobs.c.status == JobStatus.RUNNING, _jobs.c.lease_expires_at < bindparam("now")),
+    )
+    candidates = select(_jobs.c.id).where(due)
+    if with_kinds:
+        candidates = candidates.where(_jobs.c.kind.in_(bindparam("kinds", expanding=True)))
+    candidates = candidates.order_by(_jobs.c.run_at, _jobs.c.id).limit(bindparam("limit"))
+    if postgresql:
         candidates = candidates.with_for_update(skip_locked=True)
     # A CTE, not ``IN (subquery)``: PostgreSQL may re-run a LIMITed subquery per row and
     # hand out more rows than asked for.
     picked = candidates.cte("picked")
-    stmt = (
-        update(Job)
-        .where(Job.id == picked.c.id)
+    return (
+        update(_jobs)
+        .where(_jobs.c.id == picked.c.id)
         .values(
             status=JobStatus.RUNNING,
-            locked_by=worker_id,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            attempts=Job.attempts + 1,
+            locked_by=bindparam("worker"),
+            lease_expires_at=bindparam("lease"),
+            attempts=_jobs.c.attempts + 1,
         )
-        .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts)
-        .execution_options(synchronize_session=False)
-    )
-    rows = (await session.execute(stmt)).all()
-    return sorted(
-        (ClaimedJob(r.id, r.kind, r.payload, r.attempts, r.max_attempts) for r in rows),
-        key=lambda job: job.id,
+        .returning(
+            _jobs.c.id, _jobs.c.kind, _jobs.c.payload, _jobs.c.attempts, _jobs.c.max_attempts
+        )
     )
 
 
@@ -209,18 +253,118 @@ async def complete(session: AsyncSession, job_id: int, worker_id: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def complete_many(session: AsyncSession, job_ids: list[int], worker_id: str) -> set[int]:
+async def complete_many(session: Executor, job_ids: list[int], worker_id: str) -> set[int]:
     """Mark several held jobs done in one statement; returns the ids this worker still held."""
     if not job_ids:
         return set()
     rows = await session.execute(
-        update(Job)
-        .where(Job.id.in_(job_ids), Job.locked_by == worker_id, Job.status == JobStatus.RUNNING)
-        .values(status=JobStatus.DONE, finished_at=utcnow(), lease_expires_at=None)
-        .returning(Job.id)
-        .execution_options(synchronize_session=False)
+        _COMPLETE_MANY, {"ids": job_ids, "worker": worker_id, "now": utcnow()}
     )
     return {int(row_id) for row_id in rows.scalars()}
+
+
+_COMPLETE_MANY = (
+    update(_jobs)
+    .where(
+        _jobs.c.id.in_(bindparam("ids", expanding=True)),
+        _jobs.c.locked_by == bindparam("worker"),
+        _jobs.c.status == JobStatus.RUNNING,
+    )
+    .values(status=JobStatus.DONE, finished_at=bindparam("now"), lease_expires_at=None)
+    .returning(_jobs.c.id)
+)
+
+
+async def complete_and_claim(
+    conn: Executor,
+    worker_id: str,
+    done: list[int],
+    *,
+    lease_seconds: float,
+    limit: int,
+    kinds: list[str] | None = None,
+) -> tuple[set[int], list[ClaimedJob]]:
+    """Mark the held jobs in ``done`` finished and claim up to ``limit`` more.
+
+    Returns the ids of ``done`` still held and the jobs claimed. On PostgreSQL this is a single
+    statement, atomic on its own, so the worker can run it without BEGIN and COMMIT round trips.
+    """
+    if not _is_postgresql(conn):
+        held = await complete_many(conn, done, worker_id)
+        claimed = []
+        if limit > 0:
+            claimed = await claim(
+                conn, worker_id, lease_seconds=lease_seconds, limit=limit, kinds=kinds
+            )
+        return held, claimed
+    now = utcnow()
+    params: dict[str, Any] = {
+        "done": done,
+        "worker": worker_id,
+        "now": now,
+        "lease": now + timedelta(seconds=lease_seconds),
+        "limit": limit,
+        "kinds": kinds or [],
+        "any_kind": not kinds,
+    }
+    rows = (await conn.execute(_PG_COMPLETE_AND_CLAIM, params)).all()
+    # Completed rows come back with no kind.
+    held = {int(r.id) for r in rows if r.kind is None}
+    claimed = [
+        ClaimedJob(r.id, r.kind, r.payload, r.attempts, r.max_attempts)
+        for r in rows
+        if r.kind is not None
+    ]
+    return held, sorted(claimed, key=lambda job: job.id)
+
+
+# Data-modifying CTEs all see one snapshot, so ``picked`` skips the rows ``done`` is finishing.
+_PG_COMPLETE_AND_CLAIM = (
+    text(
+        """
+WITH done AS (
+    UPDATE jobs SET status = 'done', finished_at = :now, lease_expires_at = NULL
+    WHERE id = ANY(:done) AND locked_by = :worker AND status = 'running'
+    RETURNING id
+), picked AS (
+    SELECT id FROM jobs
+    WHERE ((status = 'queued' AND run_at <= :now)
+           OR (status = 'running' AND lease_expires_at < :now))
+      AND id <> ALL(:done)
+      AND (:any_kind OR kind = ANY(:kinds))
+    ORDER BY run_at, id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE jobs SET status = 'running', locked_by = :worker, lease_expires_at = :lease,
+        attempts = jobs.attempts + 1
+    FROM picked WHERE jobs.id = picked.id
+    RETURNING jobs.id, jobs.kind, jobs.payload, jobs.attempts, jobs.max_attempts
+)
+SELECT id, kind, payload, attempts, max_attempts FROM claimed
+UNION ALL
+SELECT id, NULL, NULL, NULL, NULL FROM done
+"""
+    )
+    .bindparams(
+        bindparam("done", type_=ARRAY(BigInteger())),
+        bindparam("kinds", type_=ARRAY(String())),
+        bindparam("now", type_=UtcDateTime()),
+        bindparam("lease", type_=UtcDateTime()),
+    )
+    .columns(
+        _jobs.c.id,
+        _jobs.c.kind,
+        _jobs.c.payload,
+        _jobs.c.attempts,
+        _jobs.c.max_attempts,
+    )
+)
+
+
+def _is_postgresql(db: Executor) -> bool:
+    bind = db if isinstance(db, AsyncConnection) else db.get_bind()
+    return bind.dialect.name == "postgresql"
 
 
 async def fail(

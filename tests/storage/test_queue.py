@@ -101,6 +101,41 @@ async def test_expired_lease_is_reclaimed_by_another_worker(runtime: Runtime) ->
         assert await queue.complete(session, job_id, "w2")
 
 
+async def test_complete_and_claim_records_held_jobs_and_claims_others(runtime: Runtime) -> None:
+    ids = await _enqueue(runtime, 5)
+    first = await _claim(runtime, "w", limit=2)
+    [other] = await _claim(runtime, "other", limit=1)
+    async with runtime.engine.begin() as conn:
+        held, claimed = await queue.complete_and_claim(
+            conn, "w", [j.id for j in first] + [other.id], lease_seconds=30, limit=5
+        )
+    # The other worker's job is not this worker's to finish.
+    assert held == {first[0].id, first[1].id}
+    assert [j.id for j in claimed] == ids[3:]
+    assert all(j.attempts == 1 and j.payload == {"n": j.id - ids[0]} for j in claimed)
+    async with runtime.sessions() as session:
+        assert await queue.counts_by_status(session) == {"done": 2, "running": 3}
+
+
+async def test_complete_and_claim_does_not_hand_out_a_job_it_finishes(runtime: Runtime) -> None:
+    [job_id] = await _enqueue(runtime, 1)
+    await _claim(runtime, "w")
+    # The lease ran out, but nobody took the job over: finishing it still counts.
+    async with runtime.sessions.begin() as session:
+        await session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+    async with runtime.engine.begin() as conn:
+        held, claimed = await queue.complete_and_claim(
+            conn, "w", [job_id], lease_seconds=30, limit=5
+        )
+    assert held == {job_id}
+    assert claimed == []
+    assert (await _job(runtime, job_id)).status == JobStatus.DONE
+
+
 async def test_failures_back_off_and_end_dead_then_retry(runtime: Runtime) -> None:
     [job_id] = await _enqueue(runtime, 1, max_attempts=3)
     delays = []
