@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.log import job_id_var
 from providers.base import RateLimited
@@ -62,38 +61,42 @@ class Worker:
         self.config = config
         self.worker_id = worker_id or default_worker_id()
         self.listen_dsn = listen_dsn
+        self._engine = _engine_of(sessions)
         self._wake = asyncio.Event()
+        # Handlers in flight; each holds one of the ``concurrency`` slots.
         self._running: dict[int, asyncio.Task[None]] = {}
-        self._done_batch: dict[int, asyncio.Future[bool]] = {}
-        self._done_ready = asyncio.Event()
+        # Handlers that succeeded; recorded as done with the next claim, in one round trip.
+        self._succeeded: list[int] = []
         self._notified = False
         self.processed = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish or release the jobs in hand."""
-        renewer = asyncio.create_task(self._renew_leases(stop))
-        completer = asyncio.create_task(self._complete_batches())
+        renewer = asyncio.create_task(self._renew_leases())
         listener = await self._listen()
         try:
             while not stop.is_set():
+                # Cleared before the round trip, so a job finishing meanwhile re-runs the loop.
+                self._wake.clear()
                 free = self.config.concurrency - len(self._running)
-                claimed: list[ClaimedJob] = []
-                if free > 0:
-                    claimed = await self._claim(free)
+                claimed = await self._complete_and_claim(max(0, free))
+                if claimed is None:
+                    await self._idle(stop)  # the database is unwell: wait a poll interval
+                    continue
                 for job in claimed:
                     task = asyncio.create_task(self._execute(job))
                     self._running[job.id] = task
-                    task.add_done_callback(functools.partial(self._finished, job.id))
                 if claimed and len(claimed) == free:
                     await asyncio.sleep(0)
                     continue
                 await self._idle(stop)
         finally:
             await self._drain()
-            for helper in (renewer, completer):
-                helper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await helper
+            with contextlib.suppress(Exception):
+                await self._complete_and_claim(0)
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
             if listener is not None:
                 with contextlib.suppress(Exception):
                     await listener.close()
@@ -106,12 +109,9 @@ class Worker:
         """Look for work now (the in-process web app calls this after queuing a job)."""
         self._wake.set()
 
-    def _finished(self, job_id: int, _task: asyncio.Task[None]) -> None:
-        self._running.pop(job_id, None)
-        self._wake.set()
-
     async def _idle(self, stop: asyncio.Event) -> None:
-        self._wake.clear()
+        if self._wake.is_set():
+            return
         waiter = asyncio.create_task(self._wake.wait())
         stopper = asyncio.create_task(stop.wait())
         _done, pending = await asyncio.wait(
@@ -125,19 +125,40 @@ class Worker:
             self._notified = False
             await asyncio.sleep(NOTIFY_COALESCE_SECONDS)
 
-    async def _claim(self, limit: int) -> list[ClaimedJob]:
+    async def _complete_and_claim(self, limit: int) -> list[ClaimedJob] | None:
+        """Record the succeeded jobs and claim up to ``limit`` more; None if the database failed."""
+        done, self._succeeded = self._succeeded, []
+        if not done and limit <= 0:
+            return []
         try:
-            async with self.sessions.begin() as session:
-                return await queue.claim(
-                    session,
+            async with self._connection() as conn:
+                held, claimed = await queue.complete_and_claim(
+                    conn,
                     self.worker_id,
+                    done,
                     lease_seconds=self.config.lease_seconds,
                     limit=limit,
                     kinds=self.config.kinds,
                 )
         except Exception:
-            log.exception("could not claim jobs; retrying after the poll interval")
-            return []
+            self._succeeded[:0] = done
+            log.exception("could not record or claim jobs; retrying after the poll interval")
+            return None
+        self.processed += len(held)
+        if len(held) < len(done):
+            log.warning("lost the lease of finished jobs", extra={"jobs": len(done) - len(held)})
+        return claimed
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for one complete-and-claim: one statement on PostgreSQL, so no
+        transaction round trips; a transaction elsewhere."""
+        if self._engine.dialect.name == "postgresql":
+            async with self._engine.connect() as conn:
+                yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            async with self._engine.begin() as conn:
+                yield conn
 
     async def _execute(self, job: ClaimedJob) -> None:
         token = job_id_var.set(job.id)
@@ -170,34 +191,13 @@ class Worker:
                     exc_info=True,
                 )
             else:
-                if await self._complete(job.id):
-                    self.processed += 1
+                self._succeeded.append(job.id)
         finally:
             job_id_var.reset(token)
-
-    async def _complete(self, job_id: int) -> bool:
-        """Mark a job done, sharing one transaction with jobs that finish meanwhile."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._done_batch[job_id] = future
-        self._done_ready.set()
-        return await asyncio.shield(future)
-
-    async def _complete_batches(self) -> None:
-        while True:
-            await self._done_ready.wait()
-            self._done_ready.clear()
-            batch, self._done_batch = self._done_batch, {}
-            if not batch:
-                continue
-            try:
-                held = await self._settle(queue.complete_many, list(batch), self.worker_id)
-            except Exception as exc:
-                log.warning("could not record finished jobs", exc_info=True)
-                for future in batch.values():
-                    future.set_exception(exc)
-                continue
-            for job_id, future in batch.items():
-                future.set_result(job_id in held)
+            # Freed here rather than in a done callback, so the loop's next pass sees a quick
+            # job's slot free and its completion pending, and serves both in one round trip.
+            self._running.pop(job.id, None)
+            self._wake.set()
 
     async def _settle(self, operation: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
         async with self.sessions.begin() as session:
@@ -209,17 +209,18 @@ class Worker:
                 self._settle(queue.reschedule, job, self.worker_id, utcnow(), reason)
             )
 
-    async def _renew_leases(self, stop: asyncio.Event) -> None:
+    async def _renew_leases(self) -> None:
         interval = max(0.2, self.config.lease_seconds / 3)
         while True:
             await asyncio.sleep(interval)
-            if not self._running:
+            held = [*self._running, *self._succeeded]
+            if not held:
                 continue
             try:
                 await self._settle(
                     queue.renew_leases,
                     self.worker_id,
-                    list(self._running),
+                    held,
                     lease_seconds=self.config.lease_seconds,
                 )
             except Exception:
@@ -250,6 +251,13 @@ class Worker:
             log.warning("LISTEN unavailable; falling back to polling", exc_info=True)
             return None
         return connection
+
+
+def _engine_of(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine:
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine):
+        raise TypeError("the worker needs a session factory bound to an AsyncEngine")
+    return bind
 
 
 def listen_dsn_for(database_url: str) -> str | None:

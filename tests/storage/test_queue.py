@@ -4,7 +4,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from bot.runtime import Runtime
 from bot.worker import PermanentJobError, Worker, WorkerConfig
@@ -207,6 +207,31 @@ async def test_worker_runs_handlers_once_each(runtime: Runtime) -> None:
     assert sorted(seen) == ids
     async with runtime.sessions() as session:
         assert await queue.counts_by_status(session) == {"done": 30}
+
+
+async def test_worker_finishes_a_batch_and_claims_the_next_in_one_transaction(
+    runtime: Runtime,
+) -> None:
+    await _enqueue(runtime, 40, kind="quick")
+    checkouts = 0
+
+    def count(*_args: object) -> None:
+        nonlocal checkouts
+        checkouts += 1
+
+    async def quick(job: ClaimedJob) -> None:
+        return None
+
+    pool = runtime.engine.sync_engine.pool
+    event.listen(pool, "checkout", count)
+    try:
+        worker = await _run_worker(runtime, {"quick": quick}, until=40, concurrency=4)
+    finally:
+        event.remove(pool, "checkout", count)
+    assert worker.processed == 40
+    # Ten batches of four, each finished with the claim of the next, plus a few idle polls;
+    # a separate claim and completion per batch would take twenty.
+    assert checkouts <= 15
 
 
 async def test_worker_retries_then_parks_dead_and_permanent_errors_skip_retries(
