@@ -7,12 +7,12 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.log import job_id_var
 from providers.base import RateLimited
@@ -24,6 +24,9 @@ log = logging.getLogger("aac.worker")
 
 Handler = Callable[[ClaimedJob], Awaitable[None]]
 NOTIFY_COALESCE_SECONDS = 0.01
+# With LISTEN and no backlog, a finished job's completion waits this long for company (or a
+# NOTIFY) instead of costing its own round trip; its slot was not needed meanwhile.
+COMPLETION_LINGER_SECONDS = 0.05
 
 
 class PermanentJobError(Exception):
@@ -68,35 +71,48 @@ class Worker:
         # Handlers that succeeded; recorded as done with the next claim, in one round trip.
         self._succeeded: list[int] = []
         self._notified = False
+        self._listening = False
+        # The last claim filled every free slot, so more work is likely waiting.
+        self._backlog = True
+        self._linger: asyncio.TimerHandle | None = None
         self.processed = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish or release the jobs in hand."""
         renewer = asyncio.create_task(self._renew_leases())
         listener = await self._listen()
+        self._listening = listener is not None
+        stopper = asyncio.ensure_future(stop.wait())
+        stopper.add_done_callback(lambda _: self._wake.set())
         try:
             while not stop.is_set():
                 # Cleared before the round trip, so a job finishing meanwhile re-runs the loop.
                 self._wake.clear()
+                if self._linger is not None:
+                    self._linger.cancel()
+                    self._linger = None
                 free = self.config.concurrency - len(self._running)
                 claimed = await self._complete_and_claim(max(0, free))
                 if claimed is None:
-                    await self._idle(stop)  # the database is unwell: wait a poll interval
+                    await self._idle()  # the database is unwell: wait a poll interval
                     continue
+                if free > 0:
+                    self._backlog = len(claimed) == free
                 for job in claimed:
                     task = asyncio.create_task(self._execute(job))
                     self._running[job.id] = task
                 if claimed and len(claimed) == free:
                     await asyncio.sleep(0)
                     continue
-                await self._idle(stop)
+                await self._idle()
         finally:
             await self._drain()
             with contextlib.suppress(Exception):
                 await self._complete_and_claim(0)
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            for helper in (renewer, stopper):
+                helper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper
             if listener is not None:
                 with contextlib.suppress(Exception):
                     await listener.close()
@@ -109,16 +125,12 @@ class Worker:
         """Look for work now (the in-process web app calls this after queuing a job)."""
         self._wake.set()
 
-    async def _idle(self, stop: asyncio.Event) -> None:
-        if self._wake.is_set():
-            return
-        waiter = asyncio.create_task(self._wake.wait())
-        stopper = asyncio.create_task(stop.wait())
-        _done, pending = await asyncio.wait(
-            {waiter, stopper}, timeout=self.config.poll_interval, return_when="FIRST_COMPLETED"
-        )
-        for task in pending:
-            task.cancel()
+    async def _idle(self) -> None:
+        """Wait for a wake-up (a NOTIFY, a freed slot, ``stop``) or the poll interval."""
+        if not self._wake.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.poll_interval):
+                    await self._wake.wait()
         if self._notified:
             # Every NOTIFY wakes every worker: a short pause lets one claim serve a burst
             # instead of N workers racing for each job.
@@ -131,7 +143,7 @@ class Worker:
         if not done and limit <= 0:
             return []
         try:
-            async with self._connection() as conn:
+            async with self._engine.connect() as conn:
                 held, claimed = await queue.complete_and_claim(
                     conn,
                     self.worker_id,
@@ -140,6 +152,7 @@ class Worker:
                     limit=limit,
                     kinds=self.config.kinds,
                 )
+                await conn.commit()
         except Exception:
             self._succeeded[:0] = done
             log.exception("could not record or claim jobs; retrying after the poll interval")
@@ -148,17 +161,6 @@ class Worker:
         if len(held) < len(done):
             log.warning("lost the lease of finished jobs", extra={"jobs": len(done) - len(held)})
         return claimed
-
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for one complete-and-claim: one statement on PostgreSQL, so no
-        transaction round trips; a transaction elsewhere."""
-        if self._engine.dialect.name == "postgresql":
-            async with self._engine.connect() as conn:
-                yield await conn.execution_options(isolation_level="AUTOCOMMIT")
-        else:
-            async with self._engine.begin() as conn:
-                yield conn
 
     async def _execute(self, job: ClaimedJob) -> None:
         token = job_id_var.set(job.id)
@@ -197,7 +199,16 @@ class Worker:
             # Freed here rather than in a done callback, so the loop's next pass sees a quick
             # job's slot free and its completion pending, and serves both in one round trip.
             self._running.pop(job.id, None)
+            self._job_done()
+
+    def _job_done(self) -> None:
+        """Run the loop now if the freed slot can take waiting work, else soon."""
+        if self._backlog or not self._listening:
+            # Without LISTEN, claiming as jobs finish is how new work is found promptly.
             self._wake.set()
+        elif self._linger is None:
+            loop = asyncio.get_running_loop()
+            self._linger = loop.call_later(COMPLETION_LINGER_SECONDS, self._wake.set)
 
     async def _settle(self, operation: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
         async with self.sessions.begin() as session:

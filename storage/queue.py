@@ -15,9 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Executable,
-    String,
     Table,
     and_,
     bindparam,
@@ -29,12 +27,11 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.models import Job
-from storage.types import UtcDateTime, utcnow
+from storage.types import utcnow
 
 NOTIFY_CHANNEL = "aac_jobs"
 # PostgreSQL serialises the commits of transactions that NOTIFY. Under a stream of enqueues one
@@ -276,7 +273,7 @@ _COMPLETE_MANY = (
 
 
 async def complete_and_claim(
-    conn: Executor,
+    conn: AsyncConnection,
     worker_id: str,
     done: list[int],
     *,
@@ -284,10 +281,12 @@ async def complete_and_claim(
     limit: int,
     kinds: list[str] | None = None,
 ) -> tuple[set[int], list[ClaimedJob]]:
-    """Mark the held jobs in ``done`` finished and claim up to ``limit`` more.
+    """Mark the held jobs in ``done`` finished and claim up to ``limit`` more, for a worker.
 
-    Returns the ids of ``done`` still held and the jobs claimed. On PostgreSQL this is a single
-    statement, atomic on its own, so the worker can run it without BEGIN and COMMIT round trips.
+    Returns the ids of ``done`` still held and the jobs claimed. Call it outside a transaction
+    and commit after: on PostgreSQL it is one statement that commits on its own, sent on the
+    driver connection without BEGIN and COMMIT round trips; elsewhere it is two statements in
+    the transaction they begin.
     """
     if not _is_postgresql(conn):
         held = await complete_many(conn, done, worker_id)
@@ -297,46 +296,49 @@ async def complete_and_claim(
                 conn, worker_id, lease_seconds=lease_seconds, limit=limit, kinds=kinds
             )
         return held, claimed
+    if conn.in_transaction():
+        raise ValueError("complete_and_claim commits on its own on PostgreSQL")
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
     now = utcnow()
-    params: dict[str, Any] = {
-        "done": done,
-        "worker": worker_id,
-        "now": now,
-        "lease": now + timedelta(seconds=lease_seconds),
-        "limit": limit,
-        "kinds": kinds or [],
-        "any_kind": not kinds,
-    }
-    rows = (await conn.execute(_PG_COMPLETE_AND_CLAIM, params)).all()
-    # Completed rows come back with no kind.
-    held = {int(r.id) for r in rows if r.kind is None}
+    # SQLAlchemy's asyncpg dialect installs the JSONB codec, so payloads arrive decoded.
+    rows = await driver.fetch(
+        _PG_COMPLETE_AND_CLAIM,
+        done,
+        worker_id,
+        now,
+        now + timedelta(seconds=lease_seconds),
+        limit,
+        kinds or [],
+        not kinds,
+    )
+    # Finished rows come back with no kind.
+    held = {int(r["id"]) for r in rows if r["kind"] is None}
     claimed = [
-        ClaimedJob(r.id, r.kind, r.payload, r.attempts, r.max_attempts)
+        ClaimedJob(r["id"], r["kind"], r["payload"], r["attempts"], r["max_attempts"])
         for r in rows
-        if r.kind is not None
+        if r["kind"] is not None
     ]
     return held, sorted(claimed, key=lambda job: job.id)
 
 
 # Data-modifying CTEs all see one snapshot, so ``picked`` skips the rows ``done`` is finishing.
-_PG_COMPLETE_AND_CLAIM = (
-    text(
-        """
+_PG_COMPLETE_AND_CLAIM = """
 WITH done AS (
-    UPDATE jobs SET status = 'done', finished_at = :now, lease_expires_at = NULL
-    WHERE id = ANY(:done) AND locked_by = :worker AND status = 'running'
+    UPDATE jobs SET status = 'done', finished_at = $3, lease_expires_at = NULL
+    WHERE id = ANY($1::bigint[]) AND locked_by = $2 AND status = 'running'
     RETURNING id
 ), picked AS (
     SELECT id FROM jobs
-    WHERE ((status = 'queued' AND run_at <= :now)
-           OR (status = 'running' AND lease_expires_at < :now))
-      AND id <> ALL(:done)
-      AND (:any_kind OR kind = ANY(:kinds))
+    WHERE ((status = 'queued' AND run_at <= $3)
+           OR (status = 'running' AND lease_expires_at < $3))
+      AND id <> ALL($1::bigint[])
+      AND ($7 OR kind = ANY($6::text[]))
     ORDER BY run_at, id
-    LIMIT :limit
+    LIMIT $5
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
-    UPDATE jobs SET status = 'running', locked_by = :worker, lease_expires_at = :lease,
+    UPDATE jobs SET status = 'running', locked_by = $2, lease_expires_at = $4,
         attempts = jobs.attempts + 1
     FROM picked WHERE jobs.id = picked.id
     RETURNING jobs.id, jobs.kind, jobs.payload, jobs.attempts, jobs.max_attempts
@@ -345,21 +347,6 @@ SELECT id, kind, payload, attempts, max_attempts FROM claimed
 UNION ALL
 SELECT id, NULL, NULL, NULL, NULL FROM done
 """
-    )
-    .bindparams(
-        bindparam("done", type_=ARRAY(BigInteger())),
-        bindparam("kinds", type_=ARRAY(String())),
-        bindparam("now", type_=UtcDateTime()),
-        bindparam("lease", type_=UtcDateTime()),
-    )
-    .columns(
-        _jobs.c.id,
-        _jobs.c.kind,
-        _jobs.c.payload,
-        _jobs.c.attempts,
-        _jobs.c.max_attempts,
-    )
-)
 
 
 def _is_postgresql(db: Executor) -> bool:

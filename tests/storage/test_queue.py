@@ -105,10 +105,11 @@ async def test_complete_and_claim_records_held_jobs_and_claims_others(runtime: R
     ids = await _enqueue(runtime, 5)
     first = await _claim(runtime, "w", limit=2)
     [other] = await _claim(runtime, "other", limit=1)
-    async with runtime.engine.begin() as conn:
+    async with runtime.engine.connect() as conn:
         held, claimed = await queue.complete_and_claim(
             conn, "w", [j.id for j in first] + [other.id], lease_seconds=30, limit=5
         )
+        await conn.commit()
     # The other worker's job is not this worker's to finish.
     assert held == {first[0].id, first[1].id}
     assert [j.id for j in claimed] == ids[3:]
@@ -127,13 +128,36 @@ async def test_complete_and_claim_does_not_hand_out_a_job_it_finishes(runtime: R
             .where(Job.id == job_id)
             .values(lease_expires_at=utcnow() - timedelta(seconds=1))
         )
-    async with runtime.engine.begin() as conn:
+    async with runtime.engine.connect() as conn:
         held, claimed = await queue.complete_and_claim(
             conn, "w", [job_id], lease_seconds=30, limit=5
         )
+        await conn.commit()
     assert held == {job_id}
     assert claimed == []
     assert (await _job(runtime, job_id)).status == JobStatus.DONE
+
+
+async def test_complete_and_claim_takes_only_the_kinds_asked_for(runtime: Runtime) -> None:
+    await _enqueue(runtime, 2, kind="a")
+    wanted = await _enqueue(runtime, 2, kind="b")
+    async with runtime.engine.connect() as conn:
+        _held, claimed = await queue.complete_and_claim(
+            conn, "w", [], lease_seconds=30, limit=5, kinds=["b"]
+        )
+        await conn.commit()
+    assert [j.id for j in claimed] == wanted
+
+
+async def test_complete_and_claim_refuses_a_callers_transaction_on_postgresql(
+    runtime: Runtime,
+) -> None:
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL runs it as one self-committing statement")
+    async with runtime.engine.begin() as conn:
+        await conn.execute(select(1))
+        with pytest.raises(ValueError, match="commits on its own"):
+            await queue.complete_and_claim(conn, "w", [], lease_seconds=30, limit=1)
 
 
 async def test_failures_back_off_and_end_dead_then_retry(runtime: Runtime) -> None:
