@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import event, select, update
 
 from bot.runtime import Runtime
-from bot.worker import PermanentJobError, Worker, WorkerConfig
+from bot.worker import PermanentJobError, Worker, WorkerConfig, listen_dsn_for
 from providers.base import RateLimited
 from storage import queue
 from storage.models import Job
@@ -256,6 +256,39 @@ async def test_worker_finishes_a_batch_and_claims_the_next_in_one_transaction(
     # Ten batches of four, each finished with the claim of the next, plus a few idle polls;
     # a separate claim and completion per batch would take twenty.
     assert checkouts <= 15
+
+
+async def test_listening_worker_records_a_lone_completion_without_waiting_to_poll(
+    runtime: Runtime,
+) -> None:
+    listen_dsn = listen_dsn_for(runtime.settings.database_url)
+    if listen_dsn is None:
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    [job_id] = await _enqueue(runtime, 1, kind="quick")
+
+    async def quick(job: ClaimedJob) -> None:
+        return None
+
+    worker = Worker(
+        runtime.sessions,
+        {"quick": quick},
+        WorkerConfig(poll_interval=30),
+        worker_id="w",
+        listen_dsn=listen_dsn,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        # No backlog and no NOTIFY: the completion lingers briefly, not a whole poll interval.
+        for _ in range(100):
+            if (await _job(runtime, job_id)).status == JobStatus.DONE:
+                break
+            await asyncio.sleep(0.02)
+        assert (await _job(runtime, job_id)).status == JobStatus.DONE
+        assert worker.processed == 1
+    finally:
+        stop.set()
+        await task
 
 
 async def test_worker_retries_then_parks_dead_and_permanent_errors_skip_retries(
