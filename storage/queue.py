@@ -15,16 +15,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Executable,
+    Select,
     Table,
-    and_,
     bindparam,
     delete,
     func,
     insert,
-    or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -196,19 +197,31 @@ async def claim(
 
 @functools.cache
 def _claim_statement(postgresql: bool, with_kinds: bool) -> Executable:
-    due = or_(
-        and_(_jobs.c.status == JobStatus.QUEUED, _jobs.c.run_at <= bindparam("now")),
-        and_(_jobs.c.status == JobStatus.RUNNING, _jobs.c.lease_expires_at < bindparam("now")),
-    )
-    candidates = select(_jobs.c.id).where(due)
-    if with_kinds:
-        candidates = candidates.where(_jobs.c.kind.in_(bindparam("kinds", expanding=True)))
-    candidates = candidates.order_by(_jobs.c.run_at, _jobs.c.id).limit(bindparam("limit"))
+    def due(*conditions: ColumnElement[bool]) -> Select[tuple[int]]:
+        query = select(_jobs.c.id).where(*conditions)
+        if with_kinds:
+            query = query.where(_jobs.c.kind.in_(bindparam("kinds", expanding=True)))
+        return query.order_by(_jobs.c.run_at, _jobs.c.id)
+
+    # Jobs whose worker died first, then queued ones up to the limit. Each branch walks
+    # ix_jobs_claimable in order and stops at its limit; one OR over both made the database
+    # read and sort the whole backlog on every claim.
+    expired = due(
+        _jobs.c.status == JobStatus.RUNNING, _jobs.c.lease_expires_at < bindparam("now")
+    ).limit(bindparam("limit"))
     if postgresql:
-        candidates = candidates.with_for_update(skip_locked=True)
-    # A CTE, not ``IN (subquery)``: PostgreSQL may re-run a LIMITed subquery per row and
+        expired = expired.with_for_update(skip_locked=True)
+    expired_cte = expired.cte("expired")
+    room: ColumnElement[int] = (
+        bindparam("limit") - select(func.count()).select_from(expired_cte).scalar_subquery()
+    )
+    queued = due(_jobs.c.status == JobStatus.QUEUED, _jobs.c.run_at <= bindparam("now")).limit(room)
+    if postgresql:
+        queued = queued.with_for_update(skip_locked=True)
+    queued_cte = queued.cte("queued")
+    # CTEs, not ``IN (subquery)``: PostgreSQL may re-run a LIMITed subquery per row and
     # hand out more rows than asked for.
-    picked = candidates.cte("picked")
+    picked = union_all(select(expired_cte.c.id), select(queued_cte.c.id)).cte("picked")
     return (
         update(_jobs)
         .where(_jobs.c.id == picked.c.id)
@@ -322,26 +335,31 @@ async def complete_and_claim(
     return held, sorted(claimed, key=lambda job: job.id)
 
 
-# Data-modifying CTEs all see one snapshot, so ``picked`` skips the rows ``done`` is finishing.
+# The claim is _claim_statement's (expired leases first, then queued jobs, each in index order).
+# Data-modifying CTEs all see one snapshot, so ``expired`` skips the rows ``done`` finishes.
 _PG_COMPLETE_AND_CLAIM = """
 WITH done AS (
     UPDATE jobs SET status = 'done', finished_at = $3, lease_expires_at = NULL
     WHERE id = ANY($1::bigint[]) AND locked_by = $2 AND status = 'running'
     RETURNING id
-), picked AS (
+), expired AS (
     SELECT id FROM jobs
-    WHERE ((status = 'queued' AND run_at <= $3)
-           OR (status = 'running' AND lease_expires_at < $3))
-      AND id <> ALL($1::bigint[])
+    WHERE status = 'running' AND lease_expires_at < $3 AND id <> ALL($1::bigint[])
       AND ($7 OR kind = ANY($6::text[]))
     ORDER BY run_at, id
     LIMIT $5
     FOR UPDATE SKIP LOCKED
+), queued AS (
+    SELECT id FROM jobs
+    WHERE status = 'queued' AND run_at <= $3 AND ($7 OR kind = ANY($6::text[]))
+    ORDER BY run_at, id
+    LIMIT $5 - (SELECT count(*) FROM expired)
+    FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE jobs SET status = 'running', locked_by = $2, lease_expires_at = $4,
         attempts = jobs.attempts + 1
-    FROM picked WHERE jobs.id = picked.id
-    RETURNING jobs.id, jobs.kind, jobs.payload, jobs.attempts, jobs.max_attempts
+    WHERE id = ANY(ARRAY(SELECT id FROM expired UNION ALL SELECT id FROM queued))
+    RETURNING id, kind, payload, attempts, max_attempts
 )
 SELECT id, kind, payload, attempts, max_attempts FROM claimed
 UNION ALL

@@ -160,6 +160,28 @@ async def test_complete_and_claim_refuses_a_callers_transaction_on_postgresql(
             await queue.complete_and_claim(conn, "w", [], lease_seconds=30, limit=1)
 
 
+@pytest.mark.parametrize("together", [False, True], ids=["claim", "complete_and_claim"])
+async def test_claim_takes_expired_leases_first_and_never_more_than_the_limit(
+    runtime: Runtime, together: bool
+) -> None:
+    first, *queued = await _enqueue(runtime, 4)
+    await _claim(runtime, "dead-worker", limit=1)
+    async with runtime.sessions.begin() as session:
+        await session.execute(
+            update(Job).where(Job.id == first).values(lease_expires_at=utcnow() - timedelta(1))
+        )
+    async with runtime.engine.connect() as conn:
+        if together:
+            _held, claimed = await queue.complete_and_claim(
+                conn, "w", [], lease_seconds=30, limit=2
+            )
+        else:
+            claimed = await queue.claim(conn, "w", lease_seconds=30, limit=2)
+        await conn.commit()
+    assert [j.id for j in claimed] == [first, queued[0]]
+    assert [j.attempts for j in claimed] == [2, 1]
+
+
 async def test_failures_back_off_and_end_dead_then_retry(runtime: Runtime) -> None:
     [job_id] = await _enqueue(runtime, 1, max_attempts=3)
     delays = []
