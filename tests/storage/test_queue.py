@@ -63,6 +63,24 @@ async def test_enqueue_commits_with_the_callers_transaction(runtime: Runtime) ->
     assert await _claim(runtime, "w") == []
 
 
+async def test_enqueue_writes_the_same_row_with_or_without_a_unique_key(runtime: Runtime) -> None:
+    # Without a key, SQLite's INSERT goes to the driver directly; with one, through SQLAlchemy.
+    when = utcnow() + timedelta(minutes=1)
+    async with runtime.sessions.begin() as session:
+        plain = await queue.enqueue(session, "k", {"a": [1, "é"]}, run_at=when)
+        keyed = await queue.enqueue(session, "k", {"a": [1, "é"]}, run_at=when, unique_key="u")
+    columns = "kind, payload, status, attempts, max_attempts, run_at, typeof(run_at)"
+    if runtime.engine.dialect.name == "postgresql":
+        columns = columns.replace("typeof(run_at)", "pg_typeof(run_at)::text")
+    async with runtime.engine.connect() as conn:
+        rows = {
+            row[0]: tuple(row[1:])
+            for row in await conn.exec_driver_sql(f"SELECT id, {columns} FROM jobs")
+        }
+    assert rows[plain] == rows[keyed]
+    assert (await _job(runtime, plain)).run_at == when
+
+
 async def test_unique_key_coalesces_pending_duplicates(runtime: Runtime) -> None:
     async with runtime.sessions.begin() as session:
         first = await queue.enqueue(session, "k", {}, unique_key="cycle:1")
