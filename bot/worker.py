@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import socket
@@ -13,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.log import job_id_var
 from providers.base import RateLimited
@@ -27,6 +26,9 @@ Handler = Callable[[ClaimedJob], Awaitable[None]]
 # Given the free slots, waits as long as it sees fit and says how many jobs to claim now.
 Pacer = Callable[[int], Awaitable[int]]
 NOTIFY_COALESCE_SECONDS = 0.01
+# With LISTEN and no backlog, a finished job's completion waits this long for company (or a
+# NOTIFY) instead of costing its own round trip; its slot was not needed meanwhile.
+COMPLETION_LINGER_SECONDS = 0.05
 
 
 class PermanentJobError(Exception):
@@ -66,37 +68,54 @@ class Worker:
         self.config = config
         self.worker_id = worker_id or default_worker_id()
         self.listen_dsn = listen_dsn
+        self._engine = _engine_of(sessions)
         self._wake = asyncio.Event()
+        # Handlers in flight; each holds one of the ``concurrency`` slots.
         self._running: dict[int, asyncio.Task[None]] = {}
-        self._done_batch: dict[int, asyncio.Future[bool]] = {}
-        self._done_ready = asyncio.Event()
+        # Handlers that succeeded; recorded as done with the next claim, in one round trip.
+        self._succeeded: list[int] = []
         self._notified = False
+        self._listening = False
+        # The last claim filled every free slot, so more work is likely waiting.
+        self._backlog = True
+        self._linger: asyncio.TimerHandle | None = None
         self.processed = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish or release the jobs in hand."""
-        renewer = asyncio.create_task(self._renew_leases(stop))
-        completer = asyncio.create_task(self._complete_batches())
+        renewer = asyncio.create_task(self._renew_leases())
         listener = await self._listen()
+        self._listening = listener is not None
+        stopper = asyncio.ensure_future(stop.wait())
+        stopper.add_done_callback(lambda _: self._wake.set())
         try:
             while not stop.is_set():
+                # Cleared before the round trip, so a job finishing meanwhile re-runs the loop.
+                self._wake.clear()
+                if self._linger is not None:
+                    self._linger.cancel()
+                    self._linger = None
                 free = self.config.concurrency - len(self._running)
-                claimed: list[ClaimedJob] = []
                 if free > 0 and self.pacer is not None:
                     free = await self.pacer(free)
+                claimed = await self._complete_and_claim(max(0, free))
+                if claimed is None:
+                    await self._idle()  # the database is unwell: wait a poll interval
+                    continue
                 if free > 0:
-                    claimed = await self._claim(free)
+                    self._backlog = len(claimed) == free
                 for job in claimed:
                     task = asyncio.create_task(self._execute(job))
                     self._running[job.id] = task
-                    task.add_done_callback(functools.partial(self._finished, job.id))
                 if claimed and len(claimed) == free:
                     await asyncio.sleep(0)
                     continue
-                await self._idle(stop)
+                await self._idle()
         finally:
             await self._drain()
-            for helper in (renewer, completer):
+            with contextlib.suppress(Exception):
+                await self._complete_and_claim(0)
+            for helper in (renewer, stopper):
                 helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
@@ -112,38 +131,42 @@ class Worker:
         """Look for work now (the in-process web app calls this after queuing a job)."""
         self._wake.set()
 
-    def _finished(self, job_id: int, _task: asyncio.Task[None]) -> None:
-        self._running.pop(job_id, None)
-        self._wake.set()
-
-    async def _idle(self, stop: asyncio.Event) -> None:
-        self._wake.clear()
-        waiter = asyncio.create_task(self._wake.wait())
-        stopper = asyncio.create_task(stop.wait())
-        _done, pending = await asyncio.wait(
-            {waiter, stopper}, timeout=self.config.poll_interval, return_when="FIRST_COMPLETED"
-        )
-        for task in pending:
-            task.cancel()
+    async def _idle(self) -> None:
+        """Wait for a wake-up (a NOTIFY, a freed slot, ``stop``) or the poll interval."""
+        if not self._wake.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.poll_interval):
+                    await self._wake.wait()
         if self._notified:
             # Every NOTIFY wakes every worker: a short pause lets one claim serve a burst
             # instead of N workers racing for each job.
             self._notified = False
             await asyncio.sleep(NOTIFY_COALESCE_SECONDS)
 
-    async def _claim(self, limit: int) -> list[ClaimedJob]:
+    async def _complete_and_claim(self, limit: int) -> list[ClaimedJob] | None:
+        """Record the succeeded jobs and claim up to ``limit`` more; None if the database failed."""
+        done, self._succeeded = self._succeeded, []
+        if not done and limit <= 0:
+            return []
         try:
-            async with self.sessions.begin() as session:
-                return await queue.claim(
-                    session,
+            async with self._engine.connect() as conn:
+                held, claimed = await queue.complete_and_claim(
+                    conn,
                     self.worker_id,
+                    done,
                     lease_seconds=self.config.lease_seconds,
                     limit=limit,
                     kinds=self.config.kinds,
                 )
+                await conn.commit()
         except Exception:
-            log.exception("could not claim jobs; retrying after the poll interval")
-            return []
+            self._succeeded[:0] = done
+            log.exception("could not record or claim jobs; retrying after the poll interval")
+            return None
+        self.processed += len(held)
+        if len(held) < len(done):
+            log.warning("lost the lease of finished jobs", extra={"jobs": len(done) - len(held)})
+        return claimed
 
     async def _execute(self, job: ClaimedJob) -> None:
         token = job_id_var.set(job.id)
@@ -176,34 +199,22 @@ class Worker:
                     exc_info=True,
                 )
             else:
-                if await self._complete(job.id):
-                    self.processed += 1
+                self._succeeded.append(job.id)
         finally:
             job_id_var.reset(token)
+            # Freed here rather than in a done callback, so the loop's next pass sees a quick
+            # job's slot free and its completion pending, and serves both in one round trip.
+            self._running.pop(job.id, None)
+            self._job_done()
 
-    async def _complete(self, job_id: int) -> bool:
-        """Mark a job done, sharing one transaction with jobs that finish meanwhile."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._done_batch[job_id] = future
-        self._done_ready.set()
-        return await asyncio.shield(future)
-
-    async def _complete_batches(self) -> None:
-        while True:
-            await self._done_ready.wait()
-            self._done_ready.clear()
-            batch, self._done_batch = self._done_batch, {}
-            if not batch:
-                continue
-            try:
-                held = await self._settle(queue.complete_many, list(batch), self.worker_id)
-            except Exception as exc:
-                log.warning("could not record finished jobs", exc_info=True)
-                for future in batch.values():
-                    future.set_exception(exc)
-                continue
-            for job_id, future in batch.items():
-                future.set_result(job_id in held)
+    def _job_done(self) -> None:
+        """Run the loop now if the freed slot can take waiting work, else soon."""
+        if self._backlog or not self._listening:
+            # Without LISTEN, claiming as jobs finish is how new work is found promptly.
+            self._wake.set()
+        elif self._linger is None:
+            loop = asyncio.get_running_loop()
+            self._linger = loop.call_later(COMPLETION_LINGER_SECONDS, self._wake.set)
 
     async def _settle(self, operation: Callable[..., Awaitable[Any]], *args: Any, **kw: Any) -> Any:
         async with self.sessions.begin() as session:
@@ -215,17 +226,18 @@ class Worker:
                 self._settle(queue.reschedule, job, self.worker_id, utcnow(), reason)
             )
 
-    async def _renew_leases(self, stop: asyncio.Event) -> None:
+    async def _renew_leases(self) -> None:
         interval = max(0.2, self.config.lease_seconds / 3)
         while True:
             await asyncio.sleep(interval)
-            if not self._running:
+            held = [*self._running, *self._succeeded]
+            if not held:
                 continue
             try:
                 await self._settle(
                     queue.renew_leases,
                     self.worker_id,
-                    list(self._running),
+                    held,
                     lease_seconds=self.config.lease_seconds,
                 )
             except Exception:
@@ -256,6 +268,13 @@ class Worker:
             log.warning("LISTEN unavailable; falling back to polling", exc_info=True)
             return None
         return connection
+
+
+def _engine_of(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine:
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine):
+        raise TypeError("the worker needs a session factory bound to an AsyncEngine")
+    return bind
 
 
 def listen_dsn_for(database_url: str) -> str | None:

@@ -7,15 +7,32 @@ picked with FOR UPDATE SKIP LOCKED so many workers never contend for the same ro
 
 from __future__ import annotations
 
+import functools
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Executable,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    union_all,
+    update,
+)
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.models import Job
 from storage.types import utcnow
@@ -26,6 +43,12 @@ NOTIFY_CHANNEL = "aac_jobs"
 # a job enqueued inside the interval waits at most one poll interval.
 NOTIFY_INTERVAL_SECONDS = 0.05
 MAX_ERROR_CHARS = 4000
+
+# The hot statements are built once with bound parameters: building and cache-keying a fresh
+# ORM statement per call cost more CPU than the database spent running it.
+_jobs: Table = Job.__table__  # type: ignore[assignment]
+# A session (the caller's transaction) or a Core connection (the worker's own).
+Executor = AsyncSession | AsyncConnection
 
 
 class JobStatus:
@@ -74,35 +97,30 @@ async def enqueue(
         if existing is not None:
             return existing
     now = utcnow()
-    # A Core INSERT ... RETURNING: the ORM's unit-of-work bookkeeping costs more than the
-    # statement itself on the enqueue hot path.
-    stmt = (
-        insert(Job)
-        .values(
-            kind=kind,
-            payload=payload or {},
-            unique_key=unique_key,
-            status=JobStatus.QUEUED,
-            attempts=0,
-            max_attempts=max_attempts,
-            run_at=run_at or now,
-            created_at=now,
-        )
-        .returning(Job.id)
-    )
-    if unique_key is None:
-        job_id = int((await session.execute(stmt)).scalar_one())
+    params = {
+        "kind": kind,
+        "payload": payload or {},
+        "unique_key": unique_key,
+        "max_attempts": max_attempts,
+        "run_at": run_at or now,
+        "created_at": now,
+    }
+    dialect = session.get_bind().dialect
+    if unique_key is None and dialect.name == "sqlite":
+        job_id = await _insert_on_sqlite_driver(session, dialect, params)
+    elif unique_key is None:
+        job_id = int((await session.execute(_INSERT, params)).scalar_one())
     else:
         try:
             async with session.begin_nested():
-                job_id = int((await session.execute(stmt)).scalar_one())
+                job_id = int((await session.execute(_INSERT, params)).scalar_one())
         except IntegrityError:
             # Another transaction queued the same key between our check and insert.
             existing = await _pending_with_key(session, unique_key)
             if existing is None:
                 raise
             return existing
-    if session.get_bind().dialect.name == "postgresql" and _throttle.due():
+    if dialect.name == "postgresql" and _throttle.due():
         await session.execute(
             text("SELECT pg_notify(:channel, :kind)"),
             {
@@ -111,6 +129,47 @@ async def enqueue(
             },
         )
     return job_id
+
+
+async def _insert_on_sqlite_driver(
+    session: AsyncSession, dialect: Dialect, params: dict[str, Any]
+) -> int:
+    """_INSERT in one call to aiosqlite's thread instead of SQLAlchemy's four (cursor, execute,
+    fetch, close), which also shortens how long the write lock is held.
+
+    Python's sqlite3 opens the transaction before the INSERT, and the session commits it.
+    """
+    driver = (await (await session.connection()).get_raw_connection()).driver_connection
+    assert driver is not None
+    json, when = _sqlite_binds(dialect)
+    rows = await driver.execute_fetchall(
+        _SQLITE_INSERT,
+        (
+            params["kind"],
+            json(params["payload"]),
+            params["max_attempts"],
+            when(params["run_at"]),
+            when(params["created_at"]),
+        ),
+    )
+    return int(next(iter(rows))[0])
+
+
+_SQLITE_INSERT = (
+    "INSERT INTO jobs (kind, payload, unique_key, status, attempts, max_attempts, run_at,"
+    f" created_at) VALUES (?, ?, NULL, '{JobStatus.QUEUED}', 0, ?, ?, ?) RETURNING id"
+)
+
+
+@functools.cache
+def _sqlite_binds(dialect: Dialect) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """The column types' own bind conversions, so rows match what SQLAlchemy writes."""
+
+    def converter(column: Column[Any]) -> Callable[[Any], Any]:
+        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+        return process if process is not None else (lambda value: value)
+
+    return converter(_jobs.c.payload), converter(_jobs.c.run_at)
 
 
 class _NotifyThrottle:
@@ -130,6 +189,23 @@ class _NotifyThrottle:
 
 _throttle = _NotifyThrottle(NOTIFY_INTERVAL_SECONDS)
 
+# A Core INSERT ... RETURNING: the ORM's unit-of-work bookkeeping costs more than the
+# statement itself on the enqueue hot path.
+_INSERT = (
+    insert(_jobs)
+    .values(
+        kind=bindparam("kind"),
+        payload=bindparam("payload"),
+        unique_key=bindparam("unique_key"),
+        status=JobStatus.QUEUED,
+        attempts=0,
+        max_attempts=bindparam("max_attempts"),
+        run_at=bindparam("run_at"),
+        created_at=bindparam("created_at"),
+    )
+    .returning(_jobs.c.id)
+)
+
 
 async def _pending_with_key(session: AsyncSession, unique_key: str) -> int | None:
     result = await session.execute(
@@ -139,7 +215,7 @@ async def _pending_with_key(session: AsyncSession, unique_key: str) -> int | Non
 
 
 async def claim(
-    session: AsyncSession,
+    session: Executor,
     worker_id: str,
     *,
     lease_seconds: float,
@@ -151,35 +227,60 @@ async def claim(
     The caller commits right after, so the lease is visible to other workers.
     """
     now = utcnow()
-    due = or_(
-        and_(Job.status == JobStatus.QUEUED, Job.run_at <= now),
-        and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now),
-    )
-    candidates = select(Job.id).where(due)
-    if kinds:
-        candidates = candidates.where(Job.kind.in_(kinds))
-    candidates = candidates.order_by(Job.run_at, Job.id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
-    # A CTE, not ``IN (subquery)``: PostgreSQL may re-run a LIMITed subquery per row and
-    # hand out more rows than asked for.
-    picked = candidates.cte("picked")
-    stmt = (
-        update(Job)
-        .where(Job.id == picked.c.id)
-        .values(
-            status=JobStatus.RUNNING,
-            locked_by=worker_id,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            attempts=Job.attempts + 1,
-        )
-        .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts)
-        .execution_options(synchronize_session=False)
-    )
-    rows = (await session.execute(stmt)).all()
+    stmt = _claim_statement(_is_postgresql(session), bool(kinds))
+    params: dict[str, Any] = {
+        "now": now,
+        "lease": now + timedelta(seconds=lease_seconds),
+        "worker": worker_id,
+        "limit": limit,
+        "kinds": kinds or [],
+    }
+    rows = (await session.execute(stmt, params)).all()
     return sorted(
         (ClaimedJob(r.id, r.kind, r.payload, r.attempts, r.max_attempts) for r in rows),
         key=lambda job: job.id,
+    )
+
+
+@functools.cache
+def _claim_statement(postgresql: bool, with_kinds: bool) -> Executable:
+    def due(*conditions: ColumnElement[bool]) -> Select[tuple[int]]:
+        query = select(_jobs.c.id).where(*conditions)
+        if with_kinds:
+            query = query.where(_jobs.c.kind.in_(bindparam("kinds", expanding=True)))
+        return query.order_by(_jobs.c.run_at, _jobs.c.id)
+
+    # Jobs whose worker died first, then queued ones up to the limit. Each branch walks
+    # ix_jobs_claimable in order and stops at its limit; one OR over both made the database
+    # read and sort the whole backlog on every claim.
+    expired = due(
+        _jobs.c.status == JobStatus.RUNNING, _jobs.c.lease_expires_at < bindparam("now")
+    ).limit(bindparam("limit"))
+    if postgresql:
+        expired = expired.with_for_update(skip_locked=True)
+    expired_cte = expired.cte("expired")
+    room: ColumnElement[int] = (
+        bindparam("limit") - select(func.count()).select_from(expired_cte).scalar_subquery()
+    )
+    queued = due(_jobs.c.status == JobStatus.QUEUED, _jobs.c.run_at <= bindparam("now")).limit(room)
+    if postgresql:
+        queued = queued.with_for_update(skip_locked=True)
+    queued_cte = queued.cte("queued")
+    # CTEs, not ``IN (subquery)``: PostgreSQL may re-run a LIMITed subquery per row and
+    # hand out more rows than asked for.
+    picked = union_all(select(expired_cte.c.id), select(queued_cte.c.id)).cte("picked")
+    return (
+        update(_jobs)
+        .where(_jobs.c.id == picked.c.id)
+        .values(
+            status=JobStatus.RUNNING,
+            locked_by=bindparam("worker"),
+            lease_expires_at=bindparam("lease"),
+            attempts=_jobs.c.attempts + 1,
+        )
+        .returning(
+            _jobs.c.id, _jobs.c.kind, _jobs.c.payload, _jobs.c.attempts, _jobs.c.max_attempts
+        )
     )
 
 
@@ -209,18 +310,113 @@ async def complete(session: AsyncSession, job_id: int, worker_id: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def complete_many(session: AsyncSession, job_ids: list[int], worker_id: str) -> set[int]:
+async def complete_many(session: Executor, job_ids: list[int], worker_id: str) -> set[int]:
     """Mark several held jobs done in one statement; returns the ids this worker still held."""
     if not job_ids:
         return set()
     rows = await session.execute(
-        update(Job)
-        .where(Job.id.in_(job_ids), Job.locked_by == worker_id, Job.status == JobStatus.RUNNING)
-        .values(status=JobStatus.DONE, finished_at=utcnow(), lease_expires_at=None)
-        .returning(Job.id)
-        .execution_options(synchronize_session=False)
+        _COMPLETE_MANY, {"ids": job_ids, "worker": worker_id, "now": utcnow()}
     )
     return {int(row_id) for row_id in rows.scalars()}
+
+
+_COMPLETE_MANY = (
+    update(_jobs)
+    .where(
+        _jobs.c.id.in_(bindparam("ids", expanding=True)),
+        _jobs.c.locked_by == bindparam("worker"),
+        _jobs.c.status == JobStatus.RUNNING,
+    )
+    .values(status=JobStatus.DONE, finished_at=bindparam("now"), lease_expires_at=None)
+    .returning(_jobs.c.id)
+)
+
+
+async def complete_and_claim(
+    conn: AsyncConnection,
+    worker_id: str,
+    done: list[int],
+    *,
+    lease_seconds: float,
+    limit: int,
+    kinds: list[str] | None = None,
+) -> tuple[set[int], list[ClaimedJob]]:
+    """Mark the held jobs in ``done`` finished and claim up to ``limit`` more, for a worker.
+
+    Returns the ids of ``done`` still held and the jobs claimed. Call it outside a transaction
+    and commit after: on PostgreSQL it is one statement that commits on its own, sent on the
+    driver connection without BEGIN and COMMIT round trips; elsewhere it is two statements in
+    the transaction they begin.
+    """
+    if not _is_postgresql(conn):
+        held = await complete_many(conn, done, worker_id)
+        claimed = []
+        if limit > 0:
+            claimed = await claim(
+                conn, worker_id, lease_seconds=lease_seconds, limit=limit, kinds=kinds
+            )
+        return held, claimed
+    if conn.in_transaction():
+        raise ValueError("complete_and_claim commits on its own on PostgreSQL")
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    now = utcnow()
+    # SQLAlchemy's asyncpg dialect installs the JSONB codec, so payloads arrive decoded.
+    rows = await driver.fetch(
+        _PG_COMPLETE_AND_CLAIM,
+        done,
+        worker_id,
+        now,
+        now + timedelta(seconds=lease_seconds),
+        limit,
+        kinds or [],
+        not kinds,
+    )
+    # Finished rows come back with no kind.
+    held = {int(r["id"]) for r in rows if r["kind"] is None}
+    claimed = [
+        ClaimedJob(r["id"], r["kind"], r["payload"], r["attempts"], r["max_attempts"])
+        for r in rows
+        if r["kind"] is not None
+    ]
+    return held, sorted(claimed, key=lambda job: job.id)
+
+
+# The claim is _claim_statement's (expired leases first, then queued jobs, each in index order).
+# Data-modifying CTEs all see one snapshot, so ``expired`` skips the rows ``done`` finishes.
+_PG_COMPLETE_AND_CLAIM = """
+WITH done AS (
+    UPDATE jobs SET status = 'done', finished_at = $3, lease_expires_at = NULL
+    WHERE id = ANY($1::bigint[]) AND locked_by = $2 AND status = 'running'
+    RETURNING id
+), expired AS (
+    SELECT id FROM jobs
+    WHERE status = 'running' AND lease_expires_at < $3 AND id <> ALL($1::bigint[])
+      AND ($7 OR kind = ANY($6::text[]))
+    ORDER BY run_at, id
+    LIMIT $5
+    FOR UPDATE SKIP LOCKED
+), queued AS (
+    SELECT id FROM jobs
+    WHERE status = 'queued' AND run_at <= $3 AND ($7 OR kind = ANY($6::text[]))
+    ORDER BY run_at, id
+    LIMIT $5 - (SELECT count(*) FROM expired)
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE jobs SET status = 'running', locked_by = $2, lease_expires_at = $4,
+        attempts = jobs.attempts + 1
+    WHERE id = ANY(ARRAY(SELECT id FROM expired UNION ALL SELECT id FROM queued))
+    RETURNING id, kind, payload, attempts, max_attempts
+)
+SELECT id, kind, payload, attempts, max_attempts FROM claimed
+UNION ALL
+SELECT id, NULL, NULL, NULL, NULL FROM done
+"""
+
+
+def _is_postgresql(db: Executor) -> bool:
+    bind = db if isinstance(db, AsyncConnection) else db.get_bind()
+    return bind.dialect.name == "postgresql"
 
 
 async def fail(

@@ -4,10 +4,10 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from bot.runtime import Runtime
-from bot.worker import PermanentJobError, Worker, WorkerConfig
+from bot.worker import PermanentJobError, Worker, WorkerConfig, listen_dsn_for
 from providers.base import RateLimited
 from storage import queue
 from storage.models import Job
@@ -63,6 +63,24 @@ async def test_enqueue_commits_with_the_callers_transaction(runtime: Runtime) ->
     assert await _claim(runtime, "w") == []
 
 
+async def test_enqueue_writes_the_same_row_with_or_without_a_unique_key(runtime: Runtime) -> None:
+    # Without a key, SQLite's INSERT goes to the driver directly; with one, through SQLAlchemy.
+    when = utcnow() + timedelta(minutes=1)
+    async with runtime.sessions.begin() as session:
+        plain = await queue.enqueue(session, "k", {"a": [1, "é"]}, run_at=when)
+        keyed = await queue.enqueue(session, "k", {"a": [1, "é"]}, run_at=when, unique_key="u")
+    columns = "kind, payload, status, attempts, max_attempts, run_at, typeof(run_at)"
+    if runtime.engine.dialect.name == "postgresql":
+        columns = columns.replace("typeof(run_at)", "pg_typeof(run_at)::text")
+    async with runtime.engine.connect() as conn:
+        rows = {
+            row[0]: tuple(row[1:])
+            for row in await conn.exec_driver_sql(f"SELECT id, {columns} FROM jobs")
+        }
+    assert rows[plain] == rows[keyed]
+    assert (await _job(runtime, plain)).run_at == when
+
+
 async def test_unique_key_coalesces_pending_duplicates(runtime: Runtime) -> None:
     async with runtime.sessions.begin() as session:
         first = await queue.enqueue(session, "k", {}, unique_key="cycle:1")
@@ -99,6 +117,87 @@ async def test_expired_lease_is_reclaimed_by_another_worker(runtime: Runtime) ->
         # The old holder lost its lease and cannot complete; the new one can.
         assert not await queue.complete(session, job_id, "dead-worker")
         assert await queue.complete(session, job_id, "w2")
+
+
+async def test_complete_and_claim_records_held_jobs_and_claims_others(runtime: Runtime) -> None:
+    ids = await _enqueue(runtime, 5)
+    first = await _claim(runtime, "w", limit=2)
+    [other] = await _claim(runtime, "other", limit=1)
+    async with runtime.engine.connect() as conn:
+        held, claimed = await queue.complete_and_claim(
+            conn, "w", [j.id for j in first] + [other.id], lease_seconds=30, limit=5
+        )
+        await conn.commit()
+    # The other worker's job is not this worker's to finish.
+    assert held == {first[0].id, first[1].id}
+    assert [j.id for j in claimed] == ids[3:]
+    assert all(j.attempts == 1 and j.payload == {"n": j.id - ids[0]} for j in claimed)
+    async with runtime.sessions() as session:
+        assert await queue.counts_by_status(session) == {"done": 2, "running": 3}
+
+
+async def test_complete_and_claim_does_not_hand_out_a_job_it_finishes(runtime: Runtime) -> None:
+    [job_id] = await _enqueue(runtime, 1)
+    await _claim(runtime, "w")
+    # The lease ran out, but nobody took the job over: finishing it still counts.
+    async with runtime.sessions.begin() as session:
+        await session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+    async with runtime.engine.connect() as conn:
+        held, claimed = await queue.complete_and_claim(
+            conn, "w", [job_id], lease_seconds=30, limit=5
+        )
+        await conn.commit()
+    assert held == {job_id}
+    assert claimed == []
+    assert (await _job(runtime, job_id)).status == JobStatus.DONE
+
+
+async def test_complete_and_claim_takes_only_the_kinds_asked_for(runtime: Runtime) -> None:
+    await _enqueue(runtime, 2, kind="a")
+    wanted = await _enqueue(runtime, 2, kind="b")
+    async with runtime.engine.connect() as conn:
+        _held, claimed = await queue.complete_and_claim(
+            conn, "w", [], lease_seconds=30, limit=5, kinds=["b"]
+        )
+        await conn.commit()
+    assert [j.id for j in claimed] == wanted
+
+
+async def test_complete_and_claim_refuses_a_callers_transaction_on_postgresql(
+    runtime: Runtime,
+) -> None:
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL runs it as one self-committing statement")
+    async with runtime.engine.begin() as conn:
+        await conn.execute(select(1))
+        with pytest.raises(ValueError, match="commits on its own"):
+            await queue.complete_and_claim(conn, "w", [], lease_seconds=30, limit=1)
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["claim", "complete_and_claim"])
+async def test_claim_takes_expired_leases_first_and_never_more_than_the_limit(
+    runtime: Runtime, together: bool
+) -> None:
+    first, *queued = await _enqueue(runtime, 4)
+    await _claim(runtime, "dead-worker", limit=1)
+    async with runtime.sessions.begin() as session:
+        await session.execute(
+            update(Job).where(Job.id == first).values(lease_expires_at=utcnow() - timedelta(1))
+        )
+    async with runtime.engine.connect() as conn:
+        if together:
+            _held, claimed = await queue.complete_and_claim(
+                conn, "w", [], lease_seconds=30, limit=2
+            )
+        else:
+            claimed = await queue.claim(conn, "w", lease_seconds=30, limit=2)
+        await conn.commit()
+    assert [j.id for j in claimed] == [first, queued[0]]
+    assert [j.attempts for j in claimed] == [2, 1]
 
 
 async def test_failures_back_off_and_end_dead_then_retry(runtime: Runtime) -> None:
@@ -172,6 +271,64 @@ async def test_worker_runs_handlers_once_each(runtime: Runtime) -> None:
     assert sorted(seen) == ids
     async with runtime.sessions() as session:
         assert await queue.counts_by_status(session) == {"done": 30}
+
+
+async def test_worker_finishes_a_batch_and_claims_the_next_in_one_transaction(
+    runtime: Runtime,
+) -> None:
+    await _enqueue(runtime, 40, kind="quick")
+    checkouts = 0
+
+    def count(*_args: object) -> None:
+        nonlocal checkouts
+        checkouts += 1
+
+    async def quick(job: ClaimedJob) -> None:
+        return None
+
+    pool = runtime.engine.sync_engine.pool
+    event.listen(pool, "checkout", count)
+    try:
+        worker = await _run_worker(runtime, {"quick": quick}, until=40, concurrency=4)
+    finally:
+        event.remove(pool, "checkout", count)
+    assert worker.processed == 40
+    # Ten batches of four, each finished with the claim of the next, plus a few idle polls;
+    # a separate claim and completion per batch would take twenty.
+    assert checkouts <= 15
+
+
+async def test_listening_worker_records_a_lone_completion_without_waiting_to_poll(
+    runtime: Runtime,
+) -> None:
+    listen_dsn = listen_dsn_for(runtime.settings.database_url)
+    if listen_dsn is None:
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    [job_id] = await _enqueue(runtime, 1, kind="quick")
+
+    async def quick(job: ClaimedJob) -> None:
+        return None
+
+    worker = Worker(
+        runtime.sessions,
+        {"quick": quick},
+        WorkerConfig(poll_interval=30),
+        worker_id="w",
+        listen_dsn=listen_dsn,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        # No backlog and no NOTIFY: the completion lingers briefly, not a whole poll interval.
+        for _ in range(100):
+            if (await _job(runtime, job_id)).status == JobStatus.DONE:
+                break
+            await asyncio.sleep(0.02)
+        assert (await _job(runtime, job_id)).status == JobStatus.DONE
+        assert worker.processed == 1
+    finally:
+        stop.set()
+        await task
 
 
 async def test_worker_retries_then_parks_dead_and_permanent_errors_skip_retries(
