@@ -12,6 +12,9 @@ processes, all started and connected before the clock starts:
 - W worker processes, each the real `bot.worker.Worker` with a no-op handler (LISTEN/NOTIFY
   wake-ups on PostgreSQL, polling on SQLite).
 
+Every child runs on the event loop the service's own processes use (uvloop, as `aac serve`
+and `aac worker` do).
+
 The clock runs from the producer's first enqueue until `counts_by_status` (polled every 50 ms)
 shows all N jobs done, so jobs/s includes the enqueue cost. A scenario still running after
 `--timeout` seconds stops there and reports the rate of the jobs done so far.
@@ -41,6 +44,7 @@ import signal  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
+from collections.abc import Coroutine  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -471,14 +475,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def run_as_service(main: Coroutine[Any, Any, None]) -> None:
+    """Run a child role on the event loop `aac serve` and `aac worker` use (uvloop)."""
+    from bot.runtime import service_loop_factory
+
+    with asyncio.Runner(loop_factory=service_loop_factory()) as runner:
+        runner.run(main)
+
+
 def main(argv: list[str]) -> int:
     if argv[:2] == ["--role", "worker"]:
         url, worker_id, concurrency, poll = argv[2:6]
-        asyncio.run(worker_main(url, worker_id, int(concurrency), float(poll)))
+        run_as_service(worker_main(url, worker_id, int(concurrency), float(poll)))
         return 0
     if argv[:2] == ["--role", "producer"]:
         url, jobs, batch, tasks = argv[2:6]
-        asyncio.run(producer_main(url, int(jobs), int(batch), int(tasks)))
+        run_as_service(producer_main(url, int(jobs), int(batch), int(tasks)))
         return 0
     args = parse_args(argv)
     outcomes = asyncio.run(run_all(args))

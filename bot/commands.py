@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot.cli import EXIT_OK, EXIT_USAGE, CliError, install_stop_signals, say
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime, build_runtime, service_loop_factory
 from config.settings import Settings
 from storage import apikeys, orgs, queue
 from storage.migrate import current_revision, head_revision, upgrade
@@ -25,15 +25,6 @@ T = TypeVar("T")
 
 def _db_label(settings: Settings) -> str:
     return make_url(settings.database_url).render_as_string(hide_password=True)
-
-
-def _service_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop for the long-running commands when installed (uvicorn[standard] brings it)."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is installed with uvicorn[standard]
-        return None
-    return uvloop.new_event_loop
 
 
 def _with_runtime(
@@ -50,7 +41,7 @@ def _with_runtime(
             await runtime.close()
 
     try:
-        factory = _service_loop_factory() if service else None
+        factory = service_loop_factory() if service else None
         with asyncio.Runner(loop_factory=factory) as runner:
             return runner.run(run())
     except (OperationalError, DBAPIError, OSError) as exc:

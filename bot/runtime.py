@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -37,3 +39,12 @@ def build_runtime(settings: Settings) -> Runtime:
         )
     engine = create_engine(settings.database_url)
     return Runtime(settings, engine, session_factory(engine), Vault(keys.keyring), keys)
+
+
+def service_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop of the long-running processes: uvloop (uvicorn[standard] brings it)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - installed with uvicorn[standard]
+        return None
+    return uvloop.new_event_loop
