@@ -56,12 +56,14 @@ class WebhookEventJob:
                 if login
             }
             action = map_github_event(delivery.event, payload, bot_logins=logins)
-            delivery.action = str(payload.get("action") or "") or None
+            # Set on the row only once something was done: an attribute set here would be
+            # flushed by the commit even when the event turns out to need nothing.
+            action_name = str(payload.get("action") or "") or None
             log.info(
                 "webhook",
                 extra={
                     "event": delivery.event,
-                    "action": delivery.action,
+                    "action": action_name,
                     "does": type(action).__name__,
                 },
             )
@@ -73,7 +75,8 @@ class WebhookEventJob:
             elif isinstance(action, InstallationChanged):
                 await apply_installation_change(session, action)
             elif isinstance(action, StartPullRequestCycles):
-                await start_pull_request_cycles(self.hctx, session, action)
+                if not await start_pull_request_cycles(self.hctx, session, action):
+                    return  # unlinked installation, or every suite already open: no write
             elif isinstance(action, CancelPullRequestCycles):
                 await cancel_pull_request_cycles(session, action)
             elif isinstance(action, IngestWorkflowRun):
@@ -82,5 +85,5 @@ class WebhookEventJob:
                 await handle_rerun(self.hctx, session, action)
             # Written last: SQLite takes its write lock at the first change, and the
             # handlers above make network calls.
-            delivery.action = str(payload.get("action") or "") or None
+            delivery.action = action_name
             delivery.processed_at = utcnow()

@@ -1,0 +1,71 @@
+"""The webhook job: an event that needs nothing writes nothing (on SQLite every write competes
+with webhook intake for the one writer lock); one that acts records that it was processed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, select
+
+from bot.github_app import configure_app
+from bot.handlers.context import HandlerContext
+from bot.handlers.webhook_event import WebhookEventJob
+from bot.runtime import Runtime
+from bot.webhooks.intake import WEBHOOK_JOB, DeliveryWriter
+from providers.factory import ProviderShared
+from storage import queue
+from storage.models import WebhookDelivery
+from tests.github_constants import _pem_pair
+
+PEM = _pem_pair()[0]
+EXAMPLES = Path(__file__).parents[2] / "fixtures" / "github" / "webhooks"
+
+
+async def deliver_and_run(runtime: Runtime, name: str, event_name: str) -> list[str]:
+    """Store an official example as a delivery, run its job; the write statements it issued."""
+    writer = DeliveryWriter(
+        runtime.sessions, runtime.engine.dialect.name, sqlite_path=runtime.settings.sqlite_path
+    )
+    try:
+        assert await writer.submit(
+            "github", f"d-{name}", event_name, (EXAMPLES / name).read_bytes()
+        )
+    finally:
+        await writer.close()
+    async with runtime.sessions.begin() as session:
+        [job] = await queue.claim(session, "w", lease_seconds=30, limit=1, kinds=[WEBHOOK_JOB])
+    writes: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.lstrip().upper().startswith(("SELECT", "PRAGMA")):
+            writes.append(statement.split()[0].upper())
+
+    event.listen(runtime.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        await WebhookEventJob(HandlerContext(runtime, ProviderShared())).run(job)
+    finally:
+        event.remove(runtime.engine.sync_engine, "before_cursor_execute", record)
+    return writes
+
+
+async def test_pull_request_of_an_unlinked_installation_writes_nothing(runtime: Runtime) -> None:
+    writes = await deliver_and_run(runtime, "pull_request.opened.json", "pull_request")
+    assert [w for w in writes if w not in ("BEGIN", "COMMIT", "ROLLBACK")] == []
+    async with runtime.sessions() as session:
+        row = (await session.execute(select(WebhookDelivery))).scalar_one()
+    assert row.processed_at is None
+
+
+async def test_an_installation_event_is_applied_and_marked_processed(runtime: Runtime) -> None:
+    async with runtime.sessions.begin() as session:
+        await configure_app(
+            session, runtime.vault, app_id=1, private_key_pem=PEM, webhook_secret="s" * 20
+        )
+    writes = await deliver_and_run(runtime, "installation.created.json", "installation")
+    assert "INSERT" in writes  # the installation row
+    async with runtime.sessions() as session:
+        row = (await session.execute(select(WebhookDelivery))).scalar_one()
+    assert row.processed_at is not None
+    assert row.action == json.loads((EXAMPLES / "installation.created.json").read_bytes())["action"]
