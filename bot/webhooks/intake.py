@@ -17,7 +17,7 @@ import logging
 import os
 import sqlite3
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,9 +46,7 @@ class Pending:
     event: str
     body: bytes  # as received; compressed when written
     org_id: int | None
-    done: asyncio.Future[bool] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    done: asyncio.Future[bool]
 
 
 class DeliveryWriter:
@@ -68,6 +66,7 @@ class DeliveryWriter:
         self.last_arrival = float("-inf")  # event-loop time of the latest submit
         self.in_flight = 0  # submitted, not yet answered
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         # On SQLite the batch is written by one blocking call in a thread: every await on the
         # async driver waits for a turn of an event loop busy with HTTP, and five such turns
         # per batch cost more than the write itself.
@@ -77,12 +76,15 @@ class DeliveryWriter:
         self, provider: str, delivery_id: str, event: str, body: bytes, org_id: int | None = None
     ) -> bool:
         """Persist a delivery and queue its job; False when it was already received."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run())
-        item = Pending(provider, delivery_id, event, body, org_id)
+        # The loop is looked up once: on Python 3.11 every lookup is a getpid() system call.
+        loop = self._loop
+        if loop is None or self._task is None or self._task.done():
+            loop = self._loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._run())
+        item = Pending(provider, delivery_id, event, body, org_id, loop.create_future())
         self._pending.append(item)
         self._arrived.set()
-        self.last_arrival = asyncio.get_running_loop().time()
+        self.last_arrival = loop.time()
         self.in_flight += 1
         try:
             return await item.done

@@ -67,7 +67,11 @@ async def test_redelivery_in_a_later_batch_is_a_duplicate(runtime: Runtime) -> N
 
 def _items(prefix: str, count: int, body: bytes) -> list[Pending]:
     # Called from async tests: a Pending carries a future, which the writer never touches.
-    return [Pending("github", f"{prefix}-{n}", "push", body, None) for n in range(count)]
+    loop = asyncio.get_running_loop()
+    return [
+        Pending("github", f"{prefix}-{n}", "push", body, None, loop.create_future())
+        for n in range(count)
+    ]
 
 
 async def test_writers_in_several_processes_take_turns(tmp_path: Path) -> None:
