@@ -83,11 +83,12 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     # Each web process builds its app from the environment (bot/asgi.py).
     if args.no_worker:
         os.environ["AAC_SERVE_NO_WORKER"] = "1"
-    processes = f"{args.processes} process{'es' if args.processes > 1 else ''}"
+    if args.processes == 1:
+        shape = "1 process" + ("" if args.no_worker else " with a worker")
+    else:
+        shape = f"{args.processes} processes" + ("" if args.no_worker else ", a worker in each")
     say(
-        f"aac-bot listening on http://{host}:{port} ({processes}, "
-        f"{'no worker' if args.no_worker else 'worker in each'}; "
-        f"database {_db_label(settings)})",
+        f"aac-bot listening on http://{host}:{port} ({shape}; database {_db_label(settings)})",
         sys.stderr,
     )
     Granian(
