@@ -245,13 +245,14 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_claimable", "status", "run_at"),
-        # Coalescing: one pending job per unique key; finished ones don't block new work.
+        # Coalescing: one pending job per unique key; finished ones don't block new work, and
+        # jobs without a key stay out of the index (migration 0002).
         Index(
             "uq_jobs_pending_unique_key",
             "unique_key",
             unique=True,
-            sqlite_where=text("status = 'queued'"),
-            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued' AND unique_key IS NOT NULL"),
+            postgresql_where=text("status = 'queued' AND unique_key IS NOT NULL"),
         ),
     )
 
