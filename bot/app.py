@@ -23,7 +23,7 @@ from bot.github_app import AppCache
 from bot.log import request_id_var
 from bot.runtime import Runtime
 from bot.webhooks.intake import DeliveryWriter
-from bot.webhooks.pacing import IntakeFirstPacer
+from bot.webhooks.pacing import IntakeActivity, IntakeFirstPacer
 from bot.worker import Handler, Worker, WorkerConfig, listen_dsn_for
 
 log = logging.getLogger("aac.app")
@@ -110,7 +110,7 @@ def create_app(
                     poll_interval=settings.worker_poll_interval,
                 ),
                 listen_dsn=listen_dsn_for(settings.database_url),
-                pacer=IntakeFirstPacer(app.state.delivery_writer),
+                pacer=IntakeFirstPacer(app.state.intake_activity),
             )
             app.state.wake_worker = worker.wake
             task = asyncio.create_task(worker.run(stop))
@@ -148,11 +148,13 @@ def create_app(
     app.state.delivery_writer = DeliveryWriter(
         runtime.sessions, runtime.engine.dialect.name, sqlite_path=settings.sqlite_path
     )
+    app.state.intake_activity = IntakeActivity()
     app.state.github_webhook_endpoint = GithubWebhookEndpoint(
         runtime,
         app.state.github_apps,
         app.state.delivery_writer,
         wake_worker=lambda: app.state.wake_worker,
+        activity=app.state.intake_activity,
     )
     app.add_middleware(RequestIdMiddleware)
     return app

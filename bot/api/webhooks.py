@@ -22,6 +22,7 @@ from bot.log import request_id_var
 from bot.runtime import Runtime
 from bot.webhooks.github import WebhookRejected, verify_delivery
 from bot.webhooks.intake import DeliveryWriter
+from bot.webhooks.pacing import IntakeActivity
 from bot.webhooks.rejections import RejectionLog
 
 log = logging.getLogger("aac.webhooks")
@@ -49,14 +50,17 @@ class GithubWebhookEndpoint:
         apps: AppCache,
         writer: DeliveryWriter,
         wake_worker: Callable[[], Callable[[], None] | None],
+        activity: IntakeActivity,
     ) -> None:
         self.runtime = runtime
         self.apps = apps
         self.writer = writer
+        self.activity = activity
         self.wake_worker = wake_worker  # read per request: the worker starts after the app
         self.rejections = RejectionLog(log)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.activity.saw_request()
         headers = {
             k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED
         }
@@ -111,9 +115,13 @@ class GithubWebhookEndpoint:
             return exc.status, {"error": exc.code, "detail": exc.detail}
         if delivery.event == "ping":
             return 200, {"status": "pong"}
-        fresh = await self.writer.submit(
-            "github", delivery.delivery_id, delivery.event, delivery.body
-        )
+        self.activity.writing += 1
+        try:
+            fresh = await self.writer.submit(
+                "github", delivery.delivery_id, delivery.event, delivery.body
+            )
+        finally:
+            self.activity.writing -= 1
         if fresh and (wake := self.wake_worker()) is not None:
             wake()
         return (202 if fresh else 200), {

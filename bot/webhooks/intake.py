@@ -63,8 +63,6 @@ class DeliveryWriter:
         self.dialect = dialect
         self._pending: list[Pending] = []
         self._arrived = asyncio.Event()
-        self.last_arrival = float("-inf")  # event-loop time of the latest submit
-        self.in_flight = 0  # submitted, not yet answered
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # On SQLite the batch is written by one blocking call in a thread: every await on the
@@ -84,12 +82,7 @@ class DeliveryWriter:
         item = Pending(provider, delivery_id, event, body, org_id, loop.create_future())
         self._pending.append(item)
         self._arrived.set()
-        self.last_arrival = loop.time()
-        self.in_flight += 1
-        try:
-            return await item.done
-        finally:
-            self.in_flight -= 1
+        return await item.done
 
     async def close(self) -> None:
         if self._task is not None:

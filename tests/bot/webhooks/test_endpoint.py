@@ -190,3 +190,17 @@ async def test_a_storage_failure_is_a_json_500_not_a_lost_ack(
     # The writer is still alive for the next delivery.
     response = await client.post("/webhooks/github", content=body, headers=signed(body))
     assert response.status_code == 500
+
+
+async def test_every_request_counts_as_intake_activity(runtime: Runtime) -> None:
+    """Accepted or forged, a webhook request tells the in-process worker to yield for now."""
+    app = create_app(runtime)
+    activity = app.state.intake_activity
+    before = activity.last_request
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        forged = signed(b"{}") | {"X-Hub-Signature-256": "sha256=" + "2" * 64}
+        response = await http.post("/webhooks/github", content=b"{}", headers=forged)
+    assert response.status_code == 401
+    assert activity.last_request > before
+    assert activity.writing == 0

@@ -4,45 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 from bot.runtime import Runtime
-from bot.webhooks.intake import DeliveryWriter
-from bot.webhooks.pacing import IntakeFirstPacer
+from bot.webhooks.pacing import IntakeActivity, IntakeFirstPacer
 from bot.worker import Worker, WorkerConfig
 from storage import queue
 from storage.queue import ClaimedJob
 
 
-def writer_for(runtime: Runtime) -> DeliveryWriter:
-    return DeliveryWriter(
-        runtime.sessions, runtime.engine.dialect.name, sqlite_path=runtime.settings.sqlite_path
-    )
-
-
-async def test_quiet_intake_gets_every_free_slot_at_once(runtime: Runtime) -> None:
-    pacer = IntakeFirstPacer(writer_for(runtime), quiet=0.05, patience=5, burst_claim=1)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+async def test_quiet_intake_gets_every_free_slot_at_once() -> None:
+    pacer = IntakeFirstPacer(IntakeActivity(), quiet=0.05, patience=5, burst_claim=1)
+    started = time.monotonic()
     assert await pacer(16) == 16
-    assert loop.time() - started < 0.5
+    assert time.monotonic() - started < 0.5
 
 
-async def test_a_burst_defers_claims_to_a_trickle(runtime: Runtime) -> None:
-    writer = writer_for(runtime)
-    pacer = IntakeFirstPacer(writer, quiet=0.05, patience=0.3, burst_claim=1)
-    loop = asyncio.get_running_loop()
+async def test_a_burst_defers_claims_to_a_trickle() -> None:
+    activity = IntakeActivity()
+    pacer = IntakeFirstPacer(activity, quiet=0.05, patience=0.3, burst_claim=1)
 
     async def burst() -> None:
         while True:
-            writer.last_arrival = loop.time()
+            activity.saw_request()  # accepted or rejected alike
             await asyncio.sleep(0.01)
 
-    writer.last_arrival = loop.time()
+    activity.saw_request()
     feeder = asyncio.create_task(burst())
     try:
-        started = loop.time()
+        started = time.monotonic()
         assert await pacer(16) == 1
-        assert loop.time() - started >= 0.29  # waited out its patience first
+        assert time.monotonic() - started >= 0.29  # waited out its patience first
     finally:
         feeder.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -51,10 +43,10 @@ async def test_a_burst_defers_claims_to_a_trickle(runtime: Runtime) -> None:
     assert await pacer(16) == 16
 
 
-async def test_deliveries_being_written_count_as_intake(runtime: Runtime) -> None:
-    writer = writer_for(runtime)
-    writer.in_flight = 3  # a slow group commit: no arrivals, but requests are waiting on it
-    pacer = IntakeFirstPacer(writer, quiet=0.01, patience=0.1, burst_claim=2)
+async def test_deliveries_being_written_count_as_intake() -> None:
+    activity = IntakeActivity()
+    activity.writing = 3  # a slow group commit: no new requests, but three are waiting on it
+    pacer = IntakeFirstPacer(activity, quiet=0.01, patience=0.1, burst_claim=2)
     assert await pacer(16) == 2
 
 
