@@ -234,32 +234,55 @@ class SqliteBatchWriter:
     def _insert(
         self, conn: sqlite3.Connection, items: list[Pending], bodies: list[bytes], stamp: str
     ) -> list[tuple[str, str]]:
+        # Under BEGIN IMMEDIATE no one else writes, so one query finds the redeliveries and the
+        # new rows take the ids SQLite would give them (max + 1, ...), written with two
+        # executemany calls instead of a statement and a fetch per delivery.
         conn.execute("BEGIN IMMEDIATE")
         try:
-            inserted: list[tuple[int, str, str]] = []
+            known: set[tuple[str, str]] = set()
+            for provider in {item.provider for item in items}:
+                ids = [item.delivery_id for item in items if item.provider == provider]
+                marks = ",".join("?" * len(ids))
+                known.update(
+                    (provider, str(row[0]))
+                    for row in conn.execute(
+                        "SELECT delivery_id FROM webhook_deliveries "
+                        f"WHERE provider = ? AND delivery_id IN ({marks})",
+                        (provider, *ids),
+                    )
+                )
+            next_id = int(
+                conn.execute("SELECT coalesce(max(id), 0) FROM webhook_deliveries").fetchone()[0]
+            )
+            deliveries: list[tuple[Any, ...]] = []
+            jobs: list[tuple[str, str, str, str]] = []
+            inserted: list[tuple[str, str]] = []
             for item, body in zip(items, bodies, strict=True):
-                row = conn.execute(
-                    "INSERT INTO webhook_deliveries "
-                    "(provider, delivery_id, event, org_id, body, received_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (provider, delivery_id) DO NOTHING RETURNING id",
-                    (item.provider, item.delivery_id, item.event, item.org_id, body, stamp),
-                ).fetchone()
-                if row is not None:
-                    inserted.append((int(row[0]), item.provider, item.delivery_id))
+                if (item.provider, item.delivery_id) in known:
+                    continue
+                next_id += 1
+                deliveries.append(
+                    (next_id, item.provider, item.delivery_id, item.event, item.org_id, body, stamp)
+                )
+                payload = json.dumps({"delivery": next_id, "provider": item.provider})
+                jobs.append((WEBHOOK_JOB, payload, stamp, stamp))
+                inserted.append((item.provider, item.delivery_id))
+            conn.executemany(
+                "INSERT INTO webhook_deliveries "
+                "(id, provider, delivery_id, event, org_id, body, received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                deliveries,
+            )
             conn.executemany(
                 "INSERT INTO jobs (kind, payload, status, attempts, max_attempts, run_at, "
                 "created_at) VALUES (?, ?, 'queued', 0, 5, ?, ?)",
-                [
-                    (WEBHOOK_JOB, json.dumps({"delivery": i, "provider": p}), stamp, stamp)
-                    for i, p, _d in inserted
-                ],
+                jobs,
             )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return [(p, d) for _i, p, d in inserted]
+        return inserted
 
     def close(self) -> None:
         self.checkpointer.close()
