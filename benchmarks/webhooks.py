@@ -196,12 +196,14 @@ def job_counts(db: Path) -> dict[str, int]:
     return {str(status): int(count) for status, count in rows}
 
 
-def stored_deliveries(db: Path) -> tuple[int, int]:
+def stored_deliveries(db: Path) -> tuple[int, int, int]:
+    """Delivery rows, distinct delivery ids, and webhook jobs (one per delivery)."""
     with sqlite3.connect(db) as conn:
         rows, distinct = conn.execute(
             "SELECT count(*), count(DISTINCT delivery_id) FROM webhook_deliveries"
         ).fetchone()
-    return int(rows), int(distinct)
+        jobs = conn.execute("SELECT count(*) FROM jobs WHERE kind = 'webhook_event'").fetchone()
+    return int(rows), int(distinct), int(jobs[0])
 
 
 def main() -> None:
@@ -241,7 +243,7 @@ def main() -> None:
     finally:
         stop(bot)
     accepted = sum(r["requests"] - r["non2xx"] for name, _c, r in rows if "forged" not in name)
-    stored, distinct = stored_deliveries(work / "bench.db")
+    stored, distinct, jobs = stored_deliveries(work / "bench.db")
     warm = stored - accepted  # the warm-up's deliveries are stored too
     log_text = log.read_text(errors="replace")
     if not args.no_probot and shutil.which("node"):
@@ -275,9 +277,10 @@ def main() -> None:
         )
     print(
         f"\naccepted deliveries (2xx, after warm-up): {accepted:,}; rows stored: {stored:,} "
-        f"({distinct:,} distinct ids; {warm:,} from the warm-up)"
+        f"({distinct:,} distinct ids; {warm:,} from the warm-up); webhook jobs: {jobs:,}"
     )
-    print("exactly once:", "YES" if stored == distinct and warm >= 0 else "NO")
+    once = stored == distinct == jobs and warm >= 0
+    print("exactly once (one row and one job per delivery):", "YES" if once else "NO")
     print(
         f"webhook jobs done when the accepted runs ended: {after_accepting.get('done', 0):,} "
         f"of {sum(after_accepting.values()):,} (the worker yields to intake during a burst)"
