@@ -80,6 +80,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         await _ensure_migrated(runtime)
 
     _with_runtime(settings, prepare)  # also creates the embedded key file once, up front
+    _ensure_port_free(host, port)
     # Each web process builds its app from the environment (bot/asgi.py).
     if args.no_worker:
         os.environ["AAC_SERVE_NO_WORKER"] = "1"
@@ -106,6 +107,27 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         respawn_failed_workers=True,
     ).serve()
     return EXIT_OK
+
+
+def _ensure_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on. granian binds with SO_REUSEPORT, so a second
+    `aac serve` (maybe on another database) would otherwise share the webhooks silently."""
+    import socket
+
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            # Lingering TIME_WAIT connections of a previous run are no reason to refuse.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise CliError(
+            f"cannot listen on {host}:{port}: {reason}. Is another `aac serve` running? "
+            "Stop it, or choose another port with --port or AAC_PORT."
+        ) from None
 
 
 def worker(args: argparse.Namespace, settings: Settings) -> int:

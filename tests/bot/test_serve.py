@@ -90,6 +90,11 @@ def test_serve_accepts_processes_and_stops_cleanly(
                 "/webhooks/github", content=ping, headers=signed(ping, "ping", "d-2")
             ).json() == {"status": "pong"}
             assert http.get("/api/v1/cycles").status_code == 401  # the rest of the app is there
+        # A second service on the same port is refused, not silently given half the traffic.
+        second = aac("serve", "--port", str(port), db=db, env=keys)
+        assert second.returncode != 0
+        assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
+        assert "Traceback" not in second.stderr
         # The delivery's job is run by a worker inside one of the web processes.
         deadline = time.monotonic() + 30
         while _job_status(tmp_path / "aac.db") != "done":
