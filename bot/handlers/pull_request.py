@@ -4,6 +4,7 @@ suites with a queued check run at once; closed cancels what is still pending."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +15,8 @@ from bot.cycles import queue_publish
 from bot.events import CancelPullRequestCycles, StartPullRequestCycles
 from bot.handlers.context import HandlerContext
 from bot.handlers.repo_files import github_provider, read_repo_config
+from config.repo_config import RepoConfig
+from providers.github import GithubProvider
 from storage.models import Installation, Organization, TestCycle
 from storage.types import utcnow
 
@@ -40,21 +43,46 @@ async def installation_org(
     return await session.get(Organization, row.org_id)
 
 
+@dataclass(frozen=True, slots=True)
+class RepoAtCommit:
+    """What an event needs to act on a repository at a commit."""
+
+    org: Organization
+    provider: GithubProvider
+    config: RepoConfig
+
+
+async def repo_at_commit(
+    hctx: HandlerContext,
+    session: AsyncSession,
+    installation_id: int | None,
+    repository: str,
+    sha: str,
+) -> RepoAtCommit | None:
+    """The installation's organisation, its GitHub provider and ``.aac.yml`` at ``sha``; None
+    when any is missing (an invalid ``.aac.yml`` has been reported on the commit)."""
+    org = await installation_org(session, installation_id)
+    if org is None:
+        return None
+    provider = await github_provider(hctx, session, org, repository, sha, installation_id)
+    if provider is None:
+        return None
+    config = await read_repo_config(hctx, org, provider, repository, sha)
+    if config is None:
+        return None
+    return RepoAtCommit(org, provider, config)
+
+
 async def start_pull_request_cycles(
     hctx: HandlerContext, session: AsyncSession, action: StartPullRequestCycles
 ) -> list[TestCycle]:
     """Open one cycle per configured suite and queue its 'queued' check run."""
-    org = await installation_org(session, action.installation_id)
-    if org is None:
-        return []
-    provider = await github_provider(
-        hctx, session, org, action.repository, action.sha, action.installation_id
+    repo = await repo_at_commit(
+        hctx, session, action.installation_id, action.repository, action.sha
     )
-    if provider is None:
+    if repo is None:
         return []
-    config = await read_repo_config(hctx, org, provider, action.repository, action.sha)
-    if config is None:
-        return []
+    org, config = repo.org, repo.config
     suites = config.suites_for("pull_request", draft=action.draft)
     existing = {
         c.suite

@@ -18,8 +18,7 @@ from bot import cycles
 from bot.ci_context import CiContext
 from bot.events import IngestWorkflowRun
 from bot.handlers.context import HandlerContext
-from bot.handlers.pull_request import installation_org
-from bot.handlers.repo_files import github_provider, read_repo_config
+from bot.handlers.pull_request import repo_at_commit
 from bot.results.errors import ResultFileError
 from bot.results.limits import ParseLimits
 from bot.results.parse import parse_results
@@ -67,17 +66,12 @@ async def ingest_workflow_run(
     hctx: HandlerContext, session: AsyncSession, action: IngestWorkflowRun
 ) -> list[TestCycle]:
     """Download, parse and store the run's results per configured suite; complete the cycles."""
-    org = await installation_org(session, action.installation_id)
-    if org is None:
-        return []
-    provider = await github_provider(
-        hctx, session, org, action.repository, action.sha, action.installation_id
+    repo = await repo_at_commit(
+        hctx, session, action.installation_id, action.repository, action.sha
     )
-    if provider is None:
+    if repo is None:
         return []
-    config = await read_repo_config(hctx, org, provider, action.repository, action.sha)
-    if config is None:
-        return []
+    org, provider, config = repo.org, repo.provider, repo.config
     suites = [s for s in config.suites_for("workflow_run") if s.accepts_workflow(action.workflow)]
     if not suites:
         return []
