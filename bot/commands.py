@@ -76,10 +76,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
 
-    async def prepare(runtime: Runtime) -> None:
-        await _ensure_migrated(runtime)
-
-    _with_runtime(settings, prepare)  # also creates the embedded key file once, up front
+    _with_runtime(settings, _ensure_migrated)  # also creates the embedded key file, up front
     _ensure_port_free(host, port)
     # Each web process builds its app from the environment (bot/asgi.py).
     if args.no_worker:
