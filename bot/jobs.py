@@ -11,11 +11,16 @@ from bot.runtime import Runtime
 from bot.webhooks.intake import WEBHOOK_JOB
 from bot.worker import Handler
 from providers.factory import ProviderShared
+from providers.github import GithubShared
+from storage.write_slots import WriteSlots
 
 
 def job_handlers(runtime: Runtime, shared: ProviderShared | None = None) -> dict[str, Handler]:
     """Handlers by job kind, bound to this process's runtime and provider state."""
-    hctx = HandlerContext(runtime, shared or ProviderShared())
+    if shared is None:
+        # SCM writes are paced per installation across every process sharing this database.
+        shared = ProviderShared(github=GithubShared(write_slots=WriteSlots(runtime.engine)))
+    hctx = HandlerContext(runtime, shared)
     return {
         ANALYSE_JOB: AnalyseCycle(runtime).run,
         PUBLISH_JOB: PublishCycle(hctx).run,

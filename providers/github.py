@@ -23,11 +23,11 @@ from collections.abc import (
     Mapping,
     MutableMapping,
 )
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import gidgethub
@@ -72,8 +72,17 @@ CacheEntry = tuple[str | None, str | None, Any, str | None]
 # ---------------------------------------------------------------------------------------
 # Process-wide shared state
 # ---------------------------------------------------------------------------------------
+class SharedWriteSlots(Protocol):
+    """Write slots every process of the deployment sees (storage/write_slots.py)."""
+
+    def hold(self, key: str, interval: float) -> AbstractAsyncContextManager[None]:
+        """Hold ``key``'s slot for the body, then keep it free for ``interval`` seconds."""
+        ...
+
+
 class Pacer:
-    """Serialises writes for one installation and keeps ``interval`` seconds between them."""
+    """Serialises writes for one installation and keeps ``interval`` seconds between them:
+    in this process with a lock, across processes through ``shared`` when given."""
 
     def __init__(
         self,
@@ -81,10 +90,14 @@ class Pacer:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        shared: SharedWriteSlots | None = None,
+        key: str = "",
     ) -> None:
         self.interval = interval
         self._clock = clock
         self._sleep = sleep
+        self._shared = shared
+        self._key = key
         self._lock = asyncio.Lock()
         self._last_finished: float | None = None
 
@@ -97,7 +110,11 @@ class Pacer:
                 if wait > 0:
                     await self._sleep(wait)
             try:
-                yield
+                if self._shared is None:
+                    yield
+                else:
+                    async with self._shared.hold(self._key, self.interval):
+                        yield
             finally:
                 self._last_finished = self._clock()
 
@@ -146,9 +163,11 @@ class GithubShared:
         now: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        write_slots: SharedWriteSlots | None = None,
     ) -> None:
         self.now = now
         self.sleep = sleep
+        self.write_slots = write_slots
         self.tokens = InstallationTokenCache(refresh_margin=token_refresh_margin, clock=now)
         self._pacing_seconds = pacing_seconds
         self._etag_cache_size = etag_cache_size
@@ -159,7 +178,13 @@ class GithubShared:
     def pacer(self, key: Hashable) -> Pacer:
         """The write pacer for one installation or token."""
         if key not in self._pacers:
-            self._pacers[key] = Pacer(self._pacing_seconds, clock=self._monotonic, sleep=self.sleep)
+            self._pacers[key] = Pacer(
+                self._pacing_seconds,
+                clock=self._monotonic,
+                sleep=self.sleep,
+                shared=self.write_slots,
+                key=repr(key),
+            )
         return self._pacers[key]
 
     def etag_cache(self, key: Hashable) -> EtagCache:

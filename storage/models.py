@@ -271,6 +271,21 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+class WriteSlot(Base):
+    """One SCM write slot (an App installation or a token), shared by every process: who holds
+    it and until when, and the earliest moment the next write may start (storage/write_slots.py).
+    """
+
+    __tablename__ = "write_slots"
+
+    # SHA-256 of the provider's key (API URL, installation or token fingerprint), not the key.
+    slot: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    # Seconds since the epoch: compared with arithmetic on both engines, no time zones involved.
+    held_until: Mapped[float | None] = mapped_column(Float)
+    next_at: Mapped[float] = mapped_column(Float, default=0.0)
+
+
 class AnalysisCache(Base):
     """LLM results by cluster signatures and model, so a re-run with the same failures is free."""
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.ci_context import CiContext
+from bot.runtime import Runtime
 from providers.base import (
     Annotation,
     AnnotationLevel,
@@ -21,6 +24,8 @@ from providers.base import (
     Transient,
 )
 from providers.github import GithubProvider, GithubShared
+from storage.db import create_engine
+from storage.write_slots import WriteSlots
 from tests.fakes.github import FakeGithub, Fault
 from tests.providers.conftest import REPOSITORY, SHA
 
@@ -261,6 +266,41 @@ async def test_writes_are_paced_per_installation(
     await provider.update_commit_status(CTX, _completed(annotations=120))
     writes = [r for r in fake_github.writes() if "check-runs" in r.path]
     assert len(writes) == 3
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(writes)]
+    assert min(gaps) >= interval
+
+
+async def test_writes_are_paced_per_installation_across_processes(
+    runtime: Runtime,
+    fake_github: FakeGithub,
+    http_client: httpx.AsyncClient,
+    github_app_key: tuple[str, str],
+) -> None:
+    """Two processes (own caches, own pacers, own connection pools) publishing for the same
+    installation at once still write one at a time, a pacing interval apart."""
+    interval = 0.2
+    other_engine = create_engine(runtime.settings.database_url)
+
+    def process(engine: AsyncEngine) -> GithubProvider:
+        shared = GithubShared(pacing_seconds=interval, write_slots=WriteSlots(engine))
+        return GithubProvider.for_app(
+            app_id=4242,
+            private_key=github_app_key[0],
+            installation_id=77,
+            http=http_client,
+            shared=shared,
+            api_url=fake_github.url,
+        )
+
+    try:
+        await asyncio.gather(
+            process(runtime.engine).update_commit_status(CTX, _completed(annotations=60)),
+            process(other_engine).update_commit_status(CTX, _completed(annotations=60)),
+        )
+    finally:
+        await other_engine.dispose()
+    writes = [r for r in fake_github.writes() if "check-runs" in r.path]
+    assert len(writes) == 4
     gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(writes)]
     assert min(gaps) >= interval
 

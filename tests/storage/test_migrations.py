@@ -42,7 +42,7 @@ async def test_0002_keeps_pending_jobs_and_their_coalescing(runtime: Runtime) ->
         keyed = await queue.enqueue(session, "publish", {"n": 1}, unique_key="cycle-1")
         await queue.enqueue(session, "publish", {"n": 2})
     await move(command.upgrade, "head")
-    assert await current_revision(runtime.engine) == head_revision() == "0002"
+    assert await current_revision(runtime.engine) == head_revision()
     async with runtime.sessions.begin() as session:
         assert await queue.enqueue(session, "publish", {"n": 3}, unique_key="cycle-1") == keyed
         assert (await queue.counts_by_status(session)) == {"queued": 2}

@@ -31,6 +31,7 @@ from providers.factory import ProviderShared
 from providers.github import GithubShared
 from storage import apikeys, orgs
 from storage.models import Installation
+from storage.write_slots import WriteSlots
 from tests.fakes.github import FakeGithub
 from tests.github_constants import APP_ID, APP_SLUG, INSTALLATION_ID, OWNER
 
@@ -198,7 +199,9 @@ async def bot(
     runtime.settings = runtime.settings.model_copy(
         update={"public_url": f"http://127.0.0.1:{port}"}
     )
-    shared = ProviderShared(github=GithubShared(pacing_seconds=0.01))
+    shared = ProviderShared(
+        github=GithubShared(pacing_seconds=0.01, write_slots=WriteSlots(runtime.engine))
+    )
     app = create_app(runtime, handlers=job_handlers(runtime, shared), run_worker=True)
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", access_log=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))

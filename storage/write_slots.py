@@ -1,0 +1,157 @@
+"""Write slots in the database: one writer at a time per SCM installation across every process,
+and a minimum gap between one write's end and the next one's start.
+
+GitHub asks integrators to make content-creating calls for one installation serially and at
+least a second apart. An asyncio lock does that inside one process; `aac serve --processes N`
+and scaled-out `aac worker`s need the slot where all of them look, which is this table.
+
+A holder keeps the slot's row under a lease, so a process that died mid-write blocks the slot
+only until the lease ends. Every transaction here is short: nothing stays open across the HTTP
+call, so SQLite's single writer is never held hostage by a slow SCM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import logging
+import os
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import cast
+
+from sqlalchemy import Table, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage.models import WriteSlot
+
+log = logging.getLogger("aac.write_slots")
+
+# Longer than one SCM request can take (the HTTP client gives up after 20 s), so a live holder
+# never loses its slot, and short enough that a crashed one does not stall publishing for long.
+DEFAULT_LEASE_SECONDS = 60.0
+# How often a waiter looks again while another process holds the slot.
+DEFAULT_POLL_SECONDS = 0.05
+
+_T = cast(Table, WriteSlot.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """An acquired slot: which row, and the holder id that must match on release."""
+
+    slot: str
+    holder: str
+    interval: float
+
+
+def slot_id(key: str) -> str:
+    """The row id of a key: its SHA-256, so no URL or token fingerprint is stored."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class WriteSlots:
+    """Cross-process write serialisation and pacing per key, kept in the database."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.engine = engine
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self._clock = clock
+        self._sleep = sleep
+        # Wall-clock seconds, not monotonic: the rows are compared across processes and hosts.
+        self._process = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self._holds = itertools.count(1)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str, interval: float) -> AsyncIterator[None]:
+        """Wait for the key's slot, hold it for the body, then keep it free for ``interval``."""
+        held = await self.acquire(key, interval)
+        try:
+            yield
+        finally:
+            # Shielded: a cancelled write must still hand the slot on, or it waits for the lease.
+            await asyncio.shield(self.release(held))
+
+    async def acquire(self, key: str, interval: float) -> Hold:
+        """Wait until the slot is free and its gap has passed, then take it under a lease."""
+        held = Hold(slot_id(key), f"{self._process}:{next(self._holds)}", interval)
+        while (wait := await self._try_acquire(held)) > 0:
+            await self._sleep(wait)
+        return held
+
+    async def release(self, held: Hold) -> bool:
+        """Free the slot and set when the next write may start; False if the lease had run out
+        (another process may have written meanwhile), which is logged."""
+        try:
+            async with self.engine.begin() as conn:
+                result = await conn.execute(
+                    update(_T)
+                    .where(_T.c.slot == held.slot, _T.c.holder == held.holder)
+                    .values(holder=None, held_until=None, next_at=self._clock() + held.interval)
+                )
+        except Exception:
+            log.warning("could not release a write slot; it frees itself when its lease ends")
+            return False
+        if result.rowcount != 1:
+            log.warning(
+                "a write outlasted its slot's lease; another process may have written meanwhile",
+                extra={"lease_seconds": self.lease_seconds},
+            )
+            return False
+        return True
+
+    async def _try_acquire(self, held: Hold) -> float:
+        """Take the slot if possible: 0 when taken, else how long to wait before trying again."""
+        now = self._clock()
+        async with self.engine.begin() as conn:
+            taken = await conn.execute(
+                update(_T)
+                .where(
+                    _T.c.slot == held.slot,
+                    or_(_T.c.holder.is_(None), _T.c.held_until < now),
+                    _T.c.next_at <= now,
+                )
+                .values(holder=held.holder, held_until=now + self.lease_seconds)
+            )
+            if taken.rowcount == 1:
+                return 0.0
+            row = (
+                await conn.execute(
+                    select(_T.c.holder, _T.c.held_until, _T.c.next_at).where(_T.c.slot == held.slot)
+                )
+            ).first()
+            if row is None:
+                # First write for this key anywhere: create its row taken by us. Another
+                # process creating it at the same moment makes ours a no-op, and we wait.
+                created = await conn.execute(
+                    _insert_if_absent(conn.dialect.name).values(
+                        slot=held.slot,
+                        holder=held.holder,
+                        held_until=now + self.lease_seconds,
+                        next_at=0.0,
+                    )
+                )
+                return 0.0 if created.rowcount == 1 else self.poll_seconds
+        if row.holder is not None and row.held_until >= now:
+            return min(self.poll_seconds, float(row.held_until) - now + 0.001)
+        return max(float(row.next_at) - now, 0.001)
+
+
+def _insert_if_absent(dialect: str) -> postgresql.Insert | sqlite.Insert:
+    if dialect == "postgresql":
+        return postgresql.insert(_T).on_conflict_do_nothing(index_elements=["slot"])
+    return sqlite.insert(_T).on_conflict_do_nothing(index_elements=["slot"])
