@@ -808,7 +808,8 @@ class GithubProvider:
         return await self._call(f"download artifact {artifact_id}", fetch)
 
     async def collaborator_permission(self, repository: str, username: str) -> str:
-        """``admin``, ``maintain``, ``write``, ``triage``, ``read`` or ``none``."""
+        """``admin``, ``write``, ``read`` or ``none``: GitHub's legacy ``permission``, which maps
+        ``maintain`` and custom roles built on write to ``write`` (``role_name`` would not)."""
         owner, repo = split_repository(repository)
 
         async def fetch(token: str, attempt: int) -> str:
@@ -822,7 +823,7 @@ class GithubProvider:
                 if is_status(exc, 404):
                     return "none"
                 raise
-            return str(item.get("role_name") or item.get("permission") or "none")
+            return str(item.get("permission") or "none")
 
         return await self._call("read collaborator permission", fetch)
 

@@ -93,6 +93,17 @@ class RecordedRequest:
     prefix: str = ""  # "/api/v3" when addressed GitHub Enterprise Server-style
 
 
+# GitHub's legacy `permission` for each built-in role (custom roles report their base role's).
+_LEGACY_PERMISSION = {
+    "admin": "admin",
+    "maintain": "write",
+    "write": "write",
+    "triage": "read",
+    "read": "read",
+    "none": "none",
+}
+
+
 @dataclass(slots=True)
 class Fault:
     """Make the next ``times`` requests matching ``method`` and ``path`` (a regex) fail."""
@@ -294,7 +305,7 @@ class FakeGithub:
             self.minted_tokens: list[str] = []
             self.contents: dict[tuple[str, str, str], bytes] = {}
             self.artifacts: dict[tuple[str, int], list[dict[str, Any]]] = {}
-            self.permissions: dict[tuple[str, str], str] = {}
+            self.permissions: dict[tuple[str, str], tuple[str, str]] = {}
             self.installations = dict(self._installation_accounts)
             self.pats = dict(self._pat_logins)
             self.token_factory = default_token_factory
@@ -336,9 +347,10 @@ class FakeGithub:
             )
             return artifact_id
 
-    def set_permission(self, repo: str, user: str, permission: str) -> None:
+    def set_permission(self, repo: str, user: str, role: str, base: str | None = None) -> None:
+        """Give ``user`` a repository role; a custom role needs the built-in ``base`` it extends."""
         with self._lock:
-            self.permissions[(repo, user)] = permission
+            self.permissions[(repo, user)] = (role, _LEGACY_PERMISSION.get(role) or base or "none")
 
     def issue_comments(self, repo: str, issue: int) -> list[Comment]:
         with self._lock:
@@ -998,11 +1010,9 @@ class FakeGithub:
     def _get_permission(self, call: _Call) -> _Reply:
         repo = self._repo(call)
         user = call.params["username"]
-        permission = self.permissions.get((repo, user), "none")
-        return _Reply(
-            200,
-            {"permission": permission, "role_name": permission, "user": {"login": user}},
-        )
+        role, permission = self.permissions.get((repo, user), ("none", "none"))
+        # As GitHub: `permission` is the legacy admin/write/read/none, `role_name` the real role.
+        return _Reply(200, {"permission": permission, "role_name": role, "user": {"login": user}})
 
     # pagination
     def _paginate(self, call: _Call, items: list[Any]) -> tuple[list[Any], dict[str, str]]:

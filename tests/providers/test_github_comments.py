@@ -197,3 +197,27 @@ async def test_429_on_edit_is_rate_limited(
         await provider.post_comment_to_pr(CTX, _report("two"), previous=first)
     (comment,) = fake_github.issue_comments(REPOSITORY, PR)
     assert comment.body.endswith("one")
+
+
+@pytest.mark.parametrize(
+    ("role", "base", "expected"),
+    [
+        ("admin", None, "admin"),
+        ("maintain", None, "write"),
+        ("write", None, "write"),
+        ("release-manager", "write", "write"),  # an organisation's custom role built on write
+        ("triage", None, "read"),
+        ("read", None, "read"),
+    ],
+)
+async def test_collaborator_permission_reads_write_access_through_any_role(
+    app_provider: Callable[..., GithubProvider],
+    fake_github: FakeGithub,
+    role: str,
+    base: str | None,
+    expected: str,
+) -> None:
+    fake_github.set_permission(REPOSITORY, "alice", role, base)
+    provider = app_provider()
+    assert await provider.collaborator_permission(REPOSITORY, "alice") == expected
+    assert await provider.collaborator_permission(REPOSITORY, "nobody") == "none"
