@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.listener import NotifyListener
 from bot.log import job_id_var
 from providers.base import RateLimited
 from storage import queue
@@ -29,6 +30,8 @@ NOTIFY_COALESCE_SECONDS = 0.01
 # With LISTEN and no backlog, a finished job's completion waits this long for company (or a
 # NOTIFY) instead of costing its own round trip; its slot was not needed meanwhile.
 COMPLETION_LINGER_SECONDS = 0.05
+# Reconnecting a lost LISTEN connection: quick after a blip, gentle on a database that stays down.
+LISTEN_BACKOFF = Backoff(base=0.5, cap=30.0)
 
 
 class PermanentJobError(Exception):
@@ -43,6 +46,7 @@ class WorkerConfig:
     shutdown_grace: float = 20.0
     backoff: Backoff = field(default_factory=Backoff)
     kinds: list[str] | None = None
+    listen_backoff: Backoff = LISTEN_BACKOFF
 
 
 def default_worker_id() -> str:
@@ -75,7 +79,18 @@ class Worker:
         # Handlers that succeeded; recorded as done with the next claim, in one round trip.
         self._succeeded: list[int] = []
         self._notified = False
-        self._listening = False
+        self._listener = (
+            NotifyListener(
+                listen_dsn,
+                queue.NOTIFY_CHANNEL,
+                on_notify=self._on_notify,
+                # NOTIFYs sent while disconnected are lost: look for work once.
+                on_restored=self.wake,
+                backoff=config.listen_backoff,
+            )
+            if listen_dsn
+            else None
+        )
         # The last claim filled every free slot, so more work is likely waiting.
         self._backlog = True
         self._linger: asyncio.TimerHandle | None = None
@@ -84,8 +99,8 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish or release the jobs in hand."""
         renewer = asyncio.create_task(self._renew_leases())
-        listener = await self._listen()
-        self._listening = listener is not None
+        if self._listener is not None:
+            await self._listener.start()
         stopper = asyncio.ensure_future(stop.wait())
         stopper.add_done_callback(lambda _: self._wake.set())
         try:
@@ -119,11 +134,15 @@ class Worker:
                 helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
-            if listener is not None:
-                with contextlib.suppress(Exception):
-                    await listener.close()
+            if self._listener is not None:
+                await self._listener.close()
 
-    def _on_notify(self, *_args: Any) -> None:
+    @property
+    def _listening(self) -> bool:
+        # Asked afresh each time: while the LISTEN connection is down this is a polling worker.
+        return self._listener is not None and self._listener.listening
+
+    def _on_notify(self) -> None:
         self._notified = True
         self._wake.set()
 
@@ -254,20 +273,6 @@ class Worker:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
-
-    async def _listen(self) -> Any:
-        """On PostgreSQL, LISTEN for new jobs so idle workers wake at once."""
-        if not self.listen_dsn:
-            return None
-        import asyncpg
-
-        try:
-            connection = await asyncpg.connect(self.listen_dsn)
-            await connection.add_listener(queue.NOTIFY_CHANNEL, self._on_notify)
-        except Exception:
-            log.warning("LISTEN unavailable; falling back to polling", exc_info=True)
-            return None
-        return connection
 
 
 def _engine_of(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine:
