@@ -50,9 +50,21 @@ def interim_status(cycle: TestCycle, details_url: str) -> CommitStatus | None:
             state=CheckState.QUEUED, description="Waiting for test results", **common
         )
     if cycle.status == "analysing":
+        failures = cycle.failed + cycle.errored
+        title = (
+            f"Analysing {failures:,} failure{'s' if failures != 1 else ''}…"
+            if failures
+            else f"Analysing {cycle.total:,} test results…"
+        )
         return CommitStatus(
             state=CheckState.IN_PROGRESS,
-            description=f"Analysing {cycle.total:,} test results",
+            description=title,
+            title=title,
+            summary=(
+                f"The results are in: {cycle.total:,} tests, {cycle.passed:,} passed, "
+                f"{cycle.failed:,} failed, {cycle.errored:,} errored. The report is being "
+                "written; this check completes when it is ready."
+            ),
             **common,
         )
     if cycle.status == "cancelled":
@@ -100,12 +112,26 @@ class PublishCycle:
         cycle_id = job.payload.get("cycle_id")
         if not isinstance(cycle_id, str):
             raise PermanentJobError("payload has no cycle_id")
+        await self.publish(cycle_id)
+
+    async def announce_analysis(self, cycle_id: str) -> None:
+        """Show "in progress" for a cycle whose analysis is still running, nothing else.
+
+        Called by the analysis itself, which waits for it before storing its report, so the
+        completed state is published strictly after this one.
+        """
+        await self.publish(cycle_id, only_if_status="analysing")
+
+    async def publish(self, cycle_id: str, *, only_if_status: str | None = None) -> None:
+        """Send the cycle's current state; with ``only_if_status``, only in that state."""
         runtime = self.hctx.runtime
         public_url = runtime.settings.public_url
         details_url = signed_report_url(public_url, runtime.vault.keyring, cycle_id)
         comment: CommentBody | None = None
         async with runtime.sessions() as session:
             cycle, org = await load_org_cycle(session, cycle_id)
+            if only_if_status is not None and cycle.status != only_if_status:
+                return
             ctx = cycle_context(cycle)
             provider = await resolve_provider(
                 session,

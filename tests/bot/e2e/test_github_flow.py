@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import zipfile
 from pathlib import Path
@@ -19,6 +20,7 @@ from tests.bot.e2e.conftest import (
     wait_for,
 )
 from tests.fakes.github import Fault
+from tests.fakes.llm import Behaviour, running_fake_llm
 from tests.github_constants import BOT_LOGIN
 
 SHA1 = "1" * 40
@@ -83,6 +85,8 @@ async def test_pull_request_report_and_push(bot: RunningBot, tmp_path: Path) -> 
     [run] = _runs(bot, SHA1)
     assert run.conclusion == "failure"
     assert run.id == queued.id  # the same check run went queued -> completed
+    # No model configured: the report was ready at once, so no "in progress" write before it.
+    assert run.states == ["queued", "completed"]
     assert {a["path"] for a in run.annotations} == {"tests/test_api.py"}
     assert len(run.annotations) == 2
     assert run.details_url
@@ -116,6 +120,40 @@ async def test_pull_request_report_and_push(bot: RunningBot, tmp_path: Path) -> 
             await session.execute(select(func.count()).select_from(WebhookDelivery))
         ).scalar_one()
     assert deliveries == 3  # installation, opened (once), synchronize
+
+
+async def test_check_run_is_in_progress_while_the_model_works(
+    bot: RunningBot, tmp_path: Path
+) -> None:
+    with running_fake_llm(slow_seconds=20) as llm:
+        llm.script(Behaviour.SLOW)
+        bot.runtime.settings = bot.runtime.settings.model_copy(
+            update={
+                "llm_model": "openai/fake-model",
+                "llm_api_base": llm.base_url,
+                "llm_api_key": "sk-test",
+                "llm_timeout": 30.0,
+            }
+        )
+        await install(bot)
+        await bot.deliver("pull_request", pull_request("opened", 7, SHA1))
+        await wait_for(lambda: len(_runs(bot, SHA1)) == 1, what="queued run")
+        reporting = asyncio.create_task(bot.report(tmp_path, sha=SHA1, pr=7, junit=FAILING_JUNIT))
+        await wait_for(lambda: _runs(bot, SHA1)[0].status == "in_progress", what="in progress")
+        [run] = _runs(bot, SHA1)
+        assert run.output["title"] == "Analysing 2 failures…"
+        assert "3 tests" in run.output["summary"]
+        await wait_for(lambda: len(llm.requests) == 1, what="the model to be asked")
+        assert _our_comments(bot) == []
+        assert run.status == "in_progress"  # until the model answers
+        llm.release()
+        code, output = await reporting
+        assert code == 0, output
+        await wait_for(lambda: run.status == "completed", what="completion")
+        await wait_for(lambda: len(_our_comments(bot)) == 1, what="the comment")
+    assert run.states == ["queued", "in_progress", "completed"]
+    assert run.conclusion == "failure"
+    assert "root causes found" in _our_comments(bot)[0].body
 
 
 async def test_pushing_before_results_supersedes_the_pending_cycle(bot: RunningBot) -> None:
