@@ -113,8 +113,24 @@ async def test_pull_request_report_and_push(bot: RunningBot, tmp_path: Path) -> 
 
     await wait_for(comment_updated, what="the comment to be edited in place")
     assert _our_comments(bot)[0].id == first_comment_id
+    # The old cycle is superseded but keeps its status, results and check run on its commit.
     cycles = await _cycles(bot)
-    assert [(c.sha, c.status) for c in cycles] == [(SHA1, "done"), (SHA2, "done")]
+    old, new = cycles
+    assert [(c.sha, c.status, c.superseded_by) for c in cycles] == [
+        (SHA1, "done", new.id),
+        (SHA2, "done", None),
+    ]
+    [old_run] = _runs(bot, SHA1)
+    assert (old_run.conclusion, old_run.states) == ("failure", ["queued", "completed"])
+    headers = {"Authorization": f"Bearer {bot.api_key}"}
+    read = (await bot.http.get(f"{bot.url}/api/v1/cycles/{old.id}", headers=headers)).json()
+    assert (read["status"], read["superseded_by"]) == ("done", new.id)
+    assert read["superseded_by_url"] == f"{bot.url}/api/v1/cycles/{new.id}"
+    assert read["totals"]["failed"] == 2
+    page = await bot.http.get(f"{bot.url}/cycles/{old.id}", headers=headers)
+    assert "Superseded</b> by cycle" in page.text
+    assert f"/cycles/{new.id}?exp=" in page.text
+    assert "test_create" in page.text  # its own failures are still reported
     async with bot.runtime.sessions() as session:
         deliveries = (
             await session.execute(select(func.count()).select_from(WebhookDelivery))
