@@ -5,8 +5,10 @@ Network calls (the LLM) happen outside database transactions.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from sqlalchemy import select
@@ -27,6 +29,14 @@ from storage.secret_fields import integration_owner
 from storage.vault import Vault, VaultError
 
 log = logging.getLogger("aac.analyse")
+T = TypeVar("T")
+Announce = Callable[[str], Awaitable[None]]
+# The check run stays "queued" until the report is published, unless the model takes longer
+# than this to answer: then it goes "in progress" while the model works. Without a model,
+# with nothing failed or with the answer cached, the analysis takes milliseconds, and an
+# "in progress" write would be pointless and costly: writes to one installation are paced a
+# second apart, so it would delay the report it announces by that second.
+IN_PROGRESS_AFTER = 1.0
 
 
 class DbSummaryCache:
@@ -97,11 +107,23 @@ def llm_config_for(runtime: Runtime, org: Organization) -> LlmConfig:
 
 
 class AnalyseCycle:
-    """Job handler bound to a runtime."""
+    """Job handler bound to a runtime.
 
-    def __init__(self, runtime: Runtime) -> None:
+    ``announce`` (given a cycle id) shows the cycle as in progress on its SCM; it is called
+    when the model has not answered within ``in_progress_after`` seconds.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        announce: Announce | None = None,
+        in_progress_after: float = IN_PROGRESS_AFTER,
+    ) -> None:
         self.runtime = runtime
         self.cache = DbSummaryCache(runtime.sessions)
+        self.announce = announce
+        self.in_progress_after = in_progress_after
 
     async def run(self, job: ClaimedJob) -> None:
         cycle_id = job.payload.get("cycle_id")
@@ -124,7 +146,7 @@ class AnalyseCycle:
         hosts = {urlparse(public_url).hostname or "", "github.com"}
         if ctx.pipeline_url:
             hosts.add(urlparse(ctx.pipeline_url).hostname or "")
-        outcome = await summarise(
+        summarising = summarise(
             analysis.clusters,
             log_tail=None,
             config=config,
@@ -133,6 +155,10 @@ class AnalyseCycle:
             allowed_link_hosts={h for h in hosts if h},
             cache_scope=f"org:{org.id}",
         )
+        if ctx.publishes:
+            outcome = await self._announcing_if_slow(cycle_id, summarising)
+        else:
+            outcome = await summarising
         log.info(
             "analysis finished",
             extra={"llm": outcome.reason.value, "clusters": len(analysis.clusters)},
@@ -152,6 +178,33 @@ class AnalyseCycle:
             cycle.status = "infra_error" if cycles.is_infrastructure_error(cycle) else "done"
             if ctx.publishes:
                 await queue_publish(session, cycle)
+
+    async def _announcing_if_slow(self, cycle_id: str, work: Awaitable[T]) -> T:
+        """``work``'s result; if it takes longer than ``in_progress_after``, the cycle is shown
+        in progress meanwhile, and that update has finished before this returns."""
+        task = asyncio.ensure_future(work)
+        announcing: asyncio.Task[None] | None = None
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.in_progress_after)
+            if not done and self.announce is not None:
+                announcing = asyncio.create_task(self._announce(cycle_id))
+            result = await task
+        except BaseException:  # shutdown: stop the model call and the update
+            for pending in (task, announcing):
+                if pending is not None:
+                    pending.cancel()
+            raise
+        if announcing is not None:
+            await announcing
+        return result
+
+    async def _announce(self, cycle_id: str) -> None:
+        """Best effort: the report follows whether or not "in progress" could be shown."""
+        assert self.announce is not None
+        try:
+            await self.announce(cycle_id)
+        except Exception as exc:
+            log.warning("could not show the analysis in progress: %s", type(exc).__name__)
 
 
 async def load_org_cycle(session: AsyncSession, cycle_id: str) -> tuple[TestCycle, Organization]:

@@ -23,6 +23,9 @@ from storage.types import utcnow
 ANALYSE_JOB = "analyse_cycle"
 PUBLISH_JOB = "publish_cycle"
 FINAL_STATUSES = frozenset({"done", "infra_error", "cancelled", "superseded"})
+UNFINISHED_STATUSES = ("collecting", "analysing")
+# Analysed, with a report: a newer commit's cycle supersedes them without changing this.
+PUBLISHED_STATUSES = ("done", "infra_error")
 OUTCOMES = frozenset({"success", "failure", "cancelled"})
 INSERT_BATCH = 2000
 
@@ -154,8 +157,17 @@ async def cycles_for_commit(
 
 
 async def supersede_older(session: AsyncSession, cycle: TestCycle) -> list[TestCycle]:
-    """Mark unfinished cycles of the same PR and suite on older commits as superseded, and
-    queue the update that tells the PR so."""
+    """Cycles of the same PR and suite on older commits are superseded by ``cycle``.
+
+    Unfinished ones (collecting, analysing) stop: status ``superseded``, and an update tells
+    the PR so (their check run completes as neutral). Finished ones (done, infra_error) keep
+    their status, results and published check run: that run is the old commit's result,
+    which GitHub keeps on that commit, and their results stay in the history verdicts and
+    flakiness are computed from (bot/history.py reads ``done`` cycles). They only record
+    ``superseded_by``, which the report page and the API show; the PR's comment moves on to
+    the new cycle when it publishes. A cycle already superseded keeps pointing at the cycle
+    that superseded it, so the chain leads to the newest.
+    """
     if cycle.pr is None:
         return []
     rows = await session.execute(
@@ -165,16 +177,18 @@ async def supersede_older(session: AsyncSession, cycle: TestCycle) -> list[TestC
             TestCycle.pr == cycle.pr,
             TestCycle.suite == cycle.suite,
             TestCycle.sha != cycle.sha,
-            TestCycle.status.in_(("collecting", "analysing")),
+            TestCycle.superseded_by.is_(None),
+            TestCycle.status.in_((*UNFINISHED_STATUSES, *PUBLISHED_STATUSES)),
         )
     )
     older = list(rows.scalars())
     for old in older:
-        old.status = "superseded"
         old.superseded_by = cycle.id
-        old.completed_at = utcnow()
-        if old.source in SCM_SOURCES:
-            await queue_publish(session, old)
+        if old.status in UNFINISHED_STATUSES:
+            old.status = "superseded"
+            old.completed_at = utcnow()
+            if old.source in SCM_SOURCES:
+                await queue_publish(session, old)
     return older
 
 
@@ -369,7 +383,12 @@ def cycle_json(cycle: TestCycle, public_url: str) -> dict[str, Any]:
         "summary": analysis.get("headline"),
         "infrastructure_error": is_infrastructure_error(cycle),
         "published": cycle.published,
+        # Set when a newer commit of the PR started the same suite; a finished cycle keeps its
+        # status and results (its report still describes its own commit).
         "superseded_by": cycle.superseded_by,
+        "superseded_by_url": (
+            f"{public_url}/api/v1/cycles/{cycle.superseded_by}" if cycle.superseded_by else None
+        ),
         "created_at": cycle.created_at.isoformat(),
         "completed_at": cycle.completed_at.isoformat() if cycle.completed_at else None,
     }

@@ -21,8 +21,9 @@ def job_handlers(runtime: Runtime, shared: ProviderShared | None = None) -> dict
         # SCM writes are paced per installation across every process sharing this database.
         shared = ProviderShared(github=GithubShared(write_slots=WriteSlots(runtime.engine)))
     hctx = HandlerContext(runtime, shared)
+    publish = PublishCycle(hctx)
     return {
-        ANALYSE_JOB: AnalyseCycle(runtime).run,
-        PUBLISH_JOB: PublishCycle(hctx).run,
+        ANALYSE_JOB: AnalyseCycle(runtime, announce=publish.announce_analysis).run,
+        PUBLISH_JOB: publish.run,
         WEBHOOK_JOB: WebhookEventJob(hctx).run,
     }

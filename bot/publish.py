@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analyse import load_org_cycle, organisation_redactor
 from bot.cycle_report import analyse_stored, cycle_context, report_for
@@ -31,6 +35,8 @@ from storage.models import TestCycle
 from storage.queue import ClaimedJob
 
 log = logging.getLogger("aac.publish")
+# How many of a PR's latest cycles of a suite are searched for the comment they share.
+COMMENT_LOOKBACK = 20
 
 ACTIONS = (
     RequestedAction("Re-run", "Run this suite's pipeline again", "aac-rerun"),
@@ -50,9 +56,21 @@ def interim_status(cycle: TestCycle, details_url: str) -> CommitStatus | None:
             state=CheckState.QUEUED, description="Waiting for test results", **common
         )
     if cycle.status == "analysing":
+        failures = cycle.failed + cycle.errored
+        title = (
+            f"Analysing {failures:,} failure{'s' if failures != 1 else ''}…"
+            if failures
+            else f"Analysing {cycle.total:,} test results…"
+        )
         return CommitStatus(
             state=CheckState.IN_PROGRESS,
-            description=f"Analysing {cycle.total:,} test results",
+            description=title,
+            title=title,
+            summary=(
+                f"The results are in: {cycle.total:,} tests, {cycle.passed:,} passed, "
+                f"{cycle.failed:,} failed, {cycle.errored:,} errored. The report is being "
+                "written; this check completes when it is ready."
+            ),
             **common,
         )
     if cycle.status == "cancelled":
@@ -81,13 +99,65 @@ def _result_json(result: PublishResult) -> dict[str, Any]:
 
 
 def _previous(cycle: TestCycle, key: str) -> PublishResult | None:
-    stored = (cycle.published or {}).get(key)
+    return _stored((cycle.published or {}).get(key))
+
+
+def _stored(stored: object) -> PublishResult | None:
     if not isinstance(stored, dict):
         return None
     try:
         return PublishResult(**stored)
     except TypeError:
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class CommentPlan:
+    """Whether a cycle writes its PR's sticky comment, and which comment to edit."""
+
+    write: bool
+    previous: PublishResult | None = None
+
+
+async def comment_plan(session: AsyncSession, cycle: TestCycle) -> CommentPlan:
+    """One comment per (repository, PR, suite), shared by the cycles of every push.
+
+    The comment to edit is the one this cycle stored, else the one the latest earlier cycle
+    of the PR and suite stored: a new push edits it without listing the PR's comments (the
+    provider falls back to its marker search if it was deleted). A cycle leaves the comment
+    alone once a newer cycle has written it: re-analysing an outdated commit must not replace
+    the report of the current one.
+    """
+    rows = await session.execute(
+        select(TestCycle.created_at, TestCycle.published)
+        .where(
+            TestCycle.org_id == cycle.org_id,
+            TestCycle.source == cycle.source,
+            TestCycle.repository == cycle.repository,
+            TestCycle.pr == cycle.pr,
+            TestCycle.suite == cycle.suite,
+            TestCycle.id != cycle.id,
+        )
+        .order_by(TestCycle.created_at.desc())
+        .limit(COMMENT_LOOKBACK)
+    )
+    earlier: PublishResult | None = None
+    for created_at, published in rows.all():
+        stored = _stored_comment(published)
+        if stored is None:
+            continue
+        if created_at > cycle.created_at:
+            return CommentPlan(write=False)
+        earlier = stored
+        break
+    return CommentPlan(write=True, previous=_previous(cycle, "comment") or earlier)
+
+
+def _stored_comment(published: dict[str, Any] | None) -> PublishResult | None:
+    result = _stored((published or {}).get("comment"))
+    if result is None or not result.succeeded or not result.ids.get("comment_id"):
+        return None
+    return result
 
 
 class PublishCycle:
@@ -100,12 +170,27 @@ class PublishCycle:
         cycle_id = job.payload.get("cycle_id")
         if not isinstance(cycle_id, str):
             raise PermanentJobError("payload has no cycle_id")
+        await self.publish(cycle_id)
+
+    async def announce_analysis(self, cycle_id: str) -> None:
+        """Show "in progress" for a cycle whose analysis is still running, nothing else.
+
+        Called by the analysis itself, which waits for it before storing its report, so the
+        completed state is published strictly after this one.
+        """
+        await self.publish(cycle_id, only_if_status="analysing")
+
+    async def publish(self, cycle_id: str, *, only_if_status: str | None = None) -> None:
+        """Send the cycle's current state; with ``only_if_status``, only in that state."""
         runtime = self.hctx.runtime
         public_url = runtime.settings.public_url
         details_url = signed_report_url(public_url, runtime.vault.keyring, cycle_id)
         comment: CommentBody | None = None
+        previous_comment: PublishResult | None = None
         async with runtime.sessions() as session:
             cycle, org = await load_org_cycle(session, cycle_id)
+            if only_if_status is not None and cycle.status != only_if_status:
+                return
             ctx = cycle_context(cycle)
             provider = await resolve_provider(
                 session,
@@ -128,9 +213,11 @@ class PublishCycle:
                     actions=ACTIONS if provider.capabilities.requested_actions else (),
                 )
                 if ctx.pr is not None and provider.capabilities.comments:
-                    comment = render_comment(model, provider.name, provider.limits)
+                    plan = await comment_plan(session, cycle)
+                    if plan.write:
+                        comment = render_comment(model, provider.name, provider.limits)
+                        previous_comment = plan.previous
             previous_status = _previous(cycle, "status")
-            previous_comment = _previous(cycle, "comment")
         result = await provider.update_commit_status(ctx, status, previous=previous_status)
         await self._store(cycle_id, "status", result)
         if comment is not None:

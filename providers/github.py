@@ -478,6 +478,12 @@ class GithubProvider:
             raise TooLarge(f"comment of {len(body)} characters exceeds GitHub's limit")
         owner, repo = split_repository(ctx.repository)
         login = await self.bot_login()
+        known_id = _previous_id(previous, "comment", "comment_id")
+        author = previous.ids.get("author") if previous is not None else None
+        if author is not None and author.lower() != login.lower():
+            # Written as another identity (a token before the App was installed): not ours
+            # to edit; the marker search finds ours, or none and we create it.
+            known_id = None
         comment = await self._call(
             "publish PR comment",
             partial(
@@ -486,14 +492,14 @@ class GithubProvider:
                 body=body,
                 marker=message.marker,
                 login=login,
-                known_id=_previous_id(previous, "comment", "comment_id"),
+                known_id=known_id,
             ),
         )
         return PublishResult(
             attempted=True,
             succeeded=True,
             kind="comment",
-            ids={"comment_id": str(comment["id"])},
+            ids={"comment_id": str(comment["id"]), "author": login},
             url=comment.get("html_url"),
         )
 

@@ -106,6 +106,14 @@ SPEC: dict[str, Any] = {
                     "totals": {"$ref": "#/components/schemas/Totals"},
                     "summary": _NULLABLE_STR,
                     "published": {"type": "object"},
+                    "superseded_by": {
+                        **_NULLABLE_STR,
+                        "description": "The id of the cycle a newer commit of the pull request "
+                        "started for this suite. A cycle superseded before its results were in "
+                        "has status superseded; a finished one keeps done or infra_error, and "
+                        "its results and report.",
+                    },
+                    "superseded_by_url": _NULLABLE_STR,
                 },
             },
         },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -11,8 +12,8 @@ from bot.analyse import organisation_redactor
 from bot.api.auth import require_api_key
 from bot.api.errors import ApiError
 from bot.cycle_report import analyse_stored, report_for
-from bot.links import verify_report_link
-from bot.report.page import SuitePoint, render_page
+from bot.links import signed_report_url, verify_report_link
+from bot.report.page import Successor, SuitePoint, render_page
 from bot.runtime import Runtime
 from storage.models import Organization, TestCycle
 
@@ -70,7 +71,8 @@ async def report_page(request: Request) -> Response:
             SuitePoint(c.sha[:7], (c.passed + c.flaky) / max(1, c.total), c.duration)
             for c in reversed(list(earlier))
         ]
-    html = render_page(model, chart=chart, recent=analysis.history.recent)
+        successor = await _successor(runtime, session, cycle)
+    html = render_page(model, chart=chart, recent=analysis.history.recent, superseded_by=successor)
     return HTMLResponse(
         html,
         headers={
@@ -80,6 +82,18 @@ async def report_page(request: Request) -> Response:
             "Cache-Control": "private, no-store",
         },
     )
+
+
+async def _successor(runtime: Runtime, session: AsyncSession, cycle: TestCycle) -> Successor | None:
+    """The newer commit's cycle that superseded this one, with a link to its report (signed,
+    like the links on check runs: whoever may read this cycle's report may read the PR's next)."""
+    if not cycle.superseded_by:
+        return None
+    newer = await session.get(TestCycle, cycle.superseded_by)
+    if newer is None or newer.org_id != cycle.org_id:
+        return None
+    url = signed_report_url(runtime.settings.public_url, runtime.vault.keyring, newer.id)
+    return Successor(newer.id, newer.sha, url)
 
 
 ROUTES = [Route("/cycles/{cycle_id}", report_page)]

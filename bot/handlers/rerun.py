@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import cycles
-from bot.cycles import queue_publish
 from bot.events import Rerun
 from bot.handlers.context import HandlerContext
 from bot.handlers.pull_request import installation_org
@@ -84,6 +83,7 @@ async def handle_rerun(hctx: HandlerContext, session: AsyncSession, action: Reru
             {"cycle_id": cycle.id, "reanalyse": True},
             unique_key=f"analyse:{cycle.id}",
         )
-        await queue_publish(session, cycle)
+        # No "in progress" update queued here: the analysis shows it if the model takes a
+        # while (bot/analyse.py), and only then, after which it publishes the report.
         done.append(f"reanalyse {cycle.id}")
     return done

@@ -24,6 +24,15 @@ class SuitePoint:
     duration: float  # seconds
 
 
+@dataclass(frozen=True, slots=True)
+class Successor:
+    """The cycle a newer commit of the pull request started for the same suite."""
+
+    cycle_id: str
+    sha: str
+    url: str  # its report page
+
+
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1f2328;background:#f6f8fa}
 main{max-width:1040px;margin:0 auto;padding:24px}
@@ -35,7 +44,7 @@ padding:12px 16px;margin:8px 0} .totals span{margin-right:16px}
 .verdict.also_on_base{background:#ddf4ff}
 pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:360px;font-size:12px}
 .ai{border-left:4px solid #8250df} svg text{font-size:11px;fill:#59636e}
-details summary{cursor:pointer}
+details summary{cursor:pointer} .superseded{border-left:4px solid #9a6700}
 """
 
 
@@ -93,6 +102,7 @@ def render_page(
     *,
     chart: Sequence[SuitePoint],
     recent: Mapping[str, Sequence[TestStatus]],
+    superseded_by: Successor | None = None,
 ) -> str:
     """The whole HTML document."""
     ident = model.identity
@@ -113,6 +123,13 @@ def render_page(
         )
         + "</div>",
     ]
+    if superseded_by is not None:
+        parts.append(
+            '<div class="card superseded" id="superseded-by"><b>Superseded</b> by cycle '
+            f'<a href="{escape(superseded_by.url)}">{escape(superseded_by.cycle_id)}</a> '
+            f"for a newer commit, {escape(superseded_by.sha[:7])}. This report describes "
+            f"commit {escape(ident.short_sha)}.</div>"
+        )
     if model.infra_reason:
         parts.append(
             f'<div class="card"><b>Infrastructure error.</b> {escape(model.infra_reason)}</div>'

@@ -157,6 +157,8 @@ class CheckRun:
     output: dict[str, Any]
     annotations: list[dict[str, Any]] = field(default_factory=list)
     actions: list[dict[str, Any]] = field(default_factory=list)
+    # Every state a create or update set, in order (a repeated state is a repeated write).
+    states: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -743,6 +745,8 @@ class FakeGithub:
             run.completed_at = body.get("completed_at") or _iso(datetime.now(UTC))
         if run.status == "completed" and run.conclusion is None:
             raise _error(422, "Invalid request.\n\nNo conclusion given for a completed run.")
+        if "status" in body or "conclusion" in body:
+            run.states.append(run.status)
         if "output" in body:
             output = body["output"]
             run.output.update(
@@ -770,6 +774,8 @@ class FakeGithub:
             output={},
         )
         self._apply_check_run_fields(run, body)
+        if not run.states:
+            run.states.append(run.status)  # created "queued" by default
         self.check_runs[run.id] = run
         return _Reply(201, self._check_run_json(run, call.base_url))
 

@@ -133,6 +133,10 @@ class FakeLlmServer:
         self._thread.start()
         return self
 
+    def release(self) -> None:
+        """Let ``SLOW`` requests answer now, and later ones at once."""
+        self._release.set()
+
     def stop(self) -> None:
         self._release.set()  # wake slow handlers
         if self._server is not None:

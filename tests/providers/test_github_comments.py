@@ -35,7 +35,7 @@ async def test_create_then_edit_then_recreate_after_deletion(
     first = await provider.post_comment_to_pr(CTX, _report("run 1"))
     (comment,) = fake_github.issue_comments(REPOSITORY, PR)
     assert first.kind == "comment"
-    assert first.ids == {"comment_id": str(comment.id)}
+    assert first.ids == {"comment_id": str(comment.id), "author": BOT_LOGIN}
     assert comment.user == BOT_LOGIN
     assert first.url is not None
     assert first.url.endswith(f"#issuecomment-{comment.id}")
@@ -49,7 +49,7 @@ async def test_create_then_edit_then_recreate_after_deletion(
     del fake_github.comments[edited.id]  # someone deleted it
     third = await provider.post_comment_to_pr(CTX, _report("run 3"), previous=second)
     (recreated,) = fake_github.issue_comments(REPOSITORY, PR)
-    assert third.ids == {"comment_id": str(recreated.id)} != second.ids
+    assert third.ids == {"comment_id": str(recreated.id), "author": BOT_LOGIN} != second.ids
     assert recreated.body.endswith("run 3")
 
 
@@ -62,7 +62,7 @@ async def test_marker_found_on_page_three(
 
     result = await app_provider().post_comment_to_pr(CTX, _report("new"), previous=None)
 
-    assert result.ids == {"comment_id": str(ours)}
+    assert result.ids == {"comment_id": str(ours), "author": BOT_LOGIN}
     assert len(fake_github.issue_comments(REPOSITORY, PR)) == 241
     assert fake_github.comments[ours].body.endswith("new")
     pages = [
@@ -139,6 +139,21 @@ async def test_token_mode_comments_as_the_token_user(
     assert users == sorted([BOT_LOGIN, PAT_LOGIN])
 
 
+async def test_a_known_comment_by_another_identity_is_not_edited(
+    app_provider: Callable[..., GithubProvider],
+    token_provider: Callable[..., GithubProvider],
+    fake_github: FakeGithub,
+) -> None:
+    # The organisation published with a token, then installed the App: the id stored by the
+    # token's cycles names the token user's comment, which the App must leave alone.
+    by_token = await token_provider().post_comment_to_pr(CTX, _report("token"))
+    assert by_token.ids["author"] == PAT_LOGIN
+    by_app = await app_provider().post_comment_to_pr(CTX, _report("app"), previous=by_token)
+    assert by_app.ids["comment_id"] != by_token.ids["comment_id"]
+    assert fake_github.comments[int(by_token.ids["comment_id"])].body.endswith("token")
+    assert fake_github.comments[int(by_app.ids["comment_id"])].user == BOT_LOGIN
+
+
 async def test_app_login_comes_from_the_app_slug(
     app_provider: Callable[..., GithubProvider], fake_github: FakeGithub
 ) -> None:
@@ -184,7 +199,7 @@ async def test_lost_create_response_does_not_duplicate(
     fake_github.inject(Fault("server_error", method="POST", path=COMMENTS, applied=True))
     result = await app_provider().post_comment_to_pr(CTX, _report("x"))
     (comment,) = fake_github.issue_comments(REPOSITORY, PR)
-    assert result.ids == {"comment_id": str(comment.id)}
+    assert result.ids == {"comment_id": str(comment.id), "author": BOT_LOGIN}
 
 
 async def test_429_on_edit_is_rate_limited(

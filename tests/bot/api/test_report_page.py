@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import html
 from urllib.parse import urlparse
 
+from bot.history import load_history
 from bot.links import signed_report_url
+from bot.results.model import TestStatus
 from storage import queue
+from storage.models import TestCycle
 from tests.bot.api.conftest import ApiHarness
 from tests.bot.api.test_cycles_api import CONTEXT, JUNIT
 
@@ -62,3 +66,40 @@ async def test_wrong_or_expired_signature_is_403(api: ApiHarness) -> None:
     assert response.status_code == 403
     assert response.json()["error"] == "forbidden"
     assert (await api.client.get(f"/cycles/{cycle_id}")).status_code == 403
+
+
+async def test_a_finished_cycle_superseded_by_a_new_push_keeps_its_report(
+    api: ApiHarness,
+) -> None:
+    old_id = await make_analysed_cycle(api)
+    new = (
+        await api.client.post(
+            "/api/v1/cycles",
+            json={**CONTEXT, "sha": "f" * 40, "pipeline_id": "9002"},
+            headers=api.auth(),
+        )
+    ).json()
+
+    read = (await api.client.get(f"/api/v1/cycles/{old_id}", headers=api.auth())).json()
+    assert read["status"] == "done"
+    assert read["superseded_by"] == new["id"]
+    assert read["superseded_by_url"] == new["url"]
+    assert read["totals"]["failed"] == 1
+    assert read["summary"].startswith("1 failed")
+    assert (new["superseded_by"], new["superseded_by_url"]) == (None, None)
+
+    page = await api.client.get(f"/cycles/{old_id}", headers=api.auth())
+    assert page.status_code == 200
+    assert 'id="superseded-by"' in page.text
+    link = page.text.split('id="superseded-by"', 1)[1].split('href="', 1)[1].split('"', 1)[0]
+    assert f"/cycles/{new['id']}?exp=" in link
+    followed = urlparse(html.unescape(link))
+    assert (await api.client.get(f"{followed.path}?{followed.query}")).status_code == 200
+    assert "ZeroDivisionError" in page.text  # its own results, as before
+
+    # Still history: the next cycles' verdicts and flakiness count its results.
+    async with api.runtime.sessions() as session:
+        cycle = await session.get(TestCycle, new["id"])
+        assert cycle is not None
+        history = await load_history(session, cycle, {"tests.test_math::test_div"})
+    assert history.recent["tests.test_math::test_div"] == [TestStatus.FAILED]

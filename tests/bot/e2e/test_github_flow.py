@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import zipfile
 from pathlib import Path
@@ -19,6 +20,7 @@ from tests.bot.e2e.conftest import (
     wait_for,
 )
 from tests.fakes.github import Fault
+from tests.fakes.llm import Behaviour, running_fake_llm
 from tests.github_constants import BOT_LOGIN
 
 SHA1 = "1" * 40
@@ -83,6 +85,8 @@ async def test_pull_request_report_and_push(bot: RunningBot, tmp_path: Path) -> 
     [run] = _runs(bot, SHA1)
     assert run.conclusion == "failure"
     assert run.id == queued.id  # the same check run went queued -> completed
+    # No model configured: the report was ready at once, so no "in progress" write before it.
+    assert run.states == ["queued", "completed"]
     assert {a["path"] for a in run.annotations} == {"tests/test_api.py"}
     assert len(run.annotations) == 2
     assert run.details_url
@@ -93,6 +97,7 @@ async def test_pull_request_report_and_push(bot: RunningBot, tmp_path: Path) -> 
     first_comment_id = comment.id
 
     # A new push: a new cycle and check run on the new sha, the same comment edited.
+    before_push = len(bot.github.requests)
     assert (
         await bot.deliver("pull_request", pull_request("synchronize", 7, SHA2))
     ).status_code == 202
@@ -109,13 +114,134 @@ async def test_pull_request_report_and_push(bot: RunningBot, tmp_path: Path) -> 
 
     await wait_for(comment_updated, what="the comment to be edited in place")
     assert _our_comments(bot)[0].id == first_comment_id
+    # The new cycle edited the comment the last one stored: no listing of the PR's comments.
+    since_push = bot.github.requests[before_push:]
+    assert _comment_listings(since_push) == []
+    assert [r.path for r in since_push if r.path.endswith(f"/comments/{first_comment_id}")] == [
+        f"/repos/{REPOSITORY}/issues/comments/{first_comment_id}"
+    ]
+    # The old cycle is superseded but keeps its status, results and check run on its commit.
     cycles = await _cycles(bot)
-    assert [(c.sha, c.status) for c in cycles] == [(SHA1, "done"), (SHA2, "done")]
+    old, new = cycles
+    assert [(c.sha, c.status, c.superseded_by) for c in cycles] == [
+        (SHA1, "done", new.id),
+        (SHA2, "done", None),
+    ]
+    [old_run] = _runs(bot, SHA1)
+    assert (old_run.conclusion, old_run.states) == ("failure", ["queued", "completed"])
+    headers = {"Authorization": f"Bearer {bot.api_key}"}
+    read = (await bot.http.get(f"{bot.url}/api/v1/cycles/{old.id}", headers=headers)).json()
+    assert (read["status"], read["superseded_by"]) == ("done", new.id)
+    assert read["superseded_by_url"] == f"{bot.url}/api/v1/cycles/{new.id}"
+    assert read["totals"]["failed"] == 2
+    page = await bot.http.get(f"{bot.url}/cycles/{old.id}", headers=headers)
+    assert "Superseded</b> by cycle" in page.text
+    assert f"/cycles/{new.id}?exp=" in page.text
+    assert "test_create" in page.text  # its own failures are still reported
+
+    # "Re-analyse" on the old commit's check run updates that run, not the PR's comment,
+    # which reports the newer commit.
+    button = retarget(official_example("check_run.requested_action"))
+    button["check_run"]["external_id"] = old.id
+    button["check_run"]["head_sha"] = SHA1
+    button["requested_action"] = {"identifier": "aac-reanalyse"}
+    assert (await bot.deliver("check_run", button)).status_code == 202
+    await wait_for(lambda: len(old_run.states) == 3, what="the old run to be published again")
+    assert old_run.states == ["queued", "completed", "completed"]
+
+    async def jobs_done() -> bool:
+        async with bot.runtime.sessions() as session:
+            return set((await session.execute(select(Job.status))).scalars()) == {"done"}
+
+    await wait_for(jobs_done, what="every job to finish")
+    [comment] = _our_comments(bot)
+    assert SHA2[:7] in comment.body
+    assert SHA1[:7] not in comment.body
     async with bot.runtime.sessions() as session:
         deliveries = (
             await session.execute(select(func.count()).select_from(WebhookDelivery))
         ).scalar_one()
-    assert deliveries == 3  # installation, opened (once), synchronize
+    assert deliveries == 4  # installation, opened (once), synchronize, the button
+
+
+def _comment_listings(requests: list) -> list:  # type: ignore[type-arg]
+    return [r for r in requests if r.method == "GET" and r.path.endswith("/issues/7/comments")]
+
+
+async def test_a_deleted_comment_is_found_by_marker_or_created_again(
+    bot: RunningBot, tmp_path: Path
+) -> None:
+    await install(bot)
+    await bot.deliver("pull_request", pull_request("opened", 7, SHA1))
+    await wait_for(lambda: len(_runs(bot, SHA1)) == 1, what="queued run")
+    await bot.report(tmp_path, sha=SHA1, pr=7, junit=FAILING_JUNIT)
+    await wait_for(lambda: len(_our_comments(bot)) == 1, what="the first comment")
+    [first] = _our_comments(bot)
+
+    # Someone deletes the comment; the next push's cycle finds the stored id gone (404), looks
+    # for our marker among the PR's comments, finds none and creates the comment again.
+    del bot.github.comments[first.id]
+    before = len(bot.github.requests)
+    await bot.deliver("pull_request", pull_request("synchronize", 7, SHA2))
+    await wait_for(lambda: len(_runs(bot, SHA2)) == 1, what="SHA2's queued run")
+    await bot.report(tmp_path, sha=SHA2, pr=7, junit=FAILING_JUNIT, run_id=1002)
+    await wait_for(lambda: len(_our_comments(bot)) == 1, what="the comment, created again")
+    [second] = _our_comments(bot)
+    assert second.id != first.id
+    assert SHA2[:7] in second.body
+    requests = bot.github.requests[before:]
+    assert [r.status for r in requests if r.path.endswith(f"/comments/{first.id}")] == [404]
+    assert len(_comment_listings(requests)) == 1
+
+    # Deleted again, while another comment of ours carries the marker: that one is edited.
+    del bot.github.comments[second.id]
+    marked = bot.github.add_comment(REPOSITORY, 7, BOT_LOGIN, "<!-- aac:report:tests -->\nold")
+    sha3 = "3" * 40
+    before = len(bot.github.requests)
+    await bot.deliver("pull_request", pull_request("synchronize", 7, sha3))
+    await wait_for(lambda: len(_runs(bot, sha3)) == 1, what="SHA3's queued run")
+    await bot.report(tmp_path, sha=sha3, pr=7, junit=FAILING_JUNIT, run_id=1003)
+    await wait_for(
+        lambda: sha3[:7] in bot.github.comments[marked].body, what="the marked comment edited"
+    )
+    assert [c.id for c in _our_comments(bot)] == [marked]
+    assert len(_comment_listings(bot.github.requests[before:])) == 1
+    cycles = await _cycles(bot)
+    assert cycles[-1].published["comment"]["ids"]["comment_id"] == str(marked)
+
+
+async def test_check_run_is_in_progress_while_the_model_works(
+    bot: RunningBot, tmp_path: Path
+) -> None:
+    with running_fake_llm(slow_seconds=20) as llm:
+        llm.script(Behaviour.SLOW)
+        bot.runtime.settings = bot.runtime.settings.model_copy(
+            update={
+                "llm_model": "openai/fake-model",
+                "llm_api_base": llm.base_url,
+                "llm_api_key": "sk-test",
+                "llm_timeout": 30.0,
+            }
+        )
+        await install(bot)
+        await bot.deliver("pull_request", pull_request("opened", 7, SHA1))
+        await wait_for(lambda: len(_runs(bot, SHA1)) == 1, what="queued run")
+        reporting = asyncio.create_task(bot.report(tmp_path, sha=SHA1, pr=7, junit=FAILING_JUNIT))
+        await wait_for(lambda: _runs(bot, SHA1)[0].status == "in_progress", what="in progress")
+        [run] = _runs(bot, SHA1)
+        assert run.output["title"] == "Analysing 2 failures…"
+        assert "3 tests" in run.output["summary"]
+        await wait_for(lambda: len(llm.requests) == 1, what="the model to be asked")
+        assert _our_comments(bot) == []
+        assert run.status == "in_progress"  # until the model answers
+        llm.release()
+        code, output = await reporting
+        assert code == 0, output
+        await wait_for(lambda: run.status == "completed", what="completion")
+        await wait_for(lambda: len(_our_comments(bot)) == 1, what="the comment")
+    assert run.states == ["queued", "in_progress", "completed"]
+    assert run.conclusion == "failure"
+    assert "root causes found" in _our_comments(bot)[0].body
 
 
 async def test_pushing_before_results_supersedes_the_pending_cycle(bot: RunningBot) -> None:
