@@ -27,6 +27,7 @@ from providers.base import (
     CommentBody,
     CommitStatus,
     Conclusion,
+    ListsRepositoryFiles,
     PublishResult,
     RequestedAction,
 )
@@ -205,7 +206,12 @@ class PublishCycle:
                 redactor = organisation_redactor(runtime, org)
                 analysis = await analyse_stored(session, cycle, redactor)
                 model = report_for(cycle, analysis, public_url)
-                rendered = render_check_run(model, provider.limits)
+                # Annotations go on the repository's own paths: list its files when any are due.
+                wants_files = bool(model.clusters) and provider.capabilities.annotations
+                files = None
+                if wants_files and isinstance(provider, ListsRepositoryFiles):
+                    files = await provider.repository_files(ctx.repository, ctx.sha)
+                rendered = render_check_run(model, provider.limits, files)
                 status = dataclasses.replace(
                     rendered,
                     details_url=details_url,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.ci_context import CiContext
 
@@ -206,4 +206,13 @@ class CiProvider(Protocol):
         self, ctx: CiContext, message: CommentBody, *, previous: PublishResult | None = None
     ) -> PublishResult:
         """Create or edit in place the one comment for ``ctx.pr`` and ``ctx.suite``."""
+        ...
+
+
+@runtime_checkable
+class ListsRepositoryFiles(Protocol):
+    """A provider that can list a repository's files, to put annotations on real paths."""
+
+    async def repository_files(self, repository: str, sha: str) -> tuple[str, ...] | None:
+        """Every file path at commit ``sha``; None when the platform cannot list them all."""
         ...

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import hashlib
 import http
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import (
@@ -67,6 +68,7 @@ PER_PAGE = 100
 
 T = TypeVar("T")
 CacheEntry = tuple[str | None, str | None, Any, str | None]
+log = logging.getLogger("aac.github")
 
 
 # ---------------------------------------------------------------------------------------
@@ -147,8 +149,37 @@ class EtagCache(MutableMapping[str, CacheEntry]):
         return len(self._data)
 
 
+class TreeCache:
+    """File lists of commits, least recently used first out, bounded by their total paths.
+
+    A commit's tree never changes, so a hit is served without asking GitHub: the ETag cache
+    would still revalidate each time, and would hold every entry's sha, mode, size and URL.
+    """
+
+    def __init__(self, max_paths: int = 250_000) -> None:
+        self._max_paths = max_paths
+        self._data: OrderedDict[Hashable, tuple[str, ...]] = OrderedDict()
+        self._paths = 0
+        # Repositories whose recursive tree GitHub truncates: not asked again.
+        self.too_large: set[Hashable] = set()
+
+    def get(self, key: Hashable) -> tuple[str, ...] | None:
+        paths = self._data.get(key)
+        if paths is not None:
+            self._data.move_to_end(key)
+        return paths
+
+    def put(self, key: Hashable, paths: tuple[str, ...]) -> None:
+        old = self._data.pop(key, None)
+        self._paths += len(paths) - (len(old) if old is not None else 0)
+        self._data[key] = paths
+        while self._paths > self._max_paths and len(self._data) > 1:
+            _, evicted = self._data.popitem(last=False)
+            self._paths -= len(evicted)
+
+
 class GithubShared:
-    """State one process shares across all GitHub jobs: tokens, pacers, ETag caches.
+    """State one process shares across all GitHub jobs: tokens, pacers, ETag and tree caches.
 
     Create one at start-up and hand it to every ``GithubProvider``. Keys are per
     installation (or per token), so nothing leaks between installations.
@@ -159,6 +190,7 @@ class GithubShared:
         *,
         pacing_seconds: float = DEFAULT_PACING_SECONDS,
         etag_cache_size: int = 512,
+        tree_cache_paths: int = 250_000,
         token_refresh_margin: timedelta = DEFAULT_REFRESH_MARGIN,
         now: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
@@ -169,6 +201,7 @@ class GithubShared:
         self.sleep = sleep
         self.write_slots = write_slots
         self.tokens = InstallationTokenCache(refresh_margin=token_refresh_margin, clock=now)
+        self.trees = TreeCache(tree_cache_paths)
         self._pacing_seconds = pacing_seconds
         self._etag_cache_size = etag_cache_size
         self._monotonic = monotonic
@@ -422,6 +455,8 @@ class GithubProvider:
         )
         # Minting is not content creation: unpaced, uncached.
         self._auth_gh = GitHubClient(http, requester=requester, base_url=api_url)
+        # Trees can be megabytes; GithubShared.trees keeps just their paths.
+        self._tree_gh = GitHubClient(http, requester=requester, base_url=api_url)
 
     @classmethod
     def for_app(
@@ -763,6 +798,53 @@ class GithubProvider:
             return base64.b64decode(str(item.get("content") or ""))
 
         return await self._call(f"read {path}", fetch)
+
+    async def repository_files(self, repository: str, sha: str) -> tuple[str, ...] | None:
+        """Every file path in ``repository`` at commit ``sha``, from one recursive tree read,
+        cached per (repository, sha).
+
+        None when there is no tree to read, or when GitHub truncates it (over 100,000 entries
+        or 7 MB): a partial list cannot tell a missing file from an unlisted one. Such a
+        repository is logged once and not asked again by this process.
+        """
+        trees = self._shared.trees
+        repo_key = (self._key, repository)
+        if repo_key in trees.too_large:
+            return None
+        cached = trees.get((*repo_key, sha))
+        if cached is not None:
+            return cached
+        owner, repo = split_repository(repository)
+
+        async def fetch(token: str, attempt: int) -> dict[str, Any] | None:
+            try:
+                tree: dict[str, Any] = await self._tree_gh.getitem(
+                    "/repos/{owner}/{repo}/git/trees/{sha}{?recursive}",
+                    {"owner": owner, "repo": repo, "sha": sha, "recursive": 1},
+                    oauth_token=token,
+                )
+            except gidgethub.HTTPException as exc:
+                # 404: no such commit; 409: an empty repository; 422: not a tree-ish.
+                if any(is_status(exc, code) for code in (404, 409, 422)):
+                    return None
+                raise
+            return tree
+
+        tree = await self._call("read repository tree", fetch)
+        if tree is None:
+            return None
+        if tree.get("truncated"):
+            trees.too_large.add(repo_key)
+            log.warning(
+                "repository tree too large to list; annotation paths fall back to heuristics",
+                extra={"repository": repository},
+            )
+            return None
+        paths = tuple(
+            str(entry["path"]) for entry in tree.get("tree") or () if entry.get("type") == "blob"
+        )
+        trees.put((*repo_key, sha), paths)
+        return paths
 
     async def list_artifacts(self, repository: str, run_id: int) -> list[Artifact]:
         """The artifacts of a workflow run (all pages)."""

@@ -7,6 +7,7 @@ import re
 from bot.analysis.signature import parse_frames
 from bot.report.markdown import clean, truncate_bytes, truncate_chars
 from bot.report.model import ReportModel, ReportTest, display_clusters
+from bot.report.repo_paths import RepoFiles, locate_in_repo
 from providers.base import Annotation, AnnotationLevel, PlatformLimits
 
 MAX_ANNOTATIONS = 500  # in total; the provider chunks them 50 per request
@@ -46,8 +47,16 @@ def repo_relative(path: str, repository: str) -> str | None:
     return p
 
 
-def locate(test: ReportTest, repository: str) -> tuple[str, int] | None:
-    """Where to annotate a test: its reported file/line, else its innermost own frame."""
+def locate(
+    test: ReportTest, repository: str, files: RepoFiles | None = None
+) -> tuple[str, int] | None:
+    """Where to annotate a test: its reported file/line, else its innermost own frame.
+
+    With the repository's ``files`` the path must be one of them (``locate_in_repo``);
+    without them (an unknown or too large tree) paths are cleaned up by heuristics.
+    """
+    if files is not None:
+        return locate_in_repo(test.result, files)
     r = test.result
     frames = parse_frames(r.stack_trace)
     if r.file:
@@ -94,11 +103,15 @@ def _annotation(test: ReportTest, path: str, line: int, limits: PlatformLimits) 
 
 
 def build_annotations(
-    model: ReportModel, limits: PlatformLimits, cap: int = MAX_ANNOTATIONS
+    model: ReportModel,
+    limits: PlatformLimits,
+    cap: int = MAX_ANNOTATIONS,
+    files: RepoFiles | None = None,
 ) -> tuple[tuple[Annotation, ...], int]:
     """Annotations for failing tests (new clusters first), at most ``cap``.
 
-    Also returns how many failing tests there are, so a capped list can say so.
+    Also returns how many failing tests there are, so a capped list can say so. A test whose
+    location matches none of ``files`` (when given) gets no annotation, only its summary line.
     """
     found: list[Annotation] = []
     failing = 0
@@ -107,7 +120,7 @@ def build_annotations(
         for test in cluster.tests:
             if len(found) >= cap:
                 break
-            where = locate(test, model.identity.repository)
+            where = locate(test, model.identity.repository, files)
             if where is not None:
                 found.append(_annotation(test, where[0], where[1], limits))
     return tuple(found), failing

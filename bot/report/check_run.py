@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from bot.report.annotations import MAX_ANNOTATIONS, build_annotations
 from bot.report.budget import Plan, fit
 from bot.report.headline import format_count, headline
 from bot.report.markdown import escape_inline, link, safe_url, truncate_bytes, truncate_chars
 from bot.report.model import CycleStatus, ReportModel
+from bot.report.repo_paths import RepoFiles
 from bot.report.sections import (
     GITHUB_STYLE,
     clusters_section,
@@ -77,9 +80,18 @@ def _minimal(model: ReportModel) -> str:
     return text
 
 
-def render_check_run(model: ReportModel, limits: PlatformLimits = GITHUB_LIMITS) -> CommitStatus:
-    """A completed check run for the cycle, within GitHub's output limits."""
-    annotations, failing = build_annotations(model, limits, MAX_ANNOTATIONS)
+def render_check_run(
+    model: ReportModel,
+    limits: PlatformLimits = GITHUB_LIMITS,
+    files: Collection[str] | None = None,
+) -> CommitStatus:
+    """A completed check run for the cycle, within GitHub's output limits.
+
+    ``files``, the repository's paths at the commit, puts annotations only on files that exist
+    there; None falls back to cleaning paths up by heuristics.
+    """
+    repo_files = RepoFiles(files) if files is not None else None
+    annotations, failing = build_annotations(model, limits, MAX_ANNOTATIONS, repo_files)
     note = _annotation_note(len(annotations), failing)
     summary_budget = limits.check_summary_bytes or _DEFAULT_OUTPUT_BYTES
     text_budget = limits.check_text_bytes or _DEFAULT_OUTPUT_BYTES

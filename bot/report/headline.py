@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from bot.report.model import CycleStatus, ReportModel
 
 ICONS = {
@@ -19,7 +21,7 @@ def format_count(n: int) -> str:
 
 def format_duration(seconds: float | None) -> str:
     """Human duration: 0.4s, 14s, 2m 14s, 1h 02m."""
-    if seconds is None or seconds != seconds or seconds < 0:  # None, NaN, negative
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:  # None, NaN, inf, < 0
         return "?"
     if seconds < 10:
         return f"{seconds:.1f}s"

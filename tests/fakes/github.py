@@ -22,7 +22,7 @@ import socket
 import string
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -51,6 +51,8 @@ SECONDARY_LIMIT_DOCS = (
 RATE_LIMIT = 5000
 COMMENT_MAX_CHARS = 65_536
 STATUS_DESCRIPTION_MAX_CHARS = 140
+# GitHub's limit for a recursive tree listing (it also stops at 7 MB).
+TREE_MAX_ENTRIES = 100_000
 SCHEMAS_FILE = Path(__file__).with_name("github_openapi") / "request_bodies.json"
 
 FaultKind = Literal[
@@ -306,6 +308,8 @@ class FakeGithub:
             self.statuses: list[dict[str, Any]] = []
             self.minted_tokens: list[str] = []
             self.contents: dict[tuple[str, str, str], bytes] = {}
+            self.trees: dict[tuple[str, str], tuple[str, ...]] = {}
+            self.tree_max_entries = TREE_MAX_ENTRIES
             self.artifacts: dict[tuple[str, int], list[dict[str, Any]]] = {}
             self.permissions: dict[tuple[str, str], tuple[str, str]] = {}
             self.installations = dict(self._installation_accounts)
@@ -340,6 +344,11 @@ class FakeGithub:
     def add_contents(self, repo: str, path: str, data: bytes, ref: str = "main") -> None:
         with self._lock:
             self.contents[(repo, path, ref)] = data
+
+    def add_tree(self, repo: str, sha: str, paths: Iterable[str]) -> None:
+        """The files of ``repo`` at commit ``sha``; directories are derived from the paths."""
+        with self._lock:
+            self.trees[(repo, sha)] = tuple(paths)
 
     def add_artifact(self, repo: str, run_id: int, name: str, zip_bytes: bytes) -> int:
         with self._lock:
@@ -631,6 +640,7 @@ class FakeGithub:
             _route("POST", r + "/statuses/{sha}", self._create_status),
             _route("GET", r + "/commits/{ref}/statuses", self._list_statuses),
             _route("GET", r + "/contents/{path}", self._get_contents),
+            _route("GET", r + "/git/trees/{tree_sha}", self._get_tree),
             _route("GET", r + "/actions/runs/{run_id}/artifacts", self._list_artifacts),
             _route(
                 "GET",
@@ -968,6 +978,43 @@ class FakeGithub:
             },
         )
 
+    def _get_tree(self, call: _Call) -> _Reply:
+        """GitHub's "Get a tree" for a commit: entries in git's order, depth first when
+        ``recursive`` is given (any value), cut at ``tree_max_entries`` with truncated: true."""
+        repo = self._repo(call)
+        paths = self.trees.get((repo, call.params["tree_sha"]))
+        if paths is None:
+            raise _error(404, "Not Found", documentation_url=DOCS + "/git/trees#get-a-tree")
+        root: dict[str, Any] = {}
+        for path in paths:
+            node = root
+            *dirs, name = path.split("/")
+            for part in dirs:
+                node = node.setdefault(part, {})
+            node[name] = None
+        api = f"{call.base_url}/repos/{repo}/git"
+        entries = []
+        for path, child in _tree_walk(root, "", recursive="recursive" in call.query):
+            digest = _git_sha("tree" if child is not None else "blob", path.encode())
+            if child is None:
+                entry = {"mode": "100644", "type": "blob", "size": len(path), "sha": digest}
+                entry["url"] = f"{api}/blobs/{digest}"
+            else:
+                entry = {"mode": "040000", "type": "tree", "sha": digest}
+                entry["url"] = f"{api}/trees/{digest}"
+            entries.append({"path": path, **entry})
+        truncated = len(entries) > self.tree_max_entries
+        root_sha = _git_sha("tree", "\n".join(paths).encode())
+        return _Reply(
+            200,
+            {
+                "sha": root_sha,
+                "url": f"{api}/trees/{root_sha}",
+                "tree": entries[: self.tree_max_entries],
+                "truncated": truncated,
+            },
+        )
+
     def _list_artifacts(self, call: _Call) -> _Reply:
         repo = self._repo(call)
         run_id = int(call.params["run_id"])
@@ -1042,3 +1089,17 @@ class FakeGithub:
         if page < last:
             rels += [f'{link(page + 1)}; rel="next"', f'{link(last)}; rel="last"']
         return chunk, ({"link": ", ".join(rels)} if rels else {})
+
+
+def _tree_walk(node: dict[str, Any], prefix: str, *, recursive: bool) -> Iterator[tuple[str, Any]]:
+    """(path, subtree or None for a file) in git's order: names compared as bytes, a
+    directory's name as if it ended in "/"."""
+    for name in sorted(node, key=lambda n: (n + "/" if node[n] is not None else n).encode()):
+        child = node[name]
+        yield prefix + name, child
+        if child is not None and recursive:
+            yield from _tree_walk(child, f"{prefix}{name}/", recursive=True)
+
+
+def _git_sha(kind: str, data: bytes) -> str:
+    return hashlib.sha1(b"%s %d\0" % (kind.encode(), len(data)) + data).hexdigest()  # noqa: S324

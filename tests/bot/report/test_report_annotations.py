@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from bot.analysis.model import Verdict
 from bot.report.annotations import build_annotations, locate, repo_relative
+from bot.report.check_run import render_check_run
 from bot.report.model import (
     CycleIdentity,
     CycleStatus,
@@ -14,6 +17,7 @@ from bot.report.model import (
     ReportTest,
     Totals,
 )
+from bot.report.repo_paths import RepoFiles
 from bot.results.model import TestCaseResult, TestStatus
 from providers.base import GITHUB_LIMITS, AnnotationLevel
 
@@ -106,3 +110,31 @@ def test_annotations_are_capped_and_counted() -> None:
     )
     assert "\x00" not in first.message
     assert first.title == "test_a failed"
+
+
+def test_with_the_file_list_only_repository_paths_are_annotated() -> None:
+    java = "x\n\tat com.a.BTest.c(BTest.java:5)"
+    model = dataclasses.replace(
+        _model(2),
+        clusters=(
+            ReportCluster(
+                "s",
+                "E",
+                "boom",
+                (),
+                (_t(stack_trace=java), _t(file="/tmp/gen/test_gone.py", line=3)),
+            ),
+        ),
+    )
+    files = RepoFiles(["src/test/java/com/a/BTest.java", "tests/test_a.py"])
+    annotations, failing = build_annotations(model, GITHUB_LIMITS, files=files)
+    assert [(a.path, a.start_line) for a in annotations] == [("src/test/java/com/a/BTest.java", 5)]
+    assert failing == 2
+    # Without the list (a truncated tree), today's heuristics: the bare name is skipped.
+    assert build_annotations(model, GITHUB_LIMITS)[0] == ()
+
+
+def test_check_run_keeps_unmatched_failures_in_the_summary() -> None:
+    check = render_check_run(_model(1), GITHUB_LIMITS, files=["src/other.py"])
+    assert check.annotations == ()
+    assert "test\\_a — 🆕 new in this PR" in (check.summary or "")

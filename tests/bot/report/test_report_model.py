@@ -18,7 +18,16 @@ from providers.base import AZURE_LIMITS, GITLAB_LIMITS, CheckState, Conclusion
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(None, "?"), (0.42, "0.4s"), (14.4, "14s"), (134, "2m 14s"), (3720, "1h 02m"), (-1, "?")],
+    [
+        (None, "?"),
+        (0.42, "0.4s"),
+        (14.4, "14s"),
+        (134, "2m 14s"),
+        (3720, "1h 02m"),
+        (-1, "?"),
+        (float("inf"), "?"),  # a result file's time="inf" parses as infinity
+        (float("nan"), "?"),
+    ],
 )
 def test_format_duration(seconds: float | None, text: str) -> None:
     assert format_duration(seconds) == text
