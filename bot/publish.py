@@ -34,6 +34,7 @@ from providers.base import (
 from providers.factory import resolve_provider
 from storage.models import TestCycle
 from storage.queue import ClaimedJob
+from storage.write_slots import WriteSlots
 
 log = logging.getLogger("aac.publish")
 # How many of a PR's latest cycles of a suite are searched for the comment they share.
@@ -154,6 +155,11 @@ async def comment_plan(session: AsyncSession, cycle: TestCycle) -> CommentPlan:
     return CommentPlan(write=True, previous=_previous(cycle, "comment") or earlier)
 
 
+def comment_slot_key(cycle: TestCycle) -> str:
+    """The write slot shared by every cycle that edits the same PR comment."""
+    return repr(("comment", cycle.org_id, cycle.source, cycle.repository, cycle.pr, cycle.suite))
+
+
 def _stored_comment(published: dict[str, Any] | None) -> PublishResult | None:
     result = _stored((published or {}).get("comment"))
     if result is None or not result.succeeded or not result.ids.get("comment_id"):
@@ -166,6 +172,7 @@ class PublishCycle:
 
     def __init__(self, hctx: HandlerContext) -> None:
         self.hctx = hctx
+        self._slots = WriteSlots(hctx.runtime.engine)
 
     async def run(self, job: ClaimedJob) -> None:
         cycle_id = job.payload.get("cycle_id")
@@ -187,7 +194,6 @@ class PublishCycle:
         public_url = runtime.settings.public_url
         details_url = signed_report_url(public_url, runtime.vault.keyring, cycle_id)
         comment: CommentBody | None = None
-        previous_comment: PublishResult | None = None
         async with runtime.sessions() as session:
             cycle, org = await load_org_cycle(session, cycle_id)
             if only_if_status is not None and cycle.status != only_if_status:
@@ -219,16 +225,20 @@ class PublishCycle:
                     actions=ACTIONS if provider.capabilities.requested_actions else (),
                 )
                 if ctx.pr is not None and provider.capabilities.comments:
-                    plan = await comment_plan(session, cycle)
-                    if plan.write:
-                        comment = render_comment(model, provider.name, provider.limits)
-                        previous_comment = plan.previous
+                    comment = render_comment(model, provider.name, provider.limits)
             previous_status = _previous(cycle, "status")
         result = await provider.update_commit_status(ctx, status, previous=previous_status)
         await self._store(cycle_id, "status", result)
         if comment is not None:
-            posted = await provider.post_comment_to_pr(ctx, comment, previous=previous_comment)
-            await self._store(cycle_id, "comment", posted)
+            # One writer per (PR, suite) in every process: two cycles (or two jobs) publishing
+            # at once would otherwise both find no comment and both create one.
+            async with self._slots.hold(comment_slot_key(cycle), 0.0):
+                async with runtime.sessions() as session:
+                    current = await session.get(TestCycle, cycle_id)
+                    plan = await comment_plan(session, current or cycle)
+                if plan.write:
+                    posted = await provider.post_comment_to_pr(ctx, comment, previous=plan.previous)
+                    await self._store(cycle_id, "comment", posted)
         log.info(
             "published",
             extra={"cycle": cycle_id, "state": status.state.value, "attempted": result.attempted},

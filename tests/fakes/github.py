@@ -117,6 +117,7 @@ class Fault:
     status: int | None = None  # e.g. 429 instead of 403, or 503 instead of 502
     retry_after: int = 60  # secondary: retry-after header; primary: seconds until reset
     delay: float = 1.0  # "slow": seconds before answering
+    late: bool = False  # "slow": handle the request at once, delay only its answer
     after: int = 0  # let this many matching requests through first
     applied: bool = False  # "server_error" only: apply the request, then lose the response
 
@@ -382,12 +383,14 @@ class FakeGithub:
             path = path[len(GHES_PREFIX) :] or "/"
             prefix = GHES_PREFIX
             base += GHES_PREFIX
-        delay = self._take_slow_fault(request.method, path)
-        if delay:
-            await asyncio.sleep(delay)
+        slow = self._take_slow_fault(request.method, path)
+        if slow is not None and not slow.late:
+            await asyncio.sleep(slow.delay)
         reply = self._handle(
             request.method, path, dict(request.query_params), request.headers, raw, base, prefix
         )
+        if slow is not None and slow.late:
+            await asyncio.sleep(slow.delay)  # the answer, already computed, is slow to arrive
         if reply.raw is not None:
             return Response(
                 reply.raw,
@@ -526,12 +529,12 @@ class FakeGithub:
         if principal.key:
             self._used[principal.key] = self._used.get(principal.key, 0) + 1
 
-    def _take_slow_fault(self, method: str, path: str) -> float:
+    def _take_slow_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
             for fault in self.faults:
                 if fault.kind == "slow" and fault.fires(method, path):
-                    return fault.delay
-        return 0.0
+                    return fault
+        return None
 
     def _apply_faults(self, method: str, path: str, principal: _Principal) -> _Reply | None:
         """Raise the first fault that fires; an ``applied`` one is returned to answer later."""

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import zipfile
 from pathlib import Path
 
 from sqlalchemy import func, select
 
+from bot.handlers.context import HandlerContext
+from bot.publish import PublishCycle
+from providers.factory import ProviderShared
+from providers.github import GithubShared
+from storage.db import create_engine, session_factory
 from storage.models import Job, TestCycle, WebhookDelivery
+from storage.write_slots import WriteSlots
 from tests.bot.e2e.conftest import (
     REPOSITORY,
     RunningBot,
@@ -408,3 +415,47 @@ async def test_events_caused_by_the_bot_are_ignored(bot: RunningBot) -> None:
     await wait_for(processed, what="the delivery to be processed")
     assert await _cycles(bot) == []
     assert bot.github.check_runs == {}
+
+
+async def test_two_processes_publishing_one_pr_at_once_make_one_comment(
+    bot: RunningBot, tmp_path: Path
+) -> None:
+    """Two publishers (own provider state and connection pools, as two worker processes have)
+    sending the same cycle when no comment is known yet: one creates it, the other edits it."""
+    await install(bot)
+    await bot.deliver("pull_request", pull_request("opened", 7, SHA1))
+    await wait_for(lambda: len(_runs(bot, SHA1)) == 1, what="queued run")
+    await bot.report(tmp_path, sha=SHA1, pr=7, junit=FAILING_JUNIT)
+    await wait_for(lambda: len(_our_comments(bot)) == 1, what="the first comment")
+    # Forget the comment everywhere, as before the first publish.
+    [first] = _our_comments(bot)
+    del bot.github.comments[first.id]
+    [cycle] = await _cycles(bot)
+    async with bot.runtime.sessions.begin() as session:
+        stored = await session.get(TestCycle, cycle.id)
+        assert stored is not None
+        stored.published = {k: v for k, v in (stored.published or {}).items() if k != "comment"}
+
+    # Comment listings answer late, so both publishers look before either has created one.
+    bot.github.inject(
+        Fault("slow", method="GET", path=r".*/issues/7/comments", times=2, delay=1.0, late=True)
+    )
+    publishers: list[tuple[PublishCycle, ProviderShared]] = []
+    engines = [create_engine(bot.runtime.settings.database_url) for _ in range(2)]
+    for engine in engines:
+        runtime = dataclasses.replace(bot.runtime, engine=engine, sessions=session_factory(engine))
+        shared = ProviderShared(
+            github=GithubShared(pacing_seconds=0.01, write_slots=WriteSlots(engine))
+        )
+        publishers.append((PublishCycle(HandlerContext(runtime, shared)), shared))
+    try:
+        await asyncio.gather(*(publisher.publish(cycle.id) for publisher, _ in publishers))
+    finally:
+        for _, shared in publishers:
+            await shared.close()
+        for engine in engines:
+            await engine.dispose()
+    comments = _our_comments(bot)
+    assert len(comments) == 1
+    [cycle] = await _cycles(bot)
+    assert cycle.published["comment"]["ids"]["comment_id"] == str(comments[0].id)
