@@ -22,9 +22,11 @@ from sqlalchemy import (
     Select,
     Table,
     bindparam,
+    case,
     delete,
     func,
     insert,
+    literal,
     select,
     text,
     union_all,
@@ -429,47 +431,96 @@ async def fail(
 ) -> str:
     """Record a failed attempt: requeue with backoff, or park as dead after the last attempt.
 
-    Returns the job's new status.
+    Returns the job's new status: done if a duplicate queued meanwhile takes its place.
     """
-    dead = job.attempts >= job.max_attempts
-    values: dict[str, Any] = {
-        "last_error": error[:MAX_ERROR_CHARS],
-        "locked_by": None,
-        "lease_expires_at": None,
-    }
-    if dead:
-        values.update(status=JobStatus.DEAD, finished_at=utcnow())
-    else:
-        values.update(
-            status=JobStatus.QUEUED,
-            run_at=utcnow() + timedelta(seconds=backoff.delay(job.attempts)),
-        )
+    if job.attempts < job.max_attempts:
+        run_at = utcnow() + timedelta(seconds=backoff.delay(job.attempts))
+        return await _back_to_queue(session, job, worker_id, run_at, error)
     await session.execute(
         update(Job)
         .where(Job.id == job.id, Job.locked_by == worker_id, Job.status == JobStatus.RUNNING)
-        .values(**values)
+        .values(
+            status=JobStatus.DEAD,
+            finished_at=utcnow(),
+            last_error=error[:MAX_ERROR_CHARS],
+            locked_by=None,
+            lease_expires_at=None,
+        )
         .execution_options(synchronize_session=False)
     )
-    return JobStatus.DEAD if dead else JobStatus.QUEUED
+    return JobStatus.DEAD
 
 
 async def reschedule(
     session: AsyncSession, job: ClaimedJob, worker_id: str, run_at: datetime, reason: str
 ) -> None:
     """Put a held job back for later without spending an attempt (rate limits, shutdown)."""
-    await session.execute(
+    await _back_to_queue(session, job, worker_id, run_at, reason, attempts=Job.attempts - 1)
+
+
+async def _back_to_queue(
+    session: AsyncSession,
+    job: ClaimedJob,
+    worker_id: str,
+    run_at: datetime,
+    reason: str,
+    **values: Any,
+) -> str:
+    """Requeue a held job for ``run_at``; returns its new status.
+
+    A job with a unique key may have a duplicate queued while it ran, and one queued job per
+    key is all uq_jobs_pending_unique_key allows. The duplicate does the same work, so it takes
+    this job's place, no earlier than ``run_at``, and this job ends as done.
+    """
+    held = (Job.id == job.id, Job.locked_by == worker_id, Job.status == JobStatus.RUNNING)
+    requeue = (
         update(Job)
-        .where(Job.id == job.id, Job.locked_by == worker_id, Job.status == JobStatus.RUNNING)
+        .where(*held)
         .values(
             status=JobStatus.QUEUED,
             run_at=run_at,
-            attempts=Job.attempts - 1,
             locked_by=None,
             lease_expires_at=None,
             last_error=reason[:MAX_ERROR_CHARS],
+            **values,
         )
         .execution_options(synchronize_session=False)
     )
+    try:
+        async with session.begin_nested():
+            await session.execute(requeue)
+        return JobStatus.QUEUED
+    except IntegrityError as exc:
+        conflict = exc
+    later = literal(run_at, Job.run_at.type)
+    duplicate = (
+        await session.execute(
+            update(Job)
+            .where(
+                Job.unique_key == select(Job.unique_key).where(Job.id == job.id).scalar_subquery(),
+                Job.status == JobStatus.QUEUED,
+            )
+            .values(run_at=case((Job.run_at < later, later), else_=Job.run_at))
+            .returning(Job.id)
+            .execution_options(synchronize_session=False)
+        )
+    ).scalar_one_or_none()
+    if duplicate is None:
+        raise conflict
+    note = f"; job {duplicate}, queued with the same key, does its work"
+    await session.execute(
+        update(Job)
+        .where(*held)
+        .values(
+            status=JobStatus.DONE,
+            finished_at=utcnow(),
+            locked_by=None,
+            lease_expires_at=None,
+            last_error=reason[: MAX_ERROR_CHARS - len(note)] + note,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return JobStatus.DONE
 
 
 async def retry_dead(session: AsyncSession, job_id: int) -> bool:
