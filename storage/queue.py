@@ -27,6 +27,8 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
+    or_,
     select,
     text,
     union_all,
@@ -226,7 +228,8 @@ async def claim(
 ) -> list[ClaimedJob]:
     """Atomically take up to ``limit`` due jobs (or jobs whose lease expired) for ``worker_id``.
 
-    The caller commits right after, so the lease is visible to other workers.
+    A keyed job waits while a job with its unique key runs. The caller commits right after, so
+    the lease is visible to other workers.
     """
     now = utcnow()
     stmt = _claim_statement(_is_postgresql(session), bool(kinds))
@@ -264,7 +267,9 @@ def _claim_statement(postgresql: bool, with_kinds: bool) -> Executable:
     room: ColumnElement[int] = (
         bindparam("limit") - select(func.count()).select_from(expired_cte).scalar_subquery()
     )
-    queued = due(_jobs.c.status == JobStatus.QUEUED, _jobs.c.run_at <= bindparam("now")).limit(room)
+    queued = due(
+        _jobs.c.status == JobStatus.QUEUED, _jobs.c.run_at <= bindparam("now"), _key_free()
+    ).limit(room)
     if postgresql:
         queued = queued.with_for_update(skip_locked=True)
     queued_cte = queued.cte("queued")
@@ -284,6 +289,39 @@ def _claim_statement(postgresql: bool, with_kinds: bool) -> Executable:
             _jobs.c.id, _jobs.c.kind, _jobs.c.payload, _jobs.c.attempts, _jobs.c.max_attempts
         )
     )
+
+
+def _key_free() -> ColumnElement[bool]:
+    """True for a job with no unique key, or whose key no running job holds.
+
+    One running job per key, whatever its lease: a job reclaimed after its lease expired
+    stays 'running' throughout, and the key's next job waits for it to end (done, dead, back in
+    the queue). Why no race lets two jobs with one key run:
+
+    - SQLite has a single writer: a claim reads and writes under the write lock, after every
+      other claim has committed.
+    - PostgreSQL, READ COMMITTED: this check reads the statement's snapshot and locks nothing.
+      But a job enters 'running' only from 'queued', and uq_jobs_pending_unique_key lets one
+      job per key be queued at a time; an INSERT of a second one waits for a claim of the
+      first that is in flight. So a job with the key can be queued only after the previous
+      one's claim committed, and any snapshot showing it queued shows the previous one running
+      (or finished). Claimers racing for the queued job itself are settled by SKIP LOCKED.
+
+    Jobs that already ran side by side before migration 0004 just finish.
+    The status and key tests are literals, so even a generic plan can use the partial index
+    ix_jobs_running_unique_key; jobs without a key never reach the subquery.
+    """
+    running = _jobs.alias("running")
+    held = (
+        select(running.c.id)
+        .where(
+            running.c.unique_key == _jobs.c.unique_key,
+            running.c.status == literal_column(f"'{JobStatus.RUNNING}'"),
+            running.c.unique_key.is_not(None),
+        )
+        .exists()
+    )
+    return or_(_jobs.c.unique_key.is_(None), ~held)
 
 
 async def renew_leases(
@@ -384,8 +422,10 @@ async def complete_and_claim(
     return held, sorted(claimed, key=lambda job: job.id)
 
 
-# The claim is _claim_statement's (expired leases first, then queued jobs, each in index order).
-# Data-modifying CTEs all see one snapshot, so ``expired`` skips the rows ``done`` finishes.
+# The claim is _claim_statement's (expired leases first, then queued jobs, each in index order;
+# a keyed job only if no running job holds its key, see _key_free). Data-modifying CTEs all
+# see one snapshot, so ``expired`` skips the rows ``done`` finishes, and the key check skips
+# them too: their keys are free once this statement commits.
 _PG_COMPLETE_AND_CLAIM = """
 WITH done AS (
     UPDATE jobs SET status = 'done', finished_at = $3, lease_expires_at = NULL
@@ -401,6 +441,11 @@ WITH done AS (
 ), queued AS (
     SELECT id FROM jobs
     WHERE status = 'queued' AND run_at <= $3 AND ($7 OR kind = ANY($6::text[]))
+      AND (unique_key IS NULL OR NOT EXISTS (
+          SELECT FROM jobs running
+          WHERE running.unique_key = jobs.unique_key AND running.status = 'running'
+            AND running.unique_key IS NOT NULL AND running.id NOT IN (SELECT id FROM done)
+      ))
     ORDER BY run_at, id
     LIMIT $5 - (SELECT count(*) FROM expired)
     FOR UPDATE SKIP LOCKED
