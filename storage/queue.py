@@ -20,14 +20,18 @@ from sqlalchemy import (
     ColumnElement,
     Executable,
     Select,
+    String,
     Table,
     bindparam,
     case,
+    cast,
     delete,
+    false,
     func,
     insert,
     literal,
     literal_column,
+    null,
     or_,
     select,
     text,
@@ -228,8 +232,9 @@ async def claim(
 ) -> list[ClaimedJob]:
     """Atomically take up to ``limit`` due jobs (or jobs whose lease expired) for ``worker_id``.
 
-    A keyed job waits while a job with its unique key runs. The caller commits right after, so
-    the lease is visible to other workers.
+    A keyed job waits while a job with its unique key runs; an expired job that had its last
+    attempt is parked dead instead. The caller commits right after, so the lease is visible to
+    other workers.
     """
     now = utcnow()
     stmt = _claim_statement(_is_postgresql(session), bool(kinds))
@@ -242,7 +247,11 @@ async def claim(
     }
     rows = (await session.execute(stmt, params)).all()
     return sorted(
-        (ClaimedJob(r.id, r.kind, r.payload, r.attempts, r.max_attempts) for r in rows),
+        (
+            ClaimedJob(r.id, r.kind, r.payload, r.attempts, r.max_attempts)
+            for r in rows
+            if r.status == JobStatus.RUNNING  # the others were parked dead
+        ),
         key=lambda job: job.id,
     )
 
@@ -257,15 +266,22 @@ def _claim_statement(postgresql: bool, with_kinds: bool) -> Executable:
 
     # Jobs whose worker died first, then queued ones up to the limit. Each branch walks
     # ix_jobs_claimable in order and stops at its limit; one OR over both made the database
-    # read and sort the whole backlog on every claim.
-    expired = due(
-        _jobs.c.status == JobStatus.RUNNING, _jobs.c.lease_expires_at < bindparam("now")
-    ).limit(bindparam("limit"))
+    # read and sort the whole backlog on every claim. An expired job that has had its last
+    # attempt is "spent": the claim parks it dead rather than hand it out again.
+    expired = (
+        due(_jobs.c.status == JobStatus.RUNNING, _jobs.c.lease_expires_at < bindparam("now"))
+        .add_columns((_jobs.c.attempts >= _jobs.c.max_attempts).label("spent"))
+        .limit(bindparam("limit"))
+    )
     if postgresql:
         expired = expired.with_for_update(skip_locked=True)
     expired_cte = expired.cte("expired")
     room: ColumnElement[int] = (
-        bindparam("limit") - select(func.count()).select_from(expired_cte).scalar_subquery()
+        bindparam("limit")
+        - select(func.count())
+        .select_from(expired_cte)
+        .where(~expired_cte.c.spent)
+        .scalar_subquery()
     )
     queued = due(
         _jobs.c.status == JobStatus.QUEUED, _jobs.c.run_at <= bindparam("now"), _key_free()
@@ -275,20 +291,43 @@ def _claim_statement(postgresql: bool, with_kinds: bool) -> Executable:
     queued_cte = queued.cte("queued")
     # CTEs, not ``IN (subquery)``: PostgreSQL may re-run a LIMITed subquery per row and
     # hand out more rows than asked for.
-    picked = union_all(select(expired_cte.c.id), select(queued_cte.c.id)).cte("picked")
+    picked = union_all(
+        select(expired_cte.c.id, expired_cte.c.spent),
+        select(queued_cte.c.id, false().label("spent")),
+    ).cte("picked")
+    spent = picked.c.spent
+    when = _jobs.c.lease_expires_at.type
     return (
         update(_jobs)
         .where(_jobs.c.id == picked.c.id)
         .values(
-            status=JobStatus.RUNNING,
-            locked_by=bindparam("worker"),
-            lease_expires_at=bindparam("lease"),
-            attempts=_jobs.c.attempts + 1,
+            status=case((spent, JobStatus.DEAD), else_=JobStatus.RUNNING),
+            locked_by=case((spent, null()), else_=bindparam("worker", type_=String)),
+            lease_expires_at=case((spent, null()), else_=bindparam("lease", type_=when)),
+            attempts=case((spent, _jobs.c.attempts), else_=_jobs.c.attempts + 1),
+            finished_at=case((spent, bindparam("now", type_=when)), else_=_jobs.c.finished_at),
+            last_error=case((spent, _LEASE_EXPIRED_ERROR), else_=_jobs.c.last_error),
         )
         .returning(
-            _jobs.c.id, _jobs.c.kind, _jobs.c.payload, _jobs.c.attempts, _jobs.c.max_attempts
+            _jobs.c.id,
+            _jobs.c.kind,
+            _jobs.c.payload,
+            _jobs.c.attempts,
+            _jobs.c.max_attempts,
+            _jobs.c.status,
         )
     )
+
+
+# Why a job went dead without its handler ever failing: each of its attempts was claimed and
+# never finished, failed or released (its worker was SIGKILLed, ran out of memory, or hung).
+_LEASE_EXPIRED_ERROR = (
+    literal("lease expired on its last attempt (")
+    + cast(_jobs.c.attempts, String)
+    + " of "
+    + cast(_jobs.c.max_attempts, String)
+    + "): its worker died or hung"
+)
 
 
 def _key_free() -> ColumnElement[bool]:
@@ -423,16 +462,16 @@ async def complete_and_claim(
 
 
 # The claim is _claim_statement's (expired leases first, then queued jobs, each in index order;
-# a keyed job only if no running job holds its key, see _key_free). Data-modifying CTEs all
-# see one snapshot, so ``expired`` skips the rows ``done`` finishes, and the key check skips
-# them too: their keys are free once this statement commits.
+# spent expired jobs parked dead; a keyed job only if no running job holds its key, see
+# _key_free). Data-modifying CTEs all see one snapshot, so ``expired`` skips the rows ``done``
+# finishes, and the key check skips them too: their keys are free once this statement commits.
 _PG_COMPLETE_AND_CLAIM = """
 WITH done AS (
     UPDATE jobs SET status = 'done', finished_at = $3, lease_expires_at = NULL
     WHERE id = ANY($1::bigint[]) AND locked_by = $2 AND status = 'running'
     RETURNING id
 ), expired AS (
-    SELECT id FROM jobs
+    SELECT id, attempts >= max_attempts AS spent FROM jobs
     WHERE status = 'running' AND lease_expires_at < $3 AND id <> ALL($1::bigint[])
       AND ($7 OR kind = ANY($6::text[]))
     ORDER BY run_at, id
@@ -447,12 +486,17 @@ WITH done AS (
             AND running.unique_key IS NOT NULL AND running.id NOT IN (SELECT id FROM done)
       ))
     ORDER BY run_at, id
-    LIMIT $5 - (SELECT count(*) FROM expired)
+    LIMIT $5 - (SELECT count(*) FROM expired WHERE NOT spent)
     FOR UPDATE SKIP LOCKED
+), dead AS (
+    UPDATE jobs SET status = 'dead', finished_at = $3, locked_by = NULL, lease_expires_at = NULL,
+        last_error = 'lease expired on its last attempt (' || attempts || ' of '
+            || max_attempts || '): its worker died or hung'
+    WHERE id = ANY(ARRAY(SELECT id FROM expired WHERE spent))
 ), claimed AS (
     UPDATE jobs SET status = 'running', locked_by = $2, lease_expires_at = $4,
         attempts = jobs.attempts + 1
-    WHERE id = ANY(ARRAY(SELECT id FROM expired UNION ALL SELECT id FROM queued))
+    WHERE id = ANY(ARRAY(SELECT id FROM expired WHERE NOT spent UNION ALL SELECT id FROM queued))
     RETURNING id, kind, payload, attempts, max_attempts
 )
 SELECT id, kind, payload, attempts, max_attempts FROM claimed

@@ -1,6 +1,7 @@
-"""The queue's guards: one running job per unique key, and a keyed job making way for its
-queued duplicate. Claims go through both paths a worker can use (``claim`` and
-``complete_and_claim``, which is a single raw statement on PostgreSQL)."""
+"""The queue's guards: one running job per unique key, a dead end for jobs that keep losing
+their lease, and a keyed job making way for its queued duplicate. Claims go through both
+paths a worker can use (``claim`` and ``complete_and_claim``, which is a single raw statement
+on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -99,6 +100,23 @@ async def test_a_key_whose_holder_lost_its_lease_runs_its_jobs_one_at_a_time(
     assert [j.id for j in await _claim(runtime, "w2", together, done=[first])] == [second]
 
 
+async def test_when_the_holder_of_a_key_is_parked_dead_the_next_job_with_the_key_runs(
+    runtime: Runtime, together: bool
+) -> None:
+    first = await _enqueue(runtime, "publish:1", max_attempts=1)
+    lease = 1.0
+    expires = time.monotonic() + lease
+    await _claim(runtime, "hung", together, lease=lease)
+    second = await _enqueue(runtime, "publish:1")
+    assert await _claim(runtime, "w2", together) == []
+    await _sleep_until(expires)
+    # The claim that finds the first job's lease expired on its last attempt parks it dead;
+    # its key is free from the next claim on.
+    assert await _claim(runtime, "w2", together) == []
+    assert (await _job(runtime, first)).status == JobStatus.DEAD
+    assert [j.id for j in await _claim(runtime, "w2", together)] == [second]
+
+
 async def test_jobs_without_a_key_or_with_other_keys_run_side_by_side(
     runtime: Runtime, together: bool
 ) -> None:
@@ -110,6 +128,34 @@ async def test_jobs_without_a_key_or_with_other_keys_run_side_by_side(
     assert sorted(j.id for j in claimed) == sorted(plain + keyed)
     async with runtime.sessions() as session:
         assert await queue.counts_by_status(session) == {"running": 5}
+
+
+async def test_a_job_whose_lease_keeps_expiring_is_parked_dead_and_can_be_retried(
+    runtime: Runtime, together: bool
+) -> None:
+    poison = await _enqueue(runtime, max_attempts=2)
+    for attempt, worker in enumerate(("w1", "w2"), start=1):
+        expires = time.monotonic() + 0.1
+        [job] = await _claim(runtime, worker, together, lease=0.1)
+        assert (job.id, job.attempts) == (poison, attempt)
+        # The worker is SIGKILLed or runs out of memory: it never finishes nor fails the job.
+        await _sleep_until(expires)
+    other = await _enqueue(runtime)
+    # The claim that finds the spent job parks it dead, and the slot goes to other work.
+    assert [j.id for j in await _claim(runtime, "w3", together, limit=1)] == [other]
+    row = await _job(runtime, poison)
+    assert row.status == JobStatus.DEAD
+    assert row.attempts == 2
+    assert (row.locked_by, row.lease_expires_at) == (None, None)
+    assert row.finished_at is not None
+    assert "lease expired on its last attempt (2 of 2)" in (row.last_error or "")
+    assert "worker died or hung" in (row.last_error or "")
+    assert await _claim(runtime, "w4", together) == []
+    async with runtime.sessions.begin() as session:
+        assert [j.id for j in await queue.list_jobs(session, status=JobStatus.DEAD)] == [poison]
+        assert await queue.retry_dead(session, poison)
+    [job] = await _claim(runtime, "w5", together)
+    assert (job.id, job.attempts) == (poison, 1)
 
 
 async def test_a_renewed_lease_is_not_taken_over_nor_is_its_key(
