@@ -254,6 +254,14 @@ class Job(Base):
             sqlite_where=text("status = 'queued' AND unique_key IS NOT NULL"),
             postgresql_where=text("status = 'queued' AND unique_key IS NOT NULL"),
         ),
+        # One running job per unique key: claiming a keyed job looks here for a running job
+        # with its key (storage/queue.py; migration 0004).
+        Index(
+            "ix_jobs_running_unique_key",
+            "unique_key",
+            sqlite_where=text("status = 'running' AND unique_key IS NOT NULL"),
+            postgresql_where=text("status = 'running' AND unique_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPk, primary_key=True)

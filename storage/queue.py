@@ -20,11 +20,19 @@ from sqlalchemy import (
     ColumnElement,
     Executable,
     Select,
+    String,
     Table,
     bindparam,
+    case,
+    cast,
     delete,
+    false,
     func,
     insert,
+    literal,
+    literal_column,
+    null,
+    or_,
     select,
     text,
     union_all,
@@ -224,7 +232,9 @@ async def claim(
 ) -> list[ClaimedJob]:
     """Atomically take up to ``limit`` due jobs (or jobs whose lease expired) for ``worker_id``.
 
-    The caller commits right after, so the lease is visible to other workers.
+    A keyed job waits while a job with its unique key runs; an expired job that had its last
+    attempt is parked dead instead. The caller commits right after, so the lease is visible to
+    other workers.
     """
     now = utcnow()
     stmt = _claim_statement(_is_postgresql(session), bool(kinds))
@@ -237,7 +247,11 @@ async def claim(
     }
     rows = (await session.execute(stmt, params)).all()
     return sorted(
-        (ClaimedJob(r.id, r.kind, r.payload, r.attempts, r.max_attempts) for r in rows),
+        (
+            ClaimedJob(r.id, r.kind, r.payload, r.attempts, r.max_attempts)
+            for r in rows
+            if r.status == JobStatus.RUNNING  # the others were parked dead
+        ),
         key=lambda job: job.id,
     )
 
@@ -252,36 +266,101 @@ def _claim_statement(postgresql: bool, with_kinds: bool) -> Executable:
 
     # Jobs whose worker died first, then queued ones up to the limit. Each branch walks
     # ix_jobs_claimable in order and stops at its limit; one OR over both made the database
-    # read and sort the whole backlog on every claim.
-    expired = due(
-        _jobs.c.status == JobStatus.RUNNING, _jobs.c.lease_expires_at < bindparam("now")
-    ).limit(bindparam("limit"))
+    # read and sort the whole backlog on every claim. An expired job that has had its last
+    # attempt is "spent": the claim parks it dead rather than hand it out again.
+    expired = (
+        due(_jobs.c.status == JobStatus.RUNNING, _jobs.c.lease_expires_at < bindparam("now"))
+        .add_columns((_jobs.c.attempts >= _jobs.c.max_attempts).label("spent"))
+        .limit(bindparam("limit"))
+    )
     if postgresql:
         expired = expired.with_for_update(skip_locked=True)
     expired_cte = expired.cte("expired")
     room: ColumnElement[int] = (
-        bindparam("limit") - select(func.count()).select_from(expired_cte).scalar_subquery()
+        bindparam("limit")
+        - select(func.count())
+        .select_from(expired_cte)
+        .where(~expired_cte.c.spent)
+        .scalar_subquery()
     )
-    queued = due(_jobs.c.status == JobStatus.QUEUED, _jobs.c.run_at <= bindparam("now")).limit(room)
+    queued = due(
+        _jobs.c.status == JobStatus.QUEUED, _jobs.c.run_at <= bindparam("now"), _key_free()
+    ).limit(room)
     if postgresql:
         queued = queued.with_for_update(skip_locked=True)
     queued_cte = queued.cte("queued")
     # CTEs, not ``IN (subquery)``: PostgreSQL may re-run a LIMITed subquery per row and
     # hand out more rows than asked for.
-    picked = union_all(select(expired_cte.c.id), select(queued_cte.c.id)).cte("picked")
+    picked = union_all(
+        select(expired_cte.c.id, expired_cte.c.spent),
+        select(queued_cte.c.id, false().label("spent")),
+    ).cte("picked")
+    spent = picked.c.spent
+    when = _jobs.c.lease_expires_at.type
     return (
         update(_jobs)
         .where(_jobs.c.id == picked.c.id)
         .values(
-            status=JobStatus.RUNNING,
-            locked_by=bindparam("worker"),
-            lease_expires_at=bindparam("lease"),
-            attempts=_jobs.c.attempts + 1,
+            status=case((spent, JobStatus.DEAD), else_=JobStatus.RUNNING),
+            locked_by=case((spent, null()), else_=bindparam("worker", type_=String)),
+            lease_expires_at=case((spent, null()), else_=bindparam("lease", type_=when)),
+            attempts=case((spent, _jobs.c.attempts), else_=_jobs.c.attempts + 1),
+            finished_at=case((spent, bindparam("now", type_=when)), else_=_jobs.c.finished_at),
+            last_error=case((spent, _LEASE_EXPIRED_ERROR), else_=_jobs.c.last_error),
         )
         .returning(
-            _jobs.c.id, _jobs.c.kind, _jobs.c.payload, _jobs.c.attempts, _jobs.c.max_attempts
+            _jobs.c.id,
+            _jobs.c.kind,
+            _jobs.c.payload,
+            _jobs.c.attempts,
+            _jobs.c.max_attempts,
+            _jobs.c.status,
         )
     )
+
+
+# Why a job went dead without its handler ever failing: each of its attempts was claimed and
+# never finished, failed or released (its worker was SIGKILLed, ran out of memory, or hung).
+_LEASE_EXPIRED_ERROR = (
+    literal("lease expired on its last attempt (")
+    + cast(_jobs.c.attempts, String)
+    + " of "
+    + cast(_jobs.c.max_attempts, String)
+    + "): its worker died or hung"
+)
+
+
+def _key_free() -> ColumnElement[bool]:
+    """True for a job with no unique key, or whose key no running job holds.
+
+    One running job per key, whatever its lease: a job reclaimed after its lease expired
+    stays 'running' throughout, and the key's next job waits for it to end (done, dead, back in
+    the queue). Why no race lets two jobs with one key run:
+
+    - SQLite has a single writer: a claim reads and writes under the write lock, after every
+      other claim has committed.
+    - PostgreSQL, READ COMMITTED: this check reads the statement's snapshot and locks nothing.
+      But a job enters 'running' only from 'queued', and uq_jobs_pending_unique_key lets one
+      job per key be queued at a time; an INSERT of a second one waits for a claim of the
+      first that is in flight. So a job with the key can be queued only after the previous
+      one's claim committed, and any snapshot showing it queued shows the previous one running
+      (or finished). Claimers racing for the queued job itself are settled by SKIP LOCKED.
+
+    Jobs that already ran side by side before migration 0004 just finish.
+    The status and key tests are literals, so even a generic plan can use the partial index
+    ix_jobs_running_unique_key; jobs without a key never reach the subquery.
+    """
+    running = _jobs.alias("running")
+    held = (
+        select(running.c.id)
+        .where(
+            running.c.unique_key == _jobs.c.unique_key,
+            running.c.status == literal_column(f"'{JobStatus.RUNNING}'"),
+            running.c.unique_key.is_not(None),
+        )
+        .exists()
+    )
+    return or_(_jobs.c.unique_key.is_(None), ~held)
 
 
 async def renew_leases(
@@ -382,15 +461,17 @@ async def complete_and_claim(
     return held, sorted(claimed, key=lambda job: job.id)
 
 
-# The claim is _claim_statement's (expired leases first, then queued jobs, each in index order).
-# Data-modifying CTEs all see one snapshot, so ``expired`` skips the rows ``done`` finishes.
+# The claim is _claim_statement's (expired leases first, then queued jobs, each in index order;
+# spent expired jobs parked dead; a keyed job only if no running job holds its key, see
+# _key_free). Data-modifying CTEs all see one snapshot, so ``expired`` skips the rows ``done``
+# finishes, and the key check skips them too: their keys are free once this statement commits.
 _PG_COMPLETE_AND_CLAIM = """
 WITH done AS (
     UPDATE jobs SET status = 'done', finished_at = $3, lease_expires_at = NULL
     WHERE id = ANY($1::bigint[]) AND locked_by = $2 AND status = 'running'
     RETURNING id
 ), expired AS (
-    SELECT id FROM jobs
+    SELECT id, attempts >= max_attempts AS spent FROM jobs
     WHERE status = 'running' AND lease_expires_at < $3 AND id <> ALL($1::bigint[])
       AND ($7 OR kind = ANY($6::text[]))
     ORDER BY run_at, id
@@ -399,13 +480,23 @@ WITH done AS (
 ), queued AS (
     SELECT id FROM jobs
     WHERE status = 'queued' AND run_at <= $3 AND ($7 OR kind = ANY($6::text[]))
+      AND (unique_key IS NULL OR NOT EXISTS (
+          SELECT FROM jobs running
+          WHERE running.unique_key = jobs.unique_key AND running.status = 'running'
+            AND running.unique_key IS NOT NULL AND running.id NOT IN (SELECT id FROM done)
+      ))
     ORDER BY run_at, id
-    LIMIT $5 - (SELECT count(*) FROM expired)
+    LIMIT $5 - (SELECT count(*) FROM expired WHERE NOT spent)
     FOR UPDATE SKIP LOCKED
+), dead AS (
+    UPDATE jobs SET status = 'dead', finished_at = $3, locked_by = NULL, lease_expires_at = NULL,
+        last_error = 'lease expired on its last attempt (' || attempts || ' of '
+            || max_attempts || '): its worker died or hung'
+    WHERE id = ANY(ARRAY(SELECT id FROM expired WHERE spent))
 ), claimed AS (
     UPDATE jobs SET status = 'running', locked_by = $2, lease_expires_at = $4,
         attempts = jobs.attempts + 1
-    WHERE id = ANY(ARRAY(SELECT id FROM expired UNION ALL SELECT id FROM queued))
+    WHERE id = ANY(ARRAY(SELECT id FROM expired WHERE NOT spent UNION ALL SELECT id FROM queued))
     RETURNING id, kind, payload, attempts, max_attempts
 )
 SELECT id, kind, payload, attempts, max_attempts FROM claimed
@@ -429,47 +520,96 @@ async def fail(
 ) -> str:
     """Record a failed attempt: requeue with backoff, or park as dead after the last attempt.
 
-    Returns the job's new status.
+    Returns the job's new status: done if a duplicate queued meanwhile takes its place.
     """
-    dead = job.attempts >= job.max_attempts
-    values: dict[str, Any] = {
-        "last_error": error[:MAX_ERROR_CHARS],
-        "locked_by": None,
-        "lease_expires_at": None,
-    }
-    if dead:
-        values.update(status=JobStatus.DEAD, finished_at=utcnow())
-    else:
-        values.update(
-            status=JobStatus.QUEUED,
-            run_at=utcnow() + timedelta(seconds=backoff.delay(job.attempts)),
-        )
+    if job.attempts < job.max_attempts:
+        run_at = utcnow() + timedelta(seconds=backoff.delay(job.attempts))
+        return await _back_to_queue(session, job, worker_id, run_at, error)
     await session.execute(
         update(Job)
         .where(Job.id == job.id, Job.locked_by == worker_id, Job.status == JobStatus.RUNNING)
-        .values(**values)
+        .values(
+            status=JobStatus.DEAD,
+            finished_at=utcnow(),
+            last_error=error[:MAX_ERROR_CHARS],
+            locked_by=None,
+            lease_expires_at=None,
+        )
         .execution_options(synchronize_session=False)
     )
-    return JobStatus.DEAD if dead else JobStatus.QUEUED
+    return JobStatus.DEAD
 
 
 async def reschedule(
     session: AsyncSession, job: ClaimedJob, worker_id: str, run_at: datetime, reason: str
 ) -> None:
     """Put a held job back for later without spending an attempt (rate limits, shutdown)."""
-    await session.execute(
+    await _back_to_queue(session, job, worker_id, run_at, reason, attempts=Job.attempts - 1)
+
+
+async def _back_to_queue(
+    session: AsyncSession,
+    job: ClaimedJob,
+    worker_id: str,
+    run_at: datetime,
+    reason: str,
+    **values: Any,
+) -> str:
+    """Requeue a held job for ``run_at``; returns its new status.
+
+    A job with a unique key may have a duplicate queued while it ran, and one queued job per
+    key is all uq_jobs_pending_unique_key allows. The duplicate does the same work, so it takes
+    this job's place, no earlier than ``run_at``, and this job ends as done.
+    """
+    held = (Job.id == job.id, Job.locked_by == worker_id, Job.status == JobStatus.RUNNING)
+    requeue = (
         update(Job)
-        .where(Job.id == job.id, Job.locked_by == worker_id, Job.status == JobStatus.RUNNING)
+        .where(*held)
         .values(
             status=JobStatus.QUEUED,
             run_at=run_at,
-            attempts=Job.attempts - 1,
             locked_by=None,
             lease_expires_at=None,
             last_error=reason[:MAX_ERROR_CHARS],
+            **values,
         )
         .execution_options(synchronize_session=False)
     )
+    try:
+        async with session.begin_nested():
+            await session.execute(requeue)
+        return JobStatus.QUEUED
+    except IntegrityError as exc:
+        conflict = exc
+    later = literal(run_at, Job.run_at.type)
+    duplicate = (
+        await session.execute(
+            update(Job)
+            .where(
+                Job.unique_key == select(Job.unique_key).where(Job.id == job.id).scalar_subquery(),
+                Job.status == JobStatus.QUEUED,
+            )
+            .values(run_at=case((Job.run_at < later, later), else_=Job.run_at))
+            .returning(Job.id)
+            .execution_options(synchronize_session=False)
+        )
+    ).scalar_one_or_none()
+    if duplicate is None:
+        raise conflict
+    note = f"; job {duplicate}, queued with the same key, does its work"
+    await session.execute(
+        update(Job)
+        .where(*held)
+        .values(
+            status=JobStatus.DONE,
+            finished_at=utcnow(),
+            locked_by=None,
+            lease_expires_at=None,
+            last_error=reason[: MAX_ERROR_CHARS - len(note)] + note,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return JobStatus.DONE
 
 
 async def retry_dead(session: AsyncSession, job_id: int) -> bool:
