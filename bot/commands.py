@@ -147,11 +147,21 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
             listen_dsn=listen_dsn_for(settings.database_url),
         )
         say(f"worker {instance.worker_id} started (database {_db_label(settings)})", sys.stderr)
+        announce = asyncio.create_task(_announce_stop(stop, config.shutdown_grace))
         await instance.run(stop)
-        say(f"worker stopped after {instance.processed} jobs", sys.stderr)
+        announce.cancel()
+        say(
+            f"worker {instance.worker_id} stopped cleanly after {instance.processed} job(s)",
+            sys.stderr,
+        )
 
     _with_runtime(settings, run, service=True)
     return EXIT_OK
+
+
+async def _announce_stop(stop: asyncio.Event, grace: float) -> None:
+    await stop.wait()
+    say(f"stopping: finishing jobs in hand (up to {grace:g} s), releasing the rest", sys.stderr)
 
 
 def db(args: argparse.Namespace, settings: Settings) -> int:
