@@ -3,6 +3,7 @@ changed nothing) and every stored value as text or bytes (to search for secrets 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, text
@@ -57,3 +58,15 @@ def holding(values: list[tuple[str, str | bytes]], needle: str) -> list[str]:
             if (raw in value if isinstance(value, bytes) else needle in value)
         }
     )
+
+
+async def places_holding(engine: AsyncEngine, sqlite_path: Path | None, needle: str) -> list[str]:
+    """Where the raw database holds ``needle``: SQLite files (database, WAL, journal, with
+    their free pages) byte for byte, or every column of every PostgreSQL table."""
+    if sqlite_path is not None:
+        return sorted(
+            file.name
+            for file in sqlite_path.parent.glob(sqlite_path.name + "*")
+            if needle.encode() in file.read_bytes()
+        )
+    return holding(await postgresql_stored_values(engine), needle)
