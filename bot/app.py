@@ -64,6 +64,11 @@ class BotApp(Starlette):
             return
         await super().__call__(scope, receive, send)
 
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside Starlette's ServerErrorMiddleware (which add_middleware cannot reach), so an
+        # unhandled error's log line and its 500 answer carry the request id as well.
+        return RequestIdMiddleware(super().build_middleware_stack())
+
 
 async def _unexpected(_request: Request, exc: Exception) -> Response:
     log.error("unhandled error", exc_info=exc)
@@ -156,5 +161,4 @@ def create_app(
         wake_worker=lambda: app.state.wake_worker,
         activity=app.state.intake_activity,
     )
-    app.add_middleware(RequestIdMiddleware)
     return app

@@ -9,14 +9,17 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cli import EXIT_OK, EXIT_USAGE, CliError, install_stop_signals, say
 from bot.runtime import Runtime, build_runtime, service_loop_factory
 from config.settings import Settings
 from storage import apikeys, orgs, queue
 from storage.migrate import current_revision, head_revision, upgrade
+from storage.models import Job
 from storage.rotation import key_ids_in_use, rotate_all
 from storage.vault import VaultError, generate_key_entry, prepend_key_to_file, write_key_file
 
@@ -147,11 +150,21 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
             listen_dsn=listen_dsn_for(settings.database_url),
         )
         say(f"worker {instance.worker_id} started (database {_db_label(settings)})", sys.stderr)
+        announce = asyncio.create_task(_announce_stop(stop, config.shutdown_grace))
         await instance.run(stop)
-        say(f"worker stopped after {instance.processed} jobs", sys.stderr)
+        announce.cancel()
+        say(
+            f"worker {instance.worker_id} stopped cleanly after {instance.processed} job(s)",
+            sys.stderr,
+        )
 
     _with_runtime(settings, run, service=True)
     return EXIT_OK
+
+
+async def _announce_stop(stop: asyncio.Event, grace: float) -> None:
+    await stop.wait()
+    say(f"stopping: finishing jobs in hand (up to {grace:g} s), releasing the rest", sys.stderr)
 
 
 def db(args: argparse.Namespace, settings: Settings) -> int:
@@ -301,12 +314,7 @@ def jobs(args: argparse.Namespace, settings: Settings) -> int:
     async def run(runtime: Runtime) -> int:
         async with runtime.sessions.begin() as session:
             if args.jobs_cmd == "retry":
-                if not await queue.retry_dead(session, args.job_id):
-                    raise CliError(
-                        f"job {args.job_id} is not dead (or does not exist); "
-                        "see `aac jobs list --dead`",
-                        EXIT_USAGE,
-                    )
+                await _retry_dead(session, args.job_id)
                 say(f"job {args.job_id} re-queued")
                 return EXIT_OK
             status = "dead" if args.dead else args.status
@@ -322,6 +330,43 @@ def jobs(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_OK
 
     return _with_runtime(settings, run)
+
+
+async def _retry_dead(session: AsyncSession, job_id: int) -> None:
+    """Re-queue a dead job, or say why not (nothing changes then)."""
+    job = await session.get(Job, job_id)
+    if job is None:
+        raise CliError(f"no job {job_id}; see `aac jobs list --dead`", EXIT_USAGE)
+    if job.status != queue.JobStatus.DEAD:
+        raise CliError(
+            f"job {job_id} is {job.status}, not dead: only dead jobs can be retried", EXIT_USAGE
+        )
+    try:
+        async with session.begin_nested():
+            retried = await queue.retry_dead(session, job_id)
+    except IntegrityError:
+        # The unique index allows one queued job per key, and the same work is queued again
+        # (e.g. a later push queued the same publication): retrying would run it twice.
+        again = await _queued_with_key(session, job)
+        queued = f"as job {again}" if again is not None else "under the same key"
+        raise CliError(
+            f"job {job_id} is already queued again {queued}; nothing to retry", EXIT_USAGE
+        ) from None
+    if not retried:
+        raise CliError(f"job {job_id} is no longer dead (retried meanwhile?)", EXIT_USAGE)
+
+
+async def _queued_with_key(session: AsyncSession, job: Job) -> int | None:
+    """A queued job carrying ``job``'s unique key: the same work, already waiting to run."""
+    return (
+        await session.execute(
+            select(Job.id).where(
+                Job.unique_key == job.unique_key,
+                Job.status == queue.JobStatus.QUEUED,
+                Job.id != job.id,
+            )
+        )
+    ).scalar_one_or_none()
 
 
 def github_app(args: argparse.Namespace, settings: Settings) -> int:

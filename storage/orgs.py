@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -72,15 +74,15 @@ async def set_integration(
     """Create or update an organisation's integration; secrets are stored encrypted."""
     if provider not in PROVIDERS:
         raise OrgError(f"unknown provider {provider!r}; use one of {', '.join(PROVIDERS)}")
-    if base_url is not None and not base_url.startswith(("https://", "http://")):
-        raise OrgError(f"base URL {base_url!r} must start with https://")
+    if base_url is not None:
+        base_url = checked_base_url(base_url)
     integration = org.integrations.get(provider)
     if integration is None:
         integration = Integration(org_id=org.id, provider=provider)
         org.integrations[provider] = integration
     integration.enabled = enabled
     if base_url is not None:
-        integration.base_url = base_url.rstrip("/")
+        integration.base_url = base_url
     if token is not None:
         integration.token_enc = vault.encrypt(token, integration_owner(org.id, provider, "token"))
     if webhook_secret is not None:
@@ -89,6 +91,40 @@ async def set_integration(
         )
     await session.flush()
     return integration
+
+
+def checked_base_url(base_url: str) -> str:
+    """A self-hosted server's URL, without a trailing slash; OrgError unless it is https://
+    (plain http:// only to this machine, e.g. a local test server): the token travels to it."""
+    parts = urlsplit(base_url)
+    if "@" in parts.netloc:
+        # Not echoed: whatever precedes the @ is likely a credential.
+        raise OrgError("base URL must not contain credentials; pipe the token to --token-stdin")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        raise OrgError(f"base URL {base_url!r} has an invalid port") from None
+    host = parts.hostname or ""
+    if not (parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))):
+        raise OrgError(
+            f"base URL {base_url!r} must start with https:// "
+            "(http:// is accepted only for localhost)"
+        )
+    if not host or parts.query or parts.fragment:
+        raise OrgError(
+            f"base URL {base_url!r} must be a server address like https://gitlab.example.com "
+            "(no query or fragment)"
+        )
+    return base_url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def integration_token(vault: Vault, org: Organization, provider: str) -> Secret | None:

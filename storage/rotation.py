@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.secret_fields import ENCRYPTED_FIELDS
+from storage.secret_fields import ENCRYPTED_FIELDS, EncryptedField
 from storage.vault import Vault, key_id_of
 
 BATCH = 200
@@ -44,9 +45,7 @@ async def rotate_all(
                     ).scalars()
                 )
                 for row in rows:
-                    stored = getattr(row, spec.column)
-                    if vault.needs_rotation(stored):
-                        setattr(row, spec.column, vault.reencrypt(stored, spec.owner(row)))
+                    if await _rotate_value(session, vault, spec, row):
                         report.rotated += 1
                     else:
                         report.already_current += 1
@@ -57,6 +56,33 @@ async def rotate_all(
                 done = report.rotated + report.already_current
                 progress(f"{spec.model.__tablename__}.{spec.column}: {done} values checked")
     return report
+
+
+async def _rotate_value(
+    session: AsyncSession, vault: Vault, spec: EncryptedField, row: Any
+) -> bool:
+    """Re-encrypt one value unless it is current; True if it was re-encrypted.
+
+    The write is a compare-and-swap on the ciphertext that was read: a value changed meanwhile
+    (say `aac integration set` stored a new token) is read again instead of being overwritten
+    with the old value re-encrypted. Row locks alone would not do on SQLite, whose driver only
+    begins the transaction at the first write, after the read.
+    """
+    column = getattr(spec.model, spec.column)
+    stored: str | None = getattr(row, spec.column)
+    while stored is not None and vault.needs_rotation(stored):
+        swapped = await session.execute(
+            update(spec.model)
+            .where(spec.model.id == row.id, column == stored)
+            .values({spec.column: vault.reencrypt(stored, spec.owner(row))})
+            .execution_options(synchronize_session=False)
+        )
+        if swapped.rowcount == 1:  # type: ignore[attr-defined]
+            return True
+        stored = (
+            await session.execute(select(column).where(spec.model.id == row.id))
+        ).scalar_one_or_none()
+    return False
 
 
 async def key_ids_in_use(sessions: async_sessionmaker[AsyncSession]) -> set[str]:

@@ -106,7 +106,7 @@ def test_operator_walkthrough_on_the_embedded_default(db: str, tmp_path: Path) -
     assert "no dead jobs" in jobs.stdout
     retry = aac("jobs", "retry", "12345", db=db)
     assert retry.returncode == 2
-    assert "not dead" in retry.stderr
+    assert "no job 12345" in retry.stderr
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bot.github_app import configure_app, load_apps
 from bot.runtime import Runtime
 from storage import orgs
 from storage.models import Integration
@@ -22,6 +23,7 @@ from storage.vault import (
     key_id_of,
     load_or_create_key_file,
 )
+from tests.db_snapshot import places_holding
 
 TOKEN = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2"
 OWNER = Owner("org:1", "github", "token")
@@ -164,33 +166,37 @@ async def test_rotation_resumes_after_interruption(runtime: Runtime) -> None:
     assert await key_ids_in_use(runtime.sessions) == {"new"}
 
 
-async def test_database_file_and_logs_never_hold_the_token_in_clear(
-    runtime: Runtime, caplog: pytest.LogCaptureFixture
+async def test_database_and_logs_never_hold_a_secret_in_clear(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture, github_app_key: tuple[str, str]
 ) -> None:
+    """Integration token and webhook secret, and the GitHub App's private key and webhook
+    secret: searched for in the whole raw database (every SQLite file byte for byte; every
+    column of every PostgreSQL table) and in the logs."""
     caplog.set_level(logging.DEBUG)
+    pem = github_app_key[0]
     async with runtime.sessions.begin() as session:
         org = await orgs.create_org(session, "acme")
         await orgs.set_integration(
             session, runtime.vault, org, "github", token=TOKEN, webhook_secret="s3cr3t-webhook"
         )
+        await configure_app(
+            session,
+            runtime.vault,
+            app_id=1,
+            private_key_pem=pem,
+            webhook_secret="app-s3cr3t-hook",
+            slug="vault-test-app",
+        )
     async with runtime.sessions() as session:
         org = await orgs.get_org(session, "acme")
         assert orgs.integration_token(runtime.vault, org, "github") == Secret(TOKEN)
-    assert TOKEN not in caplog.text
-    path = runtime.settings.sqlite_path
-    if path is not None:
-        await runtime.engine.dispose()  # flush the WAL into the file
-        for file in path.parent.glob(path.name + "*"):
-            data = file.read_bytes()
-            assert TOKEN.encode() not in data, file
-            assert b"s3cr3t-webhook" not in data, file
-    else:
-        async with runtime.engine.connect() as conn:
-            from sqlalchemy import text
-
-            dump = await conn.execute(
-                text("SELECT token_enc, webhook_secret_enc FROM integrations")
-            )
-            for token_enc, secret_enc in dump.all():
-                assert TOKEN not in token_enc
-                assert "s3cr3t-webhook" not in secret_enc
+        (app,) = await load_apps(session, runtime.vault)
+        assert app.private_key.reveal() == pem
+    sqlite_path = runtime.settings.sqlite_path
+    await runtime.engine.dispose()  # SQLite: checkpoint the WAL into the file
+    # The search does read stored data (a non-secret value is found) ...
+    assert await places_holding(runtime.engine, sqlite_path, "vault-test-app") != []
+    # ... and finds none of the secrets.
+    for secret in (TOKEN, "s3cr3t-webhook", "app-s3cr3t-hook", pem.splitlines()[5]):
+        assert await places_holding(runtime.engine, sqlite_path, secret) == [], secret
+        assert secret not in caplog.text
