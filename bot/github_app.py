@@ -100,3 +100,24 @@ class AppCache:
 
     def invalidate(self) -> None:
         self._loaded_at = float("-inf")
+
+
+async def app_for_installation_event(
+    session: AsyncSession, app_id: int | None, access_tokens_url: str = ""
+) -> GithubApp | None:
+    """The App an ``installation`` / ``installation_repositories`` event belongs to.
+
+    GitHub puts ``installation.app_id`` in those payloads; when Apps on several hosts share
+    that id, the host in ``installation.access_tokens_url`` tells them apart. A payload
+    without ``app_id`` (older GitHub Enterprise Server) can only mean the one App configured.
+    None when no App, or more than one, fits.
+    """
+    rows = list((await session.execute(select(GithubApp).order_by(GithubApp.id))).scalars())
+    matches = [row for row in rows if app_id is None or row.app_id == app_id]
+    if len(matches) > 1 and access_tokens_url:
+        matches = [
+            row
+            for row in matches
+            if access_tokens_url.startswith(row.api_url.rstrip("/") + "/app/installations/")
+        ]
+    return matches[0] if len(matches) == 1 else None

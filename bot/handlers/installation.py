@@ -9,26 +9,40 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.events import InstallationChanged
+from bot.github_app import app_for_installation_event
 from storage.models import GithubApp, Installation, Organization
 from storage.types import utcnow
 
 log = logging.getLogger("aac.handlers.installation")
 
 
+async def _installation_row(session: AsyncSession, installation_id: int) -> Installation | None:
+    return (
+        await session.execute(
+            select(Installation).where(Installation.installation_id == installation_id)
+        )
+    ).scalar_one_or_none()
+
+
 async def apply_installation_change(
     session: AsyncSession, change: InstallationChanged, *, auto_link: bool = True
 ) -> Installation | None:
-    """Create, update, suspend or delete the installation row the event describes."""
-    row = (
-        await session.execute(
-            select(Installation).where(Installation.installation_id == change.installation_id)
+    """Create, update, suspend or delete the installation row the event describes.
+
+    The row belongs to the App the payload names (``installation.app_id``); an event no
+    configured App fits is ignored rather than attached to the wrong one. With ``auto_link``
+    an unlinked installation maps to the organisation named like its account.
+    """
+    app = await app_for_installation_event(session, change.app_id, change.access_tokens_url)
+    if app is None:
+        log.warning(
+            "installation event for an App that is not configured, or ambiguous; ignored "
+            "(`aac github-app configure` that App)",
+            extra={"installation": change.installation_id, "app_id": change.app_id},
         )
-    ).scalar_one_or_none()
+        return None
+    row = await _installation_row(session, change.installation_id)
     if row is None:
-        app = (await session.execute(select(GithubApp).order_by(GithubApp.id))).scalars().first()
-        if app is None:
-            log.warning("installation event but no GitHub App is configured; ignored")
-            return None
         row = Installation(
             github_app_id=app.id,
             installation_id=change.installation_id,
@@ -38,6 +52,7 @@ async def apply_installation_change(
             permissions={},
         )
         session.add(row)
+    row.github_app_id = app.id
     action = change.action
     if action == "installation.deleted":
         row.deleted_at = utcnow()

@@ -21,6 +21,8 @@ from tests.github_constants import _pem_pair
 
 PEM = _pem_pair()[0]
 EXAMPLES = Path(__file__).parents[2] / "fixtures" / "github" / "webhooks"
+# The App GitHub's official installation examples belong to (``installation.app_id``).
+EXAMPLE_APP_ID = 29310
 
 
 async def deliver_and_run(runtime: Runtime, name: str, event_name: str) -> list[str]:
@@ -61,7 +63,11 @@ async def test_pull_request_of_an_unlinked_installation_writes_nothing(runtime: 
 async def test_an_installation_event_is_applied_and_marked_processed(runtime: Runtime) -> None:
     async with runtime.sessions.begin() as session:
         await configure_app(
-            session, runtime.vault, app_id=1, private_key_pem=PEM, webhook_secret="s" * 20
+            session,
+            runtime.vault,
+            app_id=EXAMPLE_APP_ID,
+            private_key_pem=PEM,
+            webhook_secret="s" * 20,
         )
     writes = await deliver_and_run(runtime, "installation.created.json", "installation")
     assert "INSERT" in writes  # the installation row
