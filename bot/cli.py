@@ -113,7 +113,11 @@ def _parser() -> argparse.ArgumentParser:
     configure.add_argument(
         "--webhook-secret-stdin", action="store_true", help="read the webhook secret from stdin"
     )
-    configure.add_argument("--slug", help="the App's slug (its bot is <slug>[bot])")
+    configure.add_argument(
+        "--slug",
+        help="the App's slug (its bot is <slug>[bot]); default: asked from GitHub, which also "
+        "checks the key",
+    )
     configure.add_argument(
         "--api-url", default="https://api.github.com", help="GitHub Enterprise Server API URL"
     )

@@ -325,45 +325,108 @@ def jobs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def github_app(args: argparse.Namespace, settings: Settings) -> int:
+    if args.github_cmd == "configure":
+        return _configure_github_app(args, settings)
+    return _link_installation(args, settings)
+
+
+def _configure_github_app(args: argparse.Namespace, settings: Settings) -> int:
+    """Store an App's credentials. Without ``--slug`` the slug is asked from GitHub first
+    (``GET /app`` with the App's JWT), which also proves the key belongs to the App ID:
+    a refused key stores nothing."""
     from pathlib import Path
 
-    from bot.github_app import configure_app
-    from bot.handlers.installation import link_installation
+    from bot.github_app import check_private_key, configure_app
+    from providers.base import AuthFailed, NotFound, ProviderError, Transient
+    from providers.factory import ProviderShared
+    from providers.github import GithubAppClient
 
-    if args.github_cmd == "configure":
-        if not args.webhook_secret_stdin:
-            raise CliError("pass --webhook-secret-stdin and pipe the App's webhook secret in", 2)
-        key_path = Path(args.private_key_file)
+    if not args.webhook_secret_stdin:
+        raise CliError("pass --webhook-secret-stdin and pipe the App's webhook secret in", 2)
+    key_path = Path(args.private_key_file)
+    try:
+        pem = key_path.read_text()
+    except OSError as exc:
+        raise CliError(f"cannot read {key_path}: {exc.strerror}", EXIT_USAGE) from None
+    try:
+        check_private_key(pem)
+    except ValueError as exc:
+        raise CliError(f"{key_path}: {exc}", EXIT_USAGE) from None
+    secret = sys.stdin.read().strip()
+    if not secret:
+        raise CliError("no webhook secret on stdin", EXIT_USAGE)
+    api_url = args.api_url.rstrip("/")
+
+    async def ask_slug() -> str:
+        shared = ProviderShared()
         try:
-            pem = key_path.read_text()
-        except OSError as exc:
-            raise CliError(f"cannot read {key_path}: {exc.strerror}", EXIT_USAGE) from None
-        secret = sys.stdin.read().strip()
-        if not secret:
-            raise CliError("no webhook secret on stdin", EXIT_USAGE)
+            client = GithubAppClient(
+                app_id=args.app_id,
+                private_key=pem,
+                http=shared.http,
+                shared=shared.github,
+                api_url=api_url,
+            )
+            identity = await client.identity()
+        except AuthFailed:
+            raise CliError(
+                f"GitHub at {api_url} refused the App's JWT: the private key in {key_path} "
+                f"does not belong to App ID {args.app_id} (or the App ID is wrong); "
+                "nothing stored",
+                EXIT_USAGE,
+            ) from None
+        except NotFound:
+            raise CliError(
+                f"GitHub at {api_url} has no App API: is --api-url right (GitHub Enterprise "
+                "Server: https://HOST/api/v3)? nothing stored",
+                EXIT_USAGE,
+            ) from None
+        except Transient as exc:
+            raise CliError(
+                f"cannot reach GitHub at {api_url} ({exc}); nothing stored. Try again, or pass "
+                "--slug to configure without asking GitHub"
+            ) from None
+        except ProviderError as exc:
+            raise CliError(f"{exc}; nothing stored") from None
+        finally:
+            await shared.close()
+        return identity.slug
+
+    # Asked before the runtime opens: a refusal must leave the database and key file alone.
+    slug: str = args.slug or asyncio.run(ask_slug())
 
     async def run(runtime: Runtime) -> int:
         async with runtime.sessions.begin() as session:
-            if args.github_cmd == "configure":
-                try:
-                    app = await configure_app(
-                        session,
-                        runtime.vault,
-                        app_id=args.app_id,
-                        private_key_pem=pem,
-                        webhook_secret=secret,
-                        api_url=args.api_url,
-                        slug=args.slug,
-                    )
-                except ValueError as exc:
-                    raise CliError(f"{key_path}: {exc}", EXIT_USAGE) from None
-                say(f"GitHub App {app.app_id} configured for {app.api_url}")
-                say(
-                    f"next: point its webhook at {settings.public_url}/webhooks/github, then "
-                    "install it; installations link to the organisation named like the account, "
-                    "or use `aac github-app link`"
-                )
-                return EXIT_OK
+            app = await configure_app(
+                session,
+                runtime.vault,
+                app_id=args.app_id,
+                private_key_pem=pem,
+                webhook_secret=secret,
+                api_url=api_url,
+                slug=slug,
+            )
+        say(f"GitHub App {app.app_id} ({slug}, bot {app.bot_login}) configured for {app.api_url}")
+        linking = (
+            "installations link to the organisation named like the account, or use "
+            "`aac github-app link`"
+            if settings.github_auto_link
+            else "link each installation with `aac github-app link`"
+        )
+        say(
+            f"next: point its webhook at {settings.public_url}/webhooks/github, then "
+            f"install it; {linking}"
+        )
+        return EXIT_OK
+
+    return _with_runtime(settings, run)
+
+
+def _link_installation(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.handlers.installation import link_installation
+
+    async def run(runtime: Runtime) -> int:
+        async with runtime.sessions.begin() as session:
             organisation = await orgs.get_org(session, args.org)
             try:
                 await link_installation(session, args.installation, organisation)

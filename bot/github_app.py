@@ -28,6 +28,12 @@ class AppCredentials:
     webhook_secret: Secret
 
 
+def check_private_key(private_key_pem: str) -> None:
+    """ValueError unless this looks like a PEM private key (checked before anything is sent)."""
+    if "PRIVATE KEY-----" not in private_key_pem:
+        raise ValueError("the private key file is not a PEM private key")
+
+
 async def configure_app(
     session: AsyncSession,
     vault: Vault,
@@ -39,8 +45,7 @@ async def configure_app(
     slug: str | None = None,
 ) -> GithubApp:
     """Create or update the App for ``api_url``; secrets are stored encrypted."""
-    if "PRIVATE KEY-----" not in private_key_pem:
-        raise ValueError("the private key file is not a PEM private key")
+    check_private_key(private_key_pem)
     api_url = api_url.rstrip("/")
     row = (
         await session.execute(

@@ -32,6 +32,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import gidgethub
 import httpx
+import jwt
 from gidgethub.abc import GitHubAPI
 
 from bot.ci_context import CiContext
@@ -894,6 +895,75 @@ class GithubProvider:
             if error is cause:
                 raise error
             raise error from cause
+
+
+# ---------------------------------------------------------------------------------------
+# Calls made as the App itself (setup commands)
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AppIdentity:
+    """Who a GitHub App is, as GitHub says (``GET /app``)."""
+
+    app_id: int
+    slug: str
+    name: str
+
+    @property
+    def bot_login(self) -> str:
+        """The login of the App's bot user, which authors its comments and events."""
+        return f"{self.slug}[bot]"
+
+
+class GithubAppClient:
+    """Calls made as the App (its JWT): who it is.
+
+    For the setup commands; publishing goes through ``GithubProvider``. Errors are the same
+    typed ones (``translate_error``); a private key that cannot sign at all is ``AuthFailed``.
+    """
+
+    def __init__(
+        self,
+        *,
+        app_id: int | str,
+        private_key: str,
+        http: httpx.AsyncClient,
+        shared: GithubShared,
+        api_url: str = DEFAULT_API_URL,
+        requester: str = "aac-bot",
+    ) -> None:
+        self._credentials = AppCredentials(str(app_id), private_key)
+        self._http = http
+        self._shared = shared
+        self._api_url = api_url.rstrip("/")
+        self._requester = requester
+        self._gh = GitHubClient(http, requester=requester, base_url=self._api_url)
+
+    async def identity(self) -> AppIdentity:
+        """``GET /app``: the App's id, slug and name."""
+        data = await self._get("read the App", "/app", {})
+        try:
+            return AppIdentity(
+                app_id=int(data["id"]),
+                slug=str(data["slug"]),
+                name=str(data.get("name") or data["slug"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProviderError("GitHub returned a malformed App") from exc
+
+    async def _get(self, action: str, url: str, url_vars: dict[str, Any]) -> dict[str, Any]:
+        try:
+            token = self._credentials.jwt()
+        except (ValueError, TypeError, jwt.PyJWTError) as exc:
+            raise AuthFailed(
+                f"the private key of App {self._credentials.app_id} cannot sign a JWT"
+            ) from exc
+        try:
+            data = await self._gh.getitem(url, url_vars, jwt=token)
+        except (gidgethub.HTTPException, httpx.TransportError) as exc:
+            raise translate_error(exc, now=self._shared.now(), action=action) from exc
+        if not isinstance(data, dict):
+            raise ProviderError(f"GitHub {action}: expected an object")
+        return data
 
 
 @dataclass(frozen=True, slots=True)
