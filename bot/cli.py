@@ -121,9 +121,13 @@ def _parser() -> argparse.ArgumentParser:
     configure.add_argument(
         "--api-url", default="https://api.github.com", help="GitHub Enterprise Server API URL"
     )
-    link = gh.add_parser("link", help="map an installation to an organisation")
+    link = gh.add_parser(
+        "link", help="map an installation to an organisation (reads it from GitHub)"
+    )
     link.add_argument("--installation", type=int, required=True)
     link.add_argument("--org", required=True)
+    link.add_argument("--app-id", type=int, help="which App, when several are configured")
+    link.add_argument("--api-url", help="which host's App, when App IDs repeat across hosts")
 
     from bot.reporter.command import add_report_arguments
 

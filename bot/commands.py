@@ -327,7 +327,7 @@ def jobs(args: argparse.Namespace, settings: Settings) -> int:
 def github_app(args: argparse.Namespace, settings: Settings) -> int:
     if args.github_cmd == "configure":
         return _configure_github_app(args, settings)
-    return _link_installation(args, settings)
+    return _with_runtime(settings, lambda runtime: _link_installation(args, runtime))
 
 
 def _configure_github_app(args: argparse.Namespace, settings: Settings) -> int:
@@ -422,17 +422,63 @@ def _configure_github_app(args: argparse.Namespace, settings: Settings) -> int:
     return _with_runtime(settings, run)
 
 
-def _link_installation(args: argparse.Namespace, settings: Settings) -> int:
+async def _link_installation(args: argparse.Namespace, runtime: Runtime) -> int:
+    """Read the installation from GitHub as its App, then map it to the organisation; any
+    refusal or failure from GitHub changes nothing stored."""
+    from bot.github_app import choose_app
     from bot.handlers.installation import link_installation
+    from providers.base import AuthFailed, NotFound, ProviderError, Transient
+    from providers.factory import ProviderShared
+    from providers.github import GithubAppClient
+    from storage.models import GithubApp
+    from storage.secret_fields import github_app_owner
 
-    async def run(runtime: Runtime) -> int:
-        async with runtime.sessions.begin() as session:
-            organisation = await orgs.get_org(session, args.org)
-            try:
-                await link_installation(session, args.installation, organisation)
-            except LookupError as exc:
-                raise CliError(str(exc), EXIT_USAGE) from None
-            say(f"installation {args.installation} now publishes for {organisation.slug}")
-            return EXIT_OK
-
-    return _with_runtime(settings, run)
+    installation_id = args.installation
+    async with runtime.sessions() as session:
+        organisation = await orgs.get_org(session, args.org)
+        try:
+            app = await choose_app(session, app_id=args.app_id, api_url=args.api_url)
+        except LookupError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
+        app_row_id, app_id, api_url = app.id, app.app_id, app.api_url
+        key = runtime.vault.decrypt(app.private_key_enc, github_app_owner(app.id, "private_key"))
+    shared = ProviderShared()
+    try:
+        client = GithubAppClient(
+            app_id=app_id,
+            private_key=key.reveal(),
+            http=shared.http,
+            shared=shared.github,
+            api_url=api_url,
+        )
+        details = await client.installation(installation_id)
+    except NotFound:
+        raise CliError(
+            f"GitHub App {app_id} at {api_url} has no installation {installation_id} (a wrong "
+            "ID, uninstalled, or another App's: see --app-id); nothing changed",
+            EXIT_USAGE,
+        ) from None
+    except AuthFailed as exc:
+        raise CliError(
+            f"GitHub at {api_url} refused App {app_id}'s credentials ({exc}); nothing changed. "
+            "Check them with `aac github-app configure`"
+        ) from None
+    except Transient as exc:
+        raise CliError(f"cannot reach GitHub at {api_url} ({exc}); nothing changed") from None
+    except ProviderError as exc:
+        raise CliError(f"{exc}; nothing changed") from None
+    finally:
+        await shared.close()
+    async with runtime.sessions.begin() as session:
+        app = await session.get_one(GithubApp, app_row_id)
+        organisation = await orgs.get_org(session, args.org)
+        await link_installation(session, app, details, organisation)
+    count = len(details.repositories)
+    say(
+        f"installation {installation_id} of {details.account_login or 'an unnamed account'} "
+        f"({count} {'repository' if count == 1 else 'repositories'}) now publishes for "
+        f"{organisation.slug}"
+    )
+    if details.suspended:
+        say("it is suspended on GitHub: nothing is published until it is unsuspended")
+    return EXIT_OK

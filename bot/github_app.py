@@ -107,6 +107,37 @@ class AppCache:
         self._loaded_at = float("-inf")
 
 
+async def choose_app(
+    session: AsyncSession, *, app_id: int | None = None, api_url: str | None = None
+) -> GithubApp:
+    """The one configured App matching ``app_id`` and ``api_url`` (either may be omitted);
+    LookupError naming the choices when none or several match."""
+    rows = list((await session.execute(select(GithubApp).order_by(GithubApp.id))).scalars())
+    if not rows:
+        raise LookupError("no GitHub App is configured; run `aac github-app configure` first")
+    wanted = api_url.rstrip("/") if api_url else None
+    matches = [
+        row
+        for row in rows
+        if (app_id is None or row.app_id == app_id) and (wanted is None or row.api_url == wanted)
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    configured = ", ".join(f"{row.app_id} at {row.api_url}" for row in rows)
+    if not matches:
+        asked = " ".join(
+            part
+            for part in (
+                f"with App ID {app_id}" if app_id is not None else "",
+                f"at {wanted}" if wanted else "",
+            )
+            if part
+        )
+        raise LookupError(f"no GitHub App {asked} is configured (configured: {configured})")
+    hint = "--api-url" if app_id is not None else "--app-id (and --api-url if needed)"
+    raise LookupError(f"several GitHub Apps are configured ({configured}): choose one with {hint}")
+
+
 async def app_for_installation_event(
     session: AsyncSession, app_id: int | None, access_tokens_url: str = ""
 ) -> GithubApp | None:

@@ -827,6 +827,22 @@ class GithubProvider:
 
         return await self._call("read collaborator permission", fetch)
 
+    async def installation_repositories(self) -> list[str]:
+        """``owner/name`` of every repository the installation covers (all pages)."""
+
+        async def fetch(token: str, attempt: int) -> list[str]:
+            return [
+                str(item["full_name"])
+                async for item in self._gh.getiter(
+                    "/installation/repositories{?per_page}",
+                    {"per_page": PER_PAGE},
+                    iterable_key="repositories",
+                    oauth_token=token,
+                )
+            ]
+
+        return await self._call("list installation repositories", fetch)
+
     async def rerun_workflow(self, repository: str, run_id: int) -> None:
         """Ask GitHub Actions to re-run a workflow run."""
         owner, repo = split_repository(repository)
@@ -914,8 +930,21 @@ class AppIdentity:
         return f"{self.slug}[bot]"
 
 
+@dataclass(frozen=True, slots=True)
+class InstallationDetails:
+    """One installation of the App as GitHub describes it, with the repositories it covers."""
+
+    installation_id: int
+    app_id: int
+    account_login: str
+    account_type: str
+    repositories: tuple[str, ...]
+    permissions: dict[str, str]
+    suspended: bool
+
+
 class GithubAppClient:
-    """Calls made as the App (its JWT): who it is.
+    """Calls made as the App (its JWT): who it is, and what one installation covers.
 
     For the setup commands; publishing goes through ``GithubProvider``. Errors are the same
     typed ones (``translate_error``); a private key that cannot sign at all is ``AuthFailed``.
@@ -949,6 +978,36 @@ class GithubAppClient:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ProviderError("GitHub returned a malformed App") from exc
+
+    async def installation(self, installation_id: int) -> InstallationDetails:
+        """``GET /app/installations/{id}`` for the account, then the installation's
+        repositories with an installation token (``GET /installation/repositories``)."""
+        data = await self._get(
+            f"read installation {installation_id}",
+            "/app/installations/{installation_id}",
+            {"installation_id": installation_id},
+        )
+        account = data.get("account") or {}
+        provider = GithubProvider(
+            AppAuth(self._credentials, installation_id),
+            http=self._http,
+            shared=self._shared,
+            api_url=self._api_url,
+            requester=self._requester,
+        )
+        repositories = await provider.installation_repositories()
+        try:
+            return InstallationDetails(
+                installation_id=int(data["id"]),
+                app_id=int(data["app_id"]),
+                account_login=str(account.get("login") or ""),
+                account_type=str(account.get("type") or data.get("target_type") or ""),
+                repositories=tuple(repositories),
+                permissions={str(k): str(v) for k, v in (data.get("permissions") or {}).items()},
+                suspended=bool(data.get("suspended_at")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProviderError("GitHub returned a malformed installation") from exc
 
     async def _get(self, action: str, url: str, url_vars: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -1,5 +1,5 @@
 """``installation`` and ``installation_repositories``: keep installations and their mapping to
-organisations current."""
+organisations current, and ``aac github-app link``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.events import InstallationChanged
 from bot.github_app import app_for_installation_event
+from providers.github import InstallationDetails
 from storage.models import GithubApp, Installation, Organization
 from storage.types import utcnow
 
@@ -85,26 +86,24 @@ async def apply_installation_change(
 
 
 async def link_installation(
-    session: AsyncSession, installation_id: int, org: Organization
+    session: AsyncSession, app: GithubApp, details: InstallationDetails, org: Organization
 ) -> Installation:
-    """Map an installation to an organisation (``aac github-app link``)."""
-    row = (
-        await session.execute(
-            select(Installation).where(Installation.installation_id == installation_id)
-        )
-    ).scalar_one_or_none()
+    """Map an installation, as GitHub just described it, to an organisation
+    (``aac github-app link``). Linking revives a deleted installation."""
+    row = await _installation_row(session, details.installation_id)
     if row is None:
-        app = (await session.execute(select(GithubApp).order_by(GithubApp.id))).scalars().first()
-        if app is None:
-            raise LookupError("no GitHub App is configured; run `aac github-app configure` first")
-        row = Installation(
-            github_app_id=app.id,
-            installation_id=installation_id,
-            account_login="",
-            repositories=[],
-            permissions={},
-        )
+        row = Installation(installation_id=details.installation_id, github_app_id=app.id)
         session.add(row)
+    row.github_app_id = app.id
+    row.account_login = details.account_login
+    row.account_type = details.account_type or "Organization"
+    row.repositories = list(details.repositories)
+    row.permissions = dict(details.permissions)
+    row.deleted_at = None
+    if not details.suspended:
+        row.suspended_at = None
+    elif row.suspended_at is None:
+        row.suspended_at = utcnow()
     row.org_id = org.id
     await session.flush()
     return row
