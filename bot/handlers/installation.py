@@ -1,17 +1,20 @@
 """``installation`` and ``installation_repositories``: keep installations and their mapping to
-organisations current, and ``aac github-app link``."""
+organisations current; ``aac github-app link``; and an installation GitHub no longer knows."""
 
 from __future__ import annotations
 
 import logging
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.events import InstallationChanged
 from bot.github_app import app_for_installation_event
+from bot.worker import Handler, PermanentJobError
+from providers.base import InstallationGone
 from providers.github import InstallationDetails
 from storage.models import GithubApp, Installation, Organization
+from storage.queue import ClaimedJob
 from storage.types import utcnow
 
 log = logging.getLogger("aac.handlers.installation")
@@ -89,7 +92,7 @@ async def link_installation(
     session: AsyncSession, app: GithubApp, details: InstallationDetails, org: Organization
 ) -> Installation:
     """Map an installation, as GitHub just described it, to an organisation
-    (``aac github-app link``). Linking revives a deleted installation."""
+    (``aac github-app link``). Linking revives an installation marked gone."""
     row = await _installation_row(session, details.installation_id)
     if row is None:
         row = Installation(installation_id=details.installation_id, github_app_id=app.id)
@@ -107,3 +110,37 @@ async def link_installation(
     row.org_id = org.id
     await session.flush()
     return row
+
+
+async def mark_installation_gone(session: AsyncSession, installation_id: int) -> bool:
+    """Record that GitHub no longer knows the installation; False if it already was."""
+    row = await _installation_row(session, installation_id)
+    if row is None or row.deleted_at is not None:
+        return False
+    row.deleted_at = utcnow()
+    return True
+
+
+def gone_installation_is_permanent(
+    sessions: async_sessionmaker[AsyncSession], handler: Handler
+) -> Handler:
+    """``handler``, except that a job meeting an uninstalled installation (GitHub answers 404
+    to a token) marks it deleted and ends at once instead of retrying into the dead queue.
+
+    Later cycles for its repositories resolve to a NullProvider that says so, until an
+    ``installation created`` event or ``aac github-app link`` revives it. The worker's one
+    "job failed permanently" line carries the explanation.
+    """
+
+    async def run(job: ClaimedJob) -> None:
+        try:
+            await handler(job)
+        except InstallationGone as exc:
+            async with sessions.begin() as session:
+                await mark_installation_gone(session, exc.installation_id)
+            raise PermanentJobError(
+                f"{exc}: marked deleted; its repositories publish nowhere until the App is "
+                "installed again or `aac github-app link` re-links it"
+            ) from exc
+
+    return run
