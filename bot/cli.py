@@ -113,13 +113,21 @@ def _parser() -> argparse.ArgumentParser:
     configure.add_argument(
         "--webhook-secret-stdin", action="store_true", help="read the webhook secret from stdin"
     )
-    configure.add_argument("--slug", help="the App's slug (its bot is <slug>[bot])")
+    configure.add_argument(
+        "--slug",
+        help="the App's slug (its bot is <slug>[bot]); default: asked from GitHub, which also "
+        "checks the key",
+    )
     configure.add_argument(
         "--api-url", default="https://api.github.com", help="GitHub Enterprise Server API URL"
     )
-    link = gh.add_parser("link", help="map an installation to an organisation")
+    link = gh.add_parser(
+        "link", help="map an installation to an organisation (reads it from GitHub)"
+    )
     link.add_argument("--installation", type=int, required=True)
     link.add_argument("--org", required=True)
+    link.add_argument("--app-id", type=int, help="which App, when several are configured")
+    link.add_argument("--api-url", help="which host's App, when App IDs repeat across hosts")
 
     from bot.reporter.command import add_report_arguments
 

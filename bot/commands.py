@@ -370,51 +370,160 @@ async def _queued_with_key(session: AsyncSession, job: Job) -> int | None:
 
 
 def github_app(args: argparse.Namespace, settings: Settings) -> int:
+    if args.github_cmd == "configure":
+        return _configure_github_app(args, settings)
+    return _with_runtime(settings, lambda runtime: _link_installation(args, runtime))
+
+
+def _configure_github_app(args: argparse.Namespace, settings: Settings) -> int:
+    """Store an App's credentials. Without ``--slug`` the slug is asked from GitHub first
+    (``GET /app`` with the App's JWT), which also proves the key belongs to the App ID:
+    a refused key stores nothing."""
     from pathlib import Path
 
-    from bot.github_app import configure_app
-    from bot.handlers.installation import link_installation
+    from bot.github_app import check_private_key, configure_app
+    from providers.base import AuthFailed, NotFound, ProviderError, Transient
+    from providers.factory import ProviderShared
+    from providers.github import GithubAppClient
 
-    if args.github_cmd == "configure":
-        if not args.webhook_secret_stdin:
-            raise CliError("pass --webhook-secret-stdin and pipe the App's webhook secret in", 2)
-        key_path = Path(args.private_key_file)
+    if not args.webhook_secret_stdin:
+        raise CliError("pass --webhook-secret-stdin and pipe the App's webhook secret in", 2)
+    key_path = Path(args.private_key_file)
+    try:
+        pem = key_path.read_text()
+    except OSError as exc:
+        raise CliError(f"cannot read {key_path}: {exc.strerror}", EXIT_USAGE) from None
+    try:
+        check_private_key(pem)
+    except ValueError as exc:
+        raise CliError(f"{key_path}: {exc}", EXIT_USAGE) from None
+    secret = sys.stdin.read().strip()
+    if not secret:
+        raise CliError("no webhook secret on stdin", EXIT_USAGE)
+    api_url = args.api_url.rstrip("/")
+
+    async def ask_slug() -> str:
+        shared = ProviderShared()
         try:
-            pem = key_path.read_text()
-        except OSError as exc:
-            raise CliError(f"cannot read {key_path}: {exc.strerror}", EXIT_USAGE) from None
-        secret = sys.stdin.read().strip()
-        if not secret:
-            raise CliError("no webhook secret on stdin", EXIT_USAGE)
+            client = GithubAppClient(
+                app_id=args.app_id,
+                private_key=pem,
+                http=shared.http,
+                shared=shared.github,
+                api_url=api_url,
+            )
+            identity = await client.identity()
+        except AuthFailed:
+            raise CliError(
+                f"GitHub at {api_url} refused the App's JWT: the private key in {key_path} "
+                f"does not belong to App ID {args.app_id} (or the App ID is wrong); "
+                "nothing stored",
+                EXIT_USAGE,
+            ) from None
+        except NotFound:
+            raise CliError(
+                f"GitHub at {api_url} has no App API: is --api-url right (GitHub Enterprise "
+                "Server: https://HOST/api/v3)? nothing stored",
+                EXIT_USAGE,
+            ) from None
+        except Transient as exc:
+            raise CliError(
+                f"cannot reach GitHub at {api_url} ({exc}); nothing stored. Try again, or pass "
+                "--slug to configure without asking GitHub"
+            ) from None
+        except ProviderError as exc:
+            raise CliError(f"{exc}; nothing stored") from None
+        finally:
+            await shared.close()
+        return identity.slug
+
+    # Asked before the runtime opens: a refusal must leave the database and key file alone.
+    slug: str = args.slug or asyncio.run(ask_slug())
 
     async def run(runtime: Runtime) -> int:
         async with runtime.sessions.begin() as session:
-            if args.github_cmd == "configure":
-                try:
-                    app = await configure_app(
-                        session,
-                        runtime.vault,
-                        app_id=args.app_id,
-                        private_key_pem=pem,
-                        webhook_secret=secret,
-                        api_url=args.api_url,
-                        slug=args.slug,
-                    )
-                except ValueError as exc:
-                    raise CliError(f"{key_path}: {exc}", EXIT_USAGE) from None
-                say(f"GitHub App {app.app_id} configured for {app.api_url}")
-                say(
-                    f"next: point its webhook at {settings.public_url}/webhooks/github, then "
-                    "install it; installations link to the organisation named like the account, "
-                    "or use `aac github-app link`"
-                )
-                return EXIT_OK
-            organisation = await orgs.get_org(session, args.org)
-            try:
-                await link_installation(session, args.installation, organisation)
-            except LookupError as exc:
-                raise CliError(str(exc), EXIT_USAGE) from None
-            say(f"installation {args.installation} now publishes for {organisation.slug}")
-            return EXIT_OK
+            app = await configure_app(
+                session,
+                runtime.vault,
+                app_id=args.app_id,
+                private_key_pem=pem,
+                webhook_secret=secret,
+                api_url=api_url,
+                slug=slug,
+            )
+        say(f"GitHub App {app.app_id} ({slug}, bot {app.bot_login}) configured for {app.api_url}")
+        linking = (
+            "installations link to the organisation named like the account, or use "
+            "`aac github-app link`"
+            if settings.github_auto_link
+            else "link each installation with `aac github-app link`"
+        )
+        say(
+            f"next: point its webhook at {settings.public_url}/webhooks/github, then "
+            f"install it; {linking}"
+        )
+        return EXIT_OK
 
     return _with_runtime(settings, run)
+
+
+async def _link_installation(args: argparse.Namespace, runtime: Runtime) -> int:
+    """Read the installation from GitHub as its App, then map it to the organisation; any
+    refusal or failure from GitHub changes nothing stored."""
+    from bot.github_app import choose_app
+    from bot.handlers.installation import link_installation
+    from providers.base import AuthFailed, NotFound, ProviderError, Transient
+    from providers.factory import ProviderShared
+    from providers.github import GithubAppClient
+    from storage.models import GithubApp
+    from storage.secret_fields import github_app_owner
+
+    installation_id = args.installation
+    async with runtime.sessions() as session:
+        organisation = await orgs.get_org(session, args.org)
+        try:
+            app = await choose_app(session, app_id=args.app_id, api_url=args.api_url)
+        except LookupError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
+        app_row_id, app_id, api_url = app.id, app.app_id, app.api_url
+        key = runtime.vault.decrypt(app.private_key_enc, github_app_owner(app.id, "private_key"))
+    shared = ProviderShared()
+    try:
+        client = GithubAppClient(
+            app_id=app_id,
+            private_key=key.reveal(),
+            http=shared.http,
+            shared=shared.github,
+            api_url=api_url,
+        )
+        details = await client.installation(installation_id)
+    except NotFound:
+        raise CliError(
+            f"GitHub App {app_id} at {api_url} has no installation {installation_id} (a wrong "
+            "ID, uninstalled, or another App's: see --app-id); nothing changed",
+            EXIT_USAGE,
+        ) from None
+    except AuthFailed as exc:
+        raise CliError(
+            f"GitHub at {api_url} refused App {app_id}'s credentials ({exc}); nothing changed. "
+            "Check them with `aac github-app configure`"
+        ) from None
+    except Transient as exc:
+        raise CliError(f"cannot reach GitHub at {api_url} ({exc}); nothing changed") from None
+    except ProviderError as exc:
+        raise CliError(f"{exc}; nothing changed") from None
+    finally:
+        await shared.close()
+    async with runtime.sessions.begin() as session:
+        app = await session.get_one(GithubApp, app_row_id)
+        organisation = await orgs.get_org(session, args.org)
+        await link_installation(session, app, details, organisation)
+    count = len(details.repositories)
+    say(
+        f"installation {installation_id} of {details.account_login or 'an unnamed account'} "
+        f"({count} {'repository' if count == 1 else 'repositories'}) now publishes for "
+        f"{organisation.slug}"
+    )
+    if details.suspended:
+        say("it is suspended on GitHub: nothing is published until it is unsuspended")
+    return EXIT_OK

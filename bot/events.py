@@ -78,6 +78,9 @@ class InstallationChanged:
     repositories_added: list[str] = field(default_factory=list)
     repositories_removed: list[str] = field(default_factory=list)
     permissions: dict[str, str] = field(default_factory=dict)
+    # Which App the installation belongs to: its id, and the host in its token URL.
+    app_id: int | None = None
+    access_tokens_url: str = ""
 
 
 Action = (
@@ -219,6 +222,7 @@ def _installation_change(event: str, action: str, payload: dict[str, Any]) -> Ac
         return [str(r.get("full_name")) for r in payload.get(key) or [] if r.get("full_name")]
 
     added = names("repositories") if event == "installation" else names("repositories_added")
+    app_id = installation.get("app_id")
     return InstallationChanged(
         installation_id=installation_id,
         action=f"{event}.{action}",
@@ -227,4 +231,6 @@ def _installation_change(event: str, action: str, payload: dict[str, Any]) -> Ac
         repositories_added=added,
         repositories_removed=names("repositories_removed"),
         permissions=dict(installation.get("permissions") or {}),
+        app_id=app_id if isinstance(app_id, int) else None,
+        access_tokens_url=str(installation.get("access_tokens_url") or ""),
     )

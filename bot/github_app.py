@@ -28,6 +28,12 @@ class AppCredentials:
     webhook_secret: Secret
 
 
+def check_private_key(private_key_pem: str) -> None:
+    """ValueError unless this looks like a PEM private key (checked before anything is sent)."""
+    if "PRIVATE KEY-----" not in private_key_pem:
+        raise ValueError("the private key file is not a PEM private key")
+
+
 async def configure_app(
     session: AsyncSession,
     vault: Vault,
@@ -39,8 +45,7 @@ async def configure_app(
     slug: str | None = None,
 ) -> GithubApp:
     """Create or update the App for ``api_url``; secrets are stored encrypted."""
-    if "PRIVATE KEY-----" not in private_key_pem:
-        raise ValueError("the private key file is not a PEM private key")
+    check_private_key(private_key_pem)
     api_url = api_url.rstrip("/")
     row = (
         await session.execute(
@@ -100,3 +105,55 @@ class AppCache:
 
     def invalidate(self) -> None:
         self._loaded_at = float("-inf")
+
+
+async def choose_app(
+    session: AsyncSession, *, app_id: int | None = None, api_url: str | None = None
+) -> GithubApp:
+    """The one configured App matching ``app_id`` and ``api_url`` (either may be omitted);
+    LookupError naming the choices when none or several match."""
+    rows = list((await session.execute(select(GithubApp).order_by(GithubApp.id))).scalars())
+    if not rows:
+        raise LookupError("no GitHub App is configured; run `aac github-app configure` first")
+    wanted = api_url.rstrip("/") if api_url else None
+    matches = [
+        row
+        for row in rows
+        if (app_id is None or row.app_id == app_id) and (wanted is None or row.api_url == wanted)
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    configured = ", ".join(f"{row.app_id} at {row.api_url}" for row in rows)
+    if not matches:
+        asked = " ".join(
+            part
+            for part in (
+                f"with App ID {app_id}" if app_id is not None else "",
+                f"at {wanted}" if wanted else "",
+            )
+            if part
+        )
+        raise LookupError(f"no GitHub App {asked} is configured (configured: {configured})")
+    hint = "--api-url" if app_id is not None else "--app-id (and --api-url if needed)"
+    raise LookupError(f"several GitHub Apps are configured ({configured}): choose one with {hint}")
+
+
+async def app_for_installation_event(
+    session: AsyncSession, app_id: int | None, access_tokens_url: str = ""
+) -> GithubApp | None:
+    """The App an ``installation`` / ``installation_repositories`` event belongs to.
+
+    GitHub puts ``installation.app_id`` in those payloads; when Apps on several hosts share
+    that id, the host in ``installation.access_tokens_url`` tells them apart. A payload
+    without ``app_id`` (older GitHub Enterprise Server) can only mean the one App configured.
+    None when no App, or more than one, fits.
+    """
+    rows = list((await session.execute(select(GithubApp).order_by(GithubApp.id))).scalars())
+    matches = [row for row in rows if app_id is None or row.app_id == app_id]
+    if len(matches) > 1 and access_tokens_url:
+        matches = [
+            row
+            for row in matches
+            if access_tokens_url.startswith(row.api_url.rstrip("/") + "/app/installations/")
+        ]
+    return matches[0] if len(matches) == 1 else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.analyse import AnalyseCycle
 from bot.cycles import ANALYSE_JOB, PUBLISH_JOB
 from bot.handlers.context import HandlerContext
+from bot.handlers.installation import gone_installation_is_permanent
 from bot.handlers.webhook_event import WebhookEventJob
 from bot.publish import PublishCycle
 from bot.runtime import Runtime
@@ -21,9 +22,11 @@ def job_handlers(runtime: Runtime, shared: ProviderShared | None = None) -> dict
         # SCM writes are paced per installation across every process sharing this database.
         shared = ProviderShared(github=GithubShared(write_slots=WriteSlots(runtime.engine)))
     hctx = HandlerContext(runtime, shared)
+    sessions = runtime.sessions
     publish = PublishCycle(hctx)
+    # The jobs that talk to GitHub end at once when its installation turns out to be gone.
     return {
         ANALYSE_JOB: AnalyseCycle(runtime, announce=publish.announce_analysis).run,
-        PUBLISH_JOB: publish.run,
-        WEBHOOK_JOB: WebhookEventJob(hctx).run,
+        PUBLISH_JOB: gone_installation_is_permanent(sessions, publish.run),
+        WEBHOOK_JOB: gone_installation_is_permanent(sessions, WebhookEventJob(hctx).run),
     }

@@ -40,6 +40,9 @@ class Settings(BaseModel):
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=1)
 
+    # GitHub: map a new installation to the organisation named like its account
+    github_auto_link: bool = True
+
     # LLM (litellm); unset model = deterministic reports only
     llm_model: str | None = None
     llm_api_base: str | None = None

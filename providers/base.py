@@ -166,6 +166,15 @@ class NotFound(ProviderError):
     """The repository, PR, comment or installation does not exist (or is not visible)."""
 
 
+class InstallationGone(NotFound):
+    """GitHub will not mint a token for this App installation (404): it was uninstalled, or
+    never belonged to this App. Retrying cannot help until it is installed or linked again."""
+
+    def __init__(self, message: str, installation_id: int) -> None:
+        super().__init__(message)
+        self.installation_id = installation_id
+
+
 class RateLimited(ProviderError):
     """A primary or secondary rate limit; retry no earlier than ``retry_at``."""
 

@@ -81,6 +81,22 @@ async def find_installation(
     return None
 
 
+async def gone_installation(
+    session: AsyncSession, org_id: int, repository: str, installation_id: int | None = None
+) -> Installation | None:
+    """The deleted (uninstalled) installation that used to cover ``repository``, if any."""
+    query = select(Installation).where(
+        Installation.org_id == org_id, Installation.deleted_at.is_not(None)
+    )
+    if installation_id is not None:
+        query = query.where(Installation.installation_id == installation_id)
+    owner = repository.split("/", 1)[0].lower()
+    for row in (await session.execute(query.order_by(Installation.deleted_at.desc()))).scalars():
+        if repository in row.repositories or row.account_login.lower() == owner:
+            return row
+    return None
+
+
 async def resolve_provider(
     session: AsyncSession,
     vault: Vault,
@@ -117,6 +133,13 @@ async def resolve_provider(
             http=shared.http,
             shared=shared.github,
             api_url=integration.base_url or "https://api.github.com",
+        )
+    gone = await gone_installation(session, org.id, ctx.repository, installation_id)
+    if gone is not None:
+        return NullProvider(
+            f"the GitHub App installation {gone.installation_id} that covered {ctx.repository} "
+            "is gone (uninstalled, or GitHub no longer knows it); install the App again or "
+            "re-link it with `aac github-app link`"
         )
     return NullProvider(
         f"no GitHub App installation covers {ctx.repository} and organisation {org.slug} has no "

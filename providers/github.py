@@ -33,6 +33,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import gidgethub
 import httpx
+import jwt
 from gidgethub.abc import GitHubAPI
 
 from bot.ci_context import CiContext
@@ -915,6 +916,22 @@ class GithubProvider:
 
         return await self._call("read collaborator permission", fetch)
 
+    async def installation_repositories(self) -> list[str]:
+        """``owner/name`` of every repository the installation covers (all pages)."""
+
+        async def fetch(token: str, attempt: int) -> list[str]:
+            return [
+                str(item["full_name"])
+                async for item in self._gh.getiter(
+                    "/installation/repositories{?per_page}",
+                    {"per_page": PER_PAGE},
+                    iterable_key="repositories",
+                    oauth_token=token,
+                )
+            ]
+
+        return await self._call("list installation repositories", fetch)
+
     async def rerun_workflow(self, repository: str, run_id: int) -> None:
         """Ask GitHub Actions to re-run a workflow run."""
         owner, repo = split_repository(repository)
@@ -983,6 +1000,118 @@ class GithubProvider:
             if error is cause:
                 raise error
             raise error from cause
+
+
+# ---------------------------------------------------------------------------------------
+# Calls made as the App itself (setup commands)
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AppIdentity:
+    """Who a GitHub App is, as GitHub says (``GET /app``)."""
+
+    app_id: int
+    slug: str
+    name: str
+
+    @property
+    def bot_login(self) -> str:
+        """The login of the App's bot user, which authors its comments and events."""
+        return f"{self.slug}[bot]"
+
+
+@dataclass(frozen=True, slots=True)
+class InstallationDetails:
+    """One installation of the App as GitHub describes it, with the repositories it covers."""
+
+    installation_id: int
+    app_id: int
+    account_login: str
+    account_type: str
+    repositories: tuple[str, ...]
+    permissions: dict[str, str]
+    suspended: bool
+
+
+class GithubAppClient:
+    """Calls made as the App (its JWT): who it is, and what one installation covers.
+
+    For the setup commands; publishing goes through ``GithubProvider``. Errors are the same
+    typed ones (``translate_error``); a private key that cannot sign at all is ``AuthFailed``.
+    """
+
+    def __init__(
+        self,
+        *,
+        app_id: int | str,
+        private_key: str,
+        http: httpx.AsyncClient,
+        shared: GithubShared,
+        api_url: str = DEFAULT_API_URL,
+        requester: str = "aac-bot",
+    ) -> None:
+        self._credentials = AppCredentials(str(app_id), private_key)
+        self._http = http
+        self._shared = shared
+        self._api_url = api_url.rstrip("/")
+        self._requester = requester
+        self._gh = GitHubClient(http, requester=requester, base_url=self._api_url)
+
+    async def identity(self) -> AppIdentity:
+        """``GET /app``: the App's id, slug and name."""
+        data = await self._get("read the App", "/app", {})
+        try:
+            return AppIdentity(
+                app_id=int(data["id"]),
+                slug=str(data["slug"]),
+                name=str(data.get("name") or data["slug"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProviderError("GitHub returned a malformed App") from exc
+
+    async def installation(self, installation_id: int) -> InstallationDetails:
+        """``GET /app/installations/{id}`` for the account, then the installation's
+        repositories with an installation token (``GET /installation/repositories``)."""
+        data = await self._get(
+            f"read installation {installation_id}",
+            "/app/installations/{installation_id}",
+            {"installation_id": installation_id},
+        )
+        account = data.get("account") or {}
+        provider = GithubProvider(
+            AppAuth(self._credentials, installation_id),
+            http=self._http,
+            shared=self._shared,
+            api_url=self._api_url,
+            requester=self._requester,
+        )
+        repositories = await provider.installation_repositories()
+        try:
+            return InstallationDetails(
+                installation_id=int(data["id"]),
+                app_id=int(data["app_id"]),
+                account_login=str(account.get("login") or ""),
+                account_type=str(account.get("type") or data.get("target_type") or ""),
+                repositories=tuple(repositories),
+                permissions={str(k): str(v) for k, v in (data.get("permissions") or {}).items()},
+                suspended=bool(data.get("suspended_at")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProviderError("GitHub returned a malformed installation") from exc
+
+    async def _get(self, action: str, url: str, url_vars: dict[str, Any]) -> dict[str, Any]:
+        try:
+            token = self._credentials.jwt()
+        except (ValueError, TypeError, jwt.PyJWTError) as exc:
+            raise AuthFailed(
+                f"the private key of App {self._credentials.app_id} cannot sign a JWT"
+            ) from exc
+        try:
+            data = await self._gh.getitem(url, url_vars, jwt=token)
+        except (gidgethub.HTTPException, httpx.TransportError) as exc:
+            raise translate_error(exc, now=self._shared.now(), action=action) from exc
+        if not isinstance(data, dict):
+            raise ProviderError(f"GitHub {action}: expected an object")
+        return data
 
 
 @dataclass(frozen=True, slots=True)

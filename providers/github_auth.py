@@ -17,7 +17,7 @@ import gidgethub.apps
 import httpx
 from gidgethub.abc import GitHubAPI
 
-from providers.base import NotFound, ProviderError
+from providers.base import InstallationGone, NotFound, ProviderError
 from providers.github_errors import translate_error
 
 # Refresh this long before GitHub's expires_at, so a token never dies mid-job.
@@ -52,7 +52,7 @@ class InstallationToken:
 async def mint_installation_token(
     gh: GitHubAPI, credentials: AppCredentials, installation_id: int, *, now: datetime
 ) -> InstallationToken:
-    """Ask GitHub for a new installation token; 404 -> NotFound, 401 -> AuthFailed."""
+    """Ask GitHub for a new installation token; 404 -> InstallationGone, 401 -> AuthFailed."""
     try:
         response: dict[str, Any] = await gidgethub.apps.get_installation_access_token(
             gh,
@@ -63,7 +63,9 @@ async def mint_installation_token(
     except (gidgethub.HTTPException, httpx.TransportError) as exc:
         error = translate_error(exc, now=now, action="mint installation token")
         if isinstance(error, NotFound):
-            error = NotFound(f"GitHub installation {installation_id} is gone (uninstalled?)")
+            error = InstallationGone(
+                f"GitHub installation {installation_id} is gone (uninstalled?)", installation_id
+            )
         raise error from exc
     try:
         token = str(response["token"])

@@ -1,34 +1,52 @@
 """``installation`` and ``installation_repositories``: keep installations and their mapping to
-organisations current."""
+organisations current; ``aac github-app link``; and an installation GitHub no longer knows."""
 
 from __future__ import annotations
 
 import logging
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.events import InstallationChanged
+from bot.github_app import app_for_installation_event
+from bot.worker import Handler, PermanentJobError
+from providers.base import InstallationGone
+from providers.github import InstallationDetails
 from storage.models import GithubApp, Installation, Organization
+from storage.queue import ClaimedJob
 from storage.types import utcnow
 
 log = logging.getLogger("aac.handlers.installation")
 
 
+async def _installation_row(session: AsyncSession, installation_id: int) -> Installation | None:
+    return (
+        await session.execute(
+            select(Installation).where(Installation.installation_id == installation_id)
+        )
+    ).scalar_one_or_none()
+
+
 async def apply_installation_change(
     session: AsyncSession, change: InstallationChanged, *, auto_link: bool = True
 ) -> Installation | None:
-    """Create, update, suspend or delete the installation row the event describes."""
-    row = (
-        await session.execute(
-            select(Installation).where(Installation.installation_id == change.installation_id)
+    """Create, update, suspend or delete the installation row the event describes.
+
+    The row belongs to the App the payload names (``installation.app_id``); an event no
+    configured App fits is ignored rather than attached to the wrong one. With ``auto_link``
+    an unlinked installation maps to the organisation named like its account.
+    """
+    app = await app_for_installation_event(session, change.app_id, change.access_tokens_url)
+    if app is None:
+        log.warning(
+            "installation event for an App that is not configured, or ambiguous; ignored "
+            "(`aac github-app configure` that App)",
+            extra={"installation": change.installation_id, "app_id": change.app_id},
         )
-    ).scalar_one_or_none()
+        return None
+    row = await _installation_row(session, change.installation_id)
     if row is None:
-        app = (await session.execute(select(GithubApp).order_by(GithubApp.id))).scalars().first()
-        if app is None:
-            log.warning("installation event but no GitHub App is configured; ignored")
-            return None
         row = Installation(
             github_app_id=app.id,
             installation_id=change.installation_id,
@@ -38,6 +56,7 @@ async def apply_installation_change(
             permissions={},
         )
         session.add(row)
+    row.github_app_id = app.id
     action = change.action
     if action == "installation.deleted":
         row.deleted_at = utcnow()
@@ -70,26 +89,58 @@ async def apply_installation_change(
 
 
 async def link_installation(
-    session: AsyncSession, installation_id: int, org: Organization
+    session: AsyncSession, app: GithubApp, details: InstallationDetails, org: Organization
 ) -> Installation:
-    """Map an installation to an organisation (``aac github-app link``)."""
-    row = (
-        await session.execute(
-            select(Installation).where(Installation.installation_id == installation_id)
-        )
-    ).scalar_one_or_none()
+    """Map an installation, as GitHub just described it, to an organisation
+    (``aac github-app link``). Linking revives an installation marked gone."""
+    row = await _installation_row(session, details.installation_id)
     if row is None:
-        app = (await session.execute(select(GithubApp).order_by(GithubApp.id))).scalars().first()
-        if app is None:
-            raise LookupError("no GitHub App is configured; run `aac github-app configure` first")
-        row = Installation(
-            github_app_id=app.id,
-            installation_id=installation_id,
-            account_login="",
-            repositories=[],
-            permissions={},
-        )
+        row = Installation(installation_id=details.installation_id, github_app_id=app.id)
         session.add(row)
+    row.github_app_id = app.id
+    row.account_login = details.account_login
+    row.account_type = details.account_type or "Organization"
+    row.repositories = list(details.repositories)
+    row.permissions = dict(details.permissions)
+    row.deleted_at = None
+    if not details.suspended:
+        row.suspended_at = None
+    elif row.suspended_at is None:
+        row.suspended_at = utcnow()
     row.org_id = org.id
     await session.flush()
     return row
+
+
+async def mark_installation_gone(session: AsyncSession, installation_id: int) -> bool:
+    """Record that GitHub no longer knows the installation; False if it already was."""
+    row = await _installation_row(session, installation_id)
+    if row is None or row.deleted_at is not None:
+        return False
+    row.deleted_at = utcnow()
+    return True
+
+
+def gone_installation_is_permanent(
+    sessions: async_sessionmaker[AsyncSession], handler: Handler
+) -> Handler:
+    """``handler``, except that a job meeting an uninstalled installation (GitHub answers 404
+    to a token) marks it deleted and ends at once instead of retrying into the dead queue.
+
+    Later cycles for its repositories resolve to a NullProvider that says so, until an
+    ``installation created`` event or ``aac github-app link`` revives it. The worker's one
+    "job failed permanently" line carries the explanation.
+    """
+
+    async def run(job: ClaimedJob) -> None:
+        try:
+            await handler(job)
+        except InstallationGone as exc:
+            async with sessions.begin() as session:
+                await mark_installation_gone(session, exc.installation_id)
+            raise PermanentJobError(
+                f"{exc}: marked deleted; its repositories publish nowhere until the App is "
+                "installed again or `aac github-app link` re-links it"
+            ) from exc
+
+    return run

@@ -73,7 +73,9 @@ class WebhookEventJob:
                 log.info("webhook ignored: %s", action.reason)
                 return
             elif isinstance(action, InstallationChanged):
-                await apply_installation_change(session, action)
+                await apply_installation_change(
+                    session, action, auto_link=self.hctx.runtime.settings.github_auto_link
+                )
             elif isinstance(action, StartPullRequestCycles):
                 if not await start_pull_request_cycles(self.hctx, session, action):
                     return  # unlinked installation, or every suite already open: no write

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_KEYS
+from tests.fakes.github import FakeGithub
 
 TOKEN = "glpat-" + "AbCdEfGhIjKlMnOpQrSt"
 
@@ -166,13 +167,14 @@ def test_secrets_on_stdin_reach_neither_output_nor_logs(db: str) -> None:
     assert "webhook-s3cret" not in result.stdout + result.stderr
 
 
-def test_github_app_configure_and_link(db: str, tmp_path: Path) -> None:
-    from tests.github_constants import _pem_pair
-
+def test_github_app_configure_and_link(
+    db: str, tmp_path: Path, github_server: FakeGithub, github_app_key: tuple[str, str]
+) -> None:
+    github_server.reset()
     aac("db", "upgrade", db=db)
     aac("org", "create", "octo-org", db=db)
     pem = tmp_path / "app.pem"
-    pem.write_text(_pem_pair()[0])
+    pem.write_text(github_app_key[0])
     early = aac("github-app", "link", "--installation", "77", "--org", "octo-org", db=db)
     assert early.returncode == 2
     assert "aac github-app configure" in early.stderr
@@ -199,6 +201,8 @@ def test_github_app_configure_and_link(db: str, tmp_path: Path) -> None:
         "--webhook-secret-stdin",
         "--slug",
         "aac-test",
+        "--api-url",
+        github_server.url,
         db=db,
         stdin="s3cret-hook\n",
     )

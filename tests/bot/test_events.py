@@ -116,6 +116,9 @@ def test_installation_events(name: str) -> None:
     assert isinstance(mapped, InstallationChanged)
     assert mapped.installation_id == payload["installation"]["id"]
     assert mapped.action == f"{event}.{payload['action']}"
+    # Which App it belongs to (the deployment may run several).
+    assert mapped.app_id == payload["installation"]["app_id"]
+    assert mapped.access_tokens_url == payload["installation"]["access_tokens_url"]
     if name == "installation_repositories.removed":
         assert mapped.repositories_removed
     if name == "installation_repositories.added":

@@ -53,7 +53,7 @@ def test_serve_accepts_processes_and_stops_cleanly(
     assert aac("db", "upgrade", db=db, env=keys).returncode == 0
     configured = aac(
         "github-app", "configure", "--app-id", "1", "--private-key-file", str(pem),
-        "--webhook-secret-stdin", db=db, stdin=SECRET, env=keys,
+        "--webhook-secret-stdin", "--slug", "aac-serve", db=db, stdin=SECRET, env=keys,
     )  # fmt: skip
     assert configured.returncode == 0, configured.stderr
     port = free_port()

@@ -65,3 +65,17 @@ def test_postgresql_without_keys_refuses_to_start() -> None:
     settings = load_settings({"AAC_DATABASE_URL": "postgresql+asyncpg://x@h/db"})
     with pytest.raises(SettingsError, match="AAC_SECRET_KEYS: required"):
         load_keys(settings)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(None, True), ("true", True), ("1", True), ("false", False), ("0", False), ("no", False)],
+)
+def test_github_auto_link_is_a_boolean_on_by_default(raw: str | None, expected: bool) -> None:
+    environ = {} if raw is None else {"AAC_GITHUB_AUTO_LINK": raw}
+    assert load_settings(environ).github_auto_link is expected
+
+
+def test_github_auto_link_names_itself_when_malformed() -> None:
+    with pytest.raises(SettingsError, match=r"^AAC_GITHUB_AUTO_LINK:"):
+        load_settings({"AAC_GITHUB_AUTO_LINK": "sometimes"})

@@ -314,6 +314,8 @@ class FakeGithub:
             self.artifacts: dict[tuple[str, int], list[dict[str, Any]]] = {}
             self.permissions: dict[tuple[str, str], tuple[str, str]] = {}
             self.installations = dict(self._installation_accounts)
+            # installation id -> the ``owner/name``s it covers (GET /installation/repositories)
+            self.installation_repositories: dict[int, list[str]] = {}
             self.pats = dict(self._pat_logins)
             self.token_factory = default_token_factory
             self._tokens: dict[str, tuple[int, datetime]] = {}
@@ -358,6 +360,12 @@ class FakeGithub:
                 {"id": artifact_id, "name": name, "data": zip_bytes}
             )
             return artifact_id
+
+    def set_installation_repositories(self, installation_id: int, repos: list[str]) -> None:
+        """The repositories an installation covers, as ``GET /installation/repositories``
+        lists them to its tokens."""
+        with self._lock:
+            self.installation_repositories[installation_id] = list(repos)
 
     def set_permission(self, repo: str, user: str, role: str, base: str | None = None) -> None:
         """Give ``user`` a repository role; a custom role needs the built-in ``base`` it extends."""
@@ -630,6 +638,7 @@ class FakeGithub:
                 self._create_token,
                 auth="jwt",
             ),
+            _route("GET", "/installation/repositories", self._list_installation_repositories),
             _route("GET", "/user", self._get_user),
             _route("POST", r + "/check-runs", self._create_check_run),
             _route("GET", r + "/check-runs/{check_run_id}", self._get_check_run),
@@ -709,6 +718,35 @@ class FakeGithub:
                 "permissions": {"checks": "write", "issues": "write", "statuses": "write"},
                 "repository_selection": "all",
             },
+        )
+
+    def _list_installation_repositories(self, call: _Call) -> _Reply:
+        """``apps/list-repos-accessible-to-installation``: installation tokens only."""
+        installation_id = call.principal.installation_id
+        if call.principal.kind != "installation" or installation_id is None:
+            raise _error(403, "You must authenticate with an installation access token.")
+        repos = []
+        for full_name in self.installation_repositories.get(installation_id, []):
+            owner, name = full_name.split("/", 1)
+            repo_id = int(hashlib.sha256(full_name.encode()).hexdigest()[:8], 16)
+            repos.append(
+                {
+                    "id": repo_id,
+                    "node_id": f"R_{repo_id}",
+                    "name": name,
+                    "full_name": full_name,
+                    "private": True,
+                    "owner": {"login": owner, "type": "Organization"},
+                    "html_url": f"https://github.com/{full_name}",
+                    "url": f"{call.base_url}/repos/{full_name}",
+                    "default_branch": "main",
+                }
+            )
+        page, headers = self._paginate(call, repos)
+        return _Reply(
+            200,
+            {"total_count": len(repos), "repository_selection": "selected", "repositories": page},
+            headers,
         )
 
     def _get_user(self, call: _Call) -> _Reply:

@@ -163,6 +163,8 @@ async def install(bot: RunningBot) -> None:
     payload["installation"] = {
         **official_example("installation.created")["installation"],
         "id": INSTALLATION_ID,
+        "app_id": APP_ID,
+        "access_tokens_url": f"{bot.github.url}/app/installations/{INSTALLATION_ID}/access_tokens",
         "account": {"login": OWNER, "type": "Organization"},
     }
     payload["repositories"] = [{"full_name": REPOSITORY, "name": "widgets"}]

@@ -80,3 +80,61 @@ async def test_closing_a_pull_request_cancels_its_pending_cycles(runtime: Runtim
             await session.execute(select(Job.payload).where(Job.kind == "publish_cycle"))
         ).scalars()
         assert [p["cycle_id"] for p in jobs] == [pending.id]
+
+
+async def test_installation_events_attach_to_the_app_they_name(runtime: Runtime) -> None:
+    """github.com and a GitHub Enterprise Server: ``installation.app_id`` picks the App."""
+    async with runtime.sessions.begin() as session:
+        await configure_app(
+            session, runtime.vault, app_id=1, private_key_pem=PEM, webhook_secret="s" * 20
+        )
+        ghes = await configure_app(
+            session,
+            runtime.vault,
+            app_id=2,
+            private_key_pem=PEM,
+            webhook_secret="t" * 20,
+            api_url="https://ghe.example.com/api/v3",
+        )
+        row = await apply_installation_change(session, change("installation.created", app_id=2))
+        assert row is not None
+        assert row.github_app_id == ghes.id
+        unknown = InstallationChanged(
+            installation_id=88,
+            action="installation.created",
+            account_login="x",
+            account_type="Organization",
+            app_id=3,
+        )
+        assert await apply_installation_change(session, unknown) is None
+    async with runtime.sessions() as session:
+        rows = (await session.execute(select(Installation.installation_id))).scalars().all()
+    assert rows == [77]
+
+
+async def test_the_token_url_tells_apps_with_the_same_id_apart(runtime: Runtime) -> None:
+    async with runtime.sessions.begin() as session:
+        await configure_app(
+            session, runtime.vault, app_id=7, private_key_pem=PEM, webhook_secret="s" * 20
+        )
+        ghes = await configure_app(
+            session,
+            runtime.vault,
+            app_id=7,
+            private_key_pem=PEM,
+            webhook_secret="t" * 20,
+            api_url="https://ghe.example.com/api/v3",
+        )
+        url = "https://ghe.example.com/api/v3/app/installations/77/access_tokens"
+        row = await apply_installation_change(
+            session, change("installation.created", app_id=7, access_tokens_url=url)
+        )
+        assert row is not None
+        assert row.github_app_id == ghes.id
+        # Without the URL two Apps fit: ignored rather than guessed.
+        assert (
+            await apply_installation_change(
+                session, change("installation_repositories.added", app_id=7)
+            )
+            is None
+        )

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event, select
 
 from bot.github_app import configure_app
@@ -15,12 +16,14 @@ from bot.handlers.webhook_event import WebhookEventJob
 from bot.runtime import Runtime
 from bot.webhooks.intake import WEBHOOK_JOB, DeliveryWriter
 from providers.factory import ProviderShared
-from storage import queue
-from storage.models import WebhookDelivery
+from storage import orgs, queue
+from storage.models import Installation, WebhookDelivery
 from tests.github_constants import _pem_pair
 
 PEM = _pem_pair()[0]
 EXAMPLES = Path(__file__).parents[2] / "fixtures" / "github" / "webhooks"
+# The App GitHub's official installation examples belong to (``installation.app_id``).
+EXAMPLE_APP_ID = 29310
 
 
 async def deliver_and_run(runtime: Runtime, name: str, event_name: str) -> list[str]:
@@ -61,7 +64,11 @@ async def test_pull_request_of_an_unlinked_installation_writes_nothing(runtime: 
 async def test_an_installation_event_is_applied_and_marked_processed(runtime: Runtime) -> None:
     async with runtime.sessions.begin() as session:
         await configure_app(
-            session, runtime.vault, app_id=1, private_key_pem=PEM, webhook_secret="s" * 20
+            session,
+            runtime.vault,
+            app_id=EXAMPLE_APP_ID,
+            private_key_pem=PEM,
+            webhook_secret="s" * 20,
         )
     writes = await deliver_and_run(runtime, "installation.created.json", "installation")
     assert "INSERT" in writes  # the installation row
@@ -69,3 +76,26 @@ async def test_an_installation_event_is_applied_and_marked_processed(runtime: Ru
         row = (await session.execute(select(WebhookDelivery))).scalar_one()
     assert row.processed_at is not None
     assert row.action == json.loads((EXAMPLES / "installation.created.json").read_bytes())["action"]
+
+
+@pytest.mark.parametrize("auto_link", [True, False])
+async def test_auto_link_setting_decides_mapping_by_account_login(
+    runtime: Runtime, auto_link: bool
+) -> None:
+    """AAC_GITHUB_AUTO_LINK: on, an installation maps to the organisation named like its
+    account; off, it waits for `aac github-app link`."""
+    runtime.settings = runtime.settings.model_copy(update={"github_auto_link": auto_link})
+    async with runtime.sessions.begin() as session:
+        await configure_app(
+            session,
+            runtime.vault,
+            app_id=EXAMPLE_APP_ID,
+            private_key_pem=PEM,
+            webhook_secret="s" * 20,
+        )
+        org = await orgs.create_org(session, "codertocat")  # the example's account, lower-cased
+    await deliver_and_run(runtime, "installation.created.json", "installation")
+    async with runtime.sessions() as session:
+        row = (await session.execute(select(Installation))).scalar_one()
+    assert row.account_login == "Codertocat"
+    assert row.org_id == (org.id if auto_link else None)

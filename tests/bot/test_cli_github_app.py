@@ -1,0 +1,231 @@
+"""``aac github-app configure`` and ``link`` as an operator runs them, against the fake GitHub:
+the slug and the installation come from GitHub, and a refusal from GitHub stores nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.ci_context import CiContext
+from bot.runtime import build_runtime
+from config.settings import load_settings
+from providers.factory import ProviderShared, find_installation, resolve_provider
+from providers.github import GithubProvider
+from storage import orgs
+from tests.bot.test_cli import aac
+from tests.fakes.github import FakeGithub, Fault
+from tests.github_constants import APP_ID, APP_SLUG, INSTALLATION_ID, OWNER, _pem_pair
+
+SECRET = "s3cret-hook\n"
+
+
+def query(db: str, sql: str) -> list[tuple[Any, ...]]:
+    with contextlib.closing(sqlite3.connect(db.split(":///", 1)[1])) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def installations(db: str) -> list[tuple[Any, ...]]:
+    return query(
+        db,
+        "SELECT i.installation_id, i.account_login, i.repositories, o.slug, a.app_id, "
+        "i.deleted_at FROM installations i JOIN github_apps a ON a.id = i.github_app_id "
+        "LEFT JOIN organizations o ON o.id = i.org_id ORDER BY i.installation_id",
+    )
+
+
+def configure(db: str, pem: Path, api_url: str, *extra: str, app_id: int = APP_ID) -> Any:
+    return aac(
+        "github-app",
+        "configure",
+        "--app-id",
+        str(app_id),
+        "--private-key-file",
+        str(pem),
+        "--webhook-secret-stdin",
+        "--api-url",
+        api_url,
+        *extra,
+        db=db,
+        stdin=SECRET,
+    )
+
+
+def link(db: str, installation: int, org: str, *extra: str) -> Any:
+    return aac(
+        "github-app", "link", "--installation", str(installation), "--org", org, *extra, db=db
+    )
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path}/aac.db"
+    assert aac("db", "upgrade", db=url).returncode == 0
+    assert aac("org", "create", OWNER, db=url).returncode == 0
+    return url
+
+
+@pytest.fixture
+def fake(github_server: FakeGithub) -> Iterator[FakeGithub]:
+    github_server.reset()
+    yield github_server
+    assert github_server.validation_errors == []
+
+
+@pytest.fixture
+def pem(tmp_path: Path, github_app_key: tuple[str, str]) -> Path:
+    path = tmp_path / "app.pem"
+    path.write_text(github_app_key[0])
+    return path
+
+
+def closed_port_url() -> str:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+# -- configure: the slug ---------------------------------------------------------------
+def test_configure_asks_github_for_the_slug(db: str, fake: FakeGithub, pem: Path) -> None:
+    done = configure(db, pem, fake.url)
+    assert done.returncode == 0, done.stderr
+    assert f"{APP_SLUG}[bot]" in done.stdout
+    assert query(db, "SELECT app_id, slug, bot_login FROM github_apps") == [
+        (APP_ID, APP_SLUG, f"{APP_SLUG}[bot]")
+    ]
+    [asked] = [r for r in fake.requests if r.path == "/app"]
+    assert asked.credential == "jwt"
+    assert asked.status == 200
+
+
+def test_configure_with_another_apps_key_stores_nothing(
+    db: str, fake: FakeGithub, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.pem"
+    other.write_text(_pem_pair()[0])
+    refused = configure(db, other, fake.url)
+    assert refused.returncode == 2
+    assert f"does not belong to App ID {APP_ID}" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert query(db, "SELECT count(*) FROM github_apps") == [(0,)]
+
+
+def test_configure_with_a_slug_does_not_ask_github(db: str, pem: Path) -> None:
+    done = configure(db, pem, closed_port_url(), "--slug", "my-aac")
+    assert done.returncode == 0, done.stderr
+    assert query(db, "SELECT slug, bot_login FROM github_apps") == [("my-aac", "my-aac[bot]")]
+
+
+def test_configure_when_github_is_unreachable_stores_nothing(db: str, pem: Path) -> None:
+    refused = configure(db, pem, closed_port_url())
+    assert refused.returncode == 1
+    assert "cannot reach GitHub" in refused.stderr
+    assert "--slug" in refused.stderr
+    assert query(db, "SELECT count(*) FROM github_apps") == [(0,)]
+
+
+# -- link ------------------------------------------------------------------------------
+async def test_link_reads_an_unseen_installation_from_github(
+    db: str, fake: FakeGithub, pem: Path
+) -> None:
+    assert configure(db, pem, fake.url).returncode == 0
+    repos = [f"{OWNER}/repo-{n:03}" for n in range(150)]  # two pages of 100
+    fake.set_installation_repositories(INSTALLATION_ID, repos)
+    linked = link(db, INSTALLATION_ID, OWNER)
+    assert linked.returncode == 0, linked.stderr
+    assert f"installation {INSTALLATION_ID} of {OWNER} (150 repositories)" in linked.stdout
+    [(iid, account, stored, org, app_id, deleted)] = installations(db)
+    assert (iid, account, org, app_id, deleted) == (INSTALLATION_ID, OWNER, OWNER, APP_ID, None)
+    assert json.loads(stored) == repos
+    [meta] = [r for r in fake.requests if r.path == f"/app/installations/{INSTALLATION_ID}"]
+    assert meta.credential == "jwt"
+    pages = [r for r in fake.requests if r.path == "/installation/repositories"]
+    assert [r.credential for r in pages] == ["installation", "installation"]
+
+    # A cycle of that organisation now finds the installation and publishes through it.
+    runtime = build_runtime(load_settings({"AAC_DATABASE_URL": db}))
+    shared = ProviderShared()
+    try:
+        async with runtime.sessions() as session:
+            org = await orgs.get_org(session, OWNER)
+            assert await find_installation(session, org.id, f"{OWNER}/repo-007") is not None
+            ctx = CiContext(source="github", repository=f"{OWNER}/repo-007", sha="a" * 40)
+            provider = await resolve_provider(session, runtime.vault, org, ctx, shared)
+            assert isinstance(provider, GithubProvider)
+    finally:
+        await shared.close()
+        await runtime.close()
+
+
+def test_link_of_an_installation_github_does_not_know_changes_nothing(
+    db: str, fake: FakeGithub, pem: Path
+) -> None:
+    assert configure(db, pem, fake.url).returncode == 0
+    assert aac("org", "create", "other", db=db).returncode == 0
+    unknown = link(db, 999, "other")
+    assert unknown.returncode == 2
+    assert f"GitHub App {APP_ID} at {fake.url} has no installation 999" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    assert installations(db) == []
+
+    assert link(db, INSTALLATION_ID, OWNER).returncode == 0
+    before = installations(db)
+    fake.inject(Fault("not_found", "GET", f"/app/installations/{INSTALLATION_ID}"))
+    gone = link(db, INSTALLATION_ID, "other")
+    assert gone.returncode == 2
+    assert f"has no installation {INSTALLATION_ID}" in gone.stderr
+    assert installations(db) == before  # still the first organisation's
+
+
+def test_link_when_github_is_unreachable_changes_nothing(db: str, pem: Path) -> None:
+    assert configure(db, pem, closed_port_url(), "--slug", APP_SLUG).returncode == 0
+    failed = link(db, INSTALLATION_ID, OWNER)
+    assert failed.returncode == 1
+    assert "cannot reach GitHub" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert installations(db) == []
+
+
+def test_link_with_two_apps_needs_and_uses_app_id(
+    db: str, fake: FakeGithub, pem: Path, tmp_path: Path
+) -> None:
+    """github.com and a GitHub Enterprise Server, each with its own App."""
+    private, public = _pem_pair()
+    ghes = FakeGithub(
+        app_id=5151, app_slug="aac-ghes", app_public_key=public, installations={501: "ghe-org"}
+    ).start()
+    try:
+        ghes_pem = tmp_path / "ghes.pem"
+        ghes_pem.write_text(private)
+        ghes.set_installation_repositories(501, ["ghe-org/tools"])
+        assert configure(db, pem, fake.url).returncode == 0
+        assert configure(db, ghes_pem, ghes.ghes_url, app_id=5151).returncode == 0
+        assert aac("org", "create", "ghe-org", db=db).returncode == 0
+
+        ambiguous = link(db, 501, "ghe-org")
+        assert ambiguous.returncode == 2
+        assert "several GitHub Apps are configured" in ambiguous.stderr
+        assert "--app-id" in ambiguous.stderr
+        assert installations(db) == []
+
+        linked = link(db, 501, "ghe-org", "--app-id", "5151")
+        assert linked.returncode == 0, linked.stderr
+        assert "of ghe-org (1 repository)" in linked.stdout
+        [(iid, account, repos, org, app_id, _)] = installations(db)
+        assert (iid, account, json.loads(repos), org, app_id) == (
+            501,
+            "ghe-org",
+            ["ghe-org/tools"],
+            "ghe-org",
+            5151,
+        )
+        assert {r.prefix for r in ghes.requests} == {"/api/v3"}
+        assert ghes.validation_errors == []
+    finally:
+        ghes.stop()
