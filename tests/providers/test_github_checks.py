@@ -251,18 +251,10 @@ async def test_timeouts_become_transient(
 
 
 async def test_writes_are_paced_per_installation(
-    fake_github: FakeGithub, http_client: httpx.AsyncClient, github_app_key: tuple[str, str]
+    fake_github: FakeGithub, app_provider: Callable[..., GithubProvider]
 ) -> None:
     interval = 0.2
-    shared = GithubShared(pacing_seconds=interval)
-    provider = GithubProvider.for_app(
-        app_id=4242,
-        private_key=github_app_key[0],
-        installation_id=77,
-        http=http_client,
-        shared=shared,
-        api_url=fake_github.url,
-    )
+    provider = app_provider(shared=GithubShared(pacing_seconds=interval))
     await provider.update_commit_status(CTX, _completed(annotations=120))
     writes = [r for r in fake_github.writes() if "check-runs" in r.path]
     assert len(writes) == 3
@@ -271,10 +263,7 @@ async def test_writes_are_paced_per_installation(
 
 
 async def test_writes_are_paced_per_installation_across_processes(
-    runtime: Runtime,
-    fake_github: FakeGithub,
-    http_client: httpx.AsyncClient,
-    github_app_key: tuple[str, str],
+    runtime: Runtime, fake_github: FakeGithub, app_provider: Callable[..., GithubProvider]
 ) -> None:
     """Two processes (own caches, own pacers, own connection pools) publishing for the same
     installation at once still write one at a time, a pacing interval apart."""
@@ -283,14 +272,7 @@ async def test_writes_are_paced_per_installation_across_processes(
 
     def process(engine: AsyncEngine) -> GithubProvider:
         shared = GithubShared(pacing_seconds=interval, write_slots=WriteSlots(engine))
-        return GithubProvider.for_app(
-            app_id=4242,
-            private_key=github_app_key[0],
-            installation_id=77,
-            http=http_client,
-            shared=shared,
-            api_url=fake_github.url,
-        )
+        return app_provider(shared=shared)
 
     try:
         await asyncio.gather(

@@ -63,6 +63,15 @@ def _our_comments(bot: RunningBot) -> list:  # type: ignore[type-arg]
     return [c for c in bot.github.comments.values() if c.user == BOT_LOGIN]
 
 
+async def _first_report_commented(bot: RunningBot, tmp_path: Path) -> None:
+    """PR 7 opened at SHA1, failing results reported, and its one comment posted."""
+    await install(bot)
+    await bot.deliver("pull_request", pull_request("opened", 7, SHA1))
+    await wait_for(lambda: len(_runs(bot, SHA1)) == 1, what="queued run")
+    await bot.report(tmp_path, sha=SHA1, pr=7, junit=FAILING_JUNIT)
+    await wait_for(lambda: len(_our_comments(bot)) == 1, what="the first comment")
+
+
 async def _cycles(bot: RunningBot) -> list[TestCycle]:
     async with bot.runtime.sessions() as session:
         return list(
@@ -178,11 +187,7 @@ def _comment_listings(requests: list) -> list:  # type: ignore[type-arg]
 async def test_a_deleted_comment_is_found_by_marker_or_created_again(
     bot: RunningBot, tmp_path: Path
 ) -> None:
-    await install(bot)
-    await bot.deliver("pull_request", pull_request("opened", 7, SHA1))
-    await wait_for(lambda: len(_runs(bot, SHA1)) == 1, what="queued run")
-    await bot.report(tmp_path, sha=SHA1, pr=7, junit=FAILING_JUNIT)
-    await wait_for(lambda: len(_our_comments(bot)) == 1, what="the first comment")
+    await _first_report_commented(bot, tmp_path)
     [first] = _our_comments(bot)
 
     # Someone deletes the comment; the next push's cycle finds the stored id gone (404), looks
@@ -422,11 +427,7 @@ async def test_two_processes_publishing_one_pr_at_once_make_one_comment(
 ) -> None:
     """Two publishers (own provider state and connection pools, as two worker processes have)
     sending the same cycle when no comment is known yet: one creates it, the other edits it."""
-    await install(bot)
-    await bot.deliver("pull_request", pull_request("opened", 7, SHA1))
-    await wait_for(lambda: len(_runs(bot, SHA1)) == 1, what="queued run")
-    await bot.report(tmp_path, sha=SHA1, pr=7, junit=FAILING_JUNIT)
-    await wait_for(lambda: len(_our_comments(bot)) == 1, what="the first comment")
+    await _first_report_commented(bot, tmp_path)
     # Forget the comment everywhere, as before the first publish.
     [first] = _our_comments(bot)
     del bot.github.comments[first.id]
