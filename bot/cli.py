@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from config.settings import Settings, SettingsError, load_settings
+from config.settings import Settings, SettingsError, load_settings, misspelt_variables
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -151,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.log import configure_logging
 
         configure_logging(settings.log_level, settings.log_format)
+        for line in misspelt_variables(os.environ):
+            logging.getLogger("aac.config").warning(line)
         return _dispatch(args, settings)
     except SettingsError as exc:
         print(f"aac: configuration error: {exc}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -10,6 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 ENV_PREFIX = "AAC_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./aac.db"
+# AAC_ variables read elsewhere: not settings, and not typos of one.
+OTHER_VARIABLES = frozenset(
+    {"AAC_SERVE_NO_WORKER", "AAC_API_KEY", "AAC_SERVER_URL", "AAC_TEST_PG_ADMIN_URL"}
+)
 
 
 class SettingsError(Exception):
@@ -108,3 +113,17 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
         field = str(first["loc"][0]) if first["loc"] else "?"
         message = str(first["msg"]).removeprefix("Value error, ")
         raise SettingsError(f"{ENV_PREFIX}{field.upper()}: {message}") from None
+
+
+def misspelt_variables(environ: Mapping[str, str]) -> list[str]:
+    """One line per ``AAC_*`` variable that is no setting but looks like one (a typo would
+    otherwise leave the default in force without a word)."""
+    known = [ENV_PREFIX + name.upper() for name in Settings.model_fields]
+    lines = []
+    for key in sorted(environ):
+        if not key.startswith(ENV_PREFIX) or key in known or key in OTHER_VARIABLES:
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+        if close:
+            lines.append(f"{key} is not a setting and is ignored; did you mean {close[0]}?")
+    return lines

@@ -215,3 +215,13 @@ def test_github_app_configure_and_link(
         data = path.read_bytes()
         assert b"s3cret-hook" not in data
         assert b"PRIVATE KEY" not in data
+
+
+def test_a_misspelt_setting_is_reported_and_the_command_still_runs(tmp_path: Path) -> None:
+    db = f"sqlite+aiosqlite:///{tmp_path}/aac.db"
+    assert aac("db", "upgrade", db=db).returncode == 0
+    result = aac("org", "list", db=db, env={"AAC_LOG_LEVL": "DEBUG"})
+    assert result.returncode == 0
+    assert "AAC_LOG_LEVL is not a setting and is ignored; did you mean AAC_LOG_LEVEL?" in (
+        result.stderr
+    )

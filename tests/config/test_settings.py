@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from config.settings import DEFAULT_DATABASE_URL, SettingsError, load_settings
+from config.settings import DEFAULT_DATABASE_URL, SettingsError, load_settings, misspelt_variables
 from storage.keyring_source import load_keys
 
 
@@ -79,3 +79,20 @@ def test_github_auto_link_is_a_boolean_on_by_default(raw: str | None, expected: 
 def test_github_auto_link_names_itself_when_malformed() -> None:
     with pytest.raises(SettingsError, match=r"^AAC_GITHUB_AUTO_LINK:"):
         load_settings({"AAC_GITHUB_AUTO_LINK": "sometimes"})
+
+
+def test_a_misspelt_variable_is_named_with_the_setting_it_resembles() -> None:
+    env = {
+        "AAC_DATABSE_URL": "postgresql+asyncpg://db/aac",  # the typo
+        "AAC_WORKER_CONCURENCY": "4",
+        "AAC_DATABASE_URL": "sqlite+aiosqlite:///./x.db",
+        "AAC_API_KEY": "used by aac report",
+        "AAC_SERVE_NO_WORKER": "1",
+        "AAC_SOMETHING_ELSE": "unrelated",
+        "DATABSE_URL": "not ours",
+    }
+    assert misspelt_variables(env) == [
+        "AAC_DATABSE_URL is not a setting and is ignored; did you mean AAC_DATABASE_URL?",
+        "AAC_WORKER_CONCURENCY is not a setting and is ignored; did you mean "
+        "AAC_WORKER_CONCURRENCY?",
+    ]
