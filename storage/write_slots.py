@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import itertools
 import logging
@@ -75,23 +76,38 @@ class WriteSlots:
         # Wall-clock seconds, not monotonic: the rows are compared across processes and hosts.
         self._process = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self._holds = itertools.count(1)
+        self._background: set[asyncio.Task[bool]] = set()
 
     @contextlib.asynccontextmanager
     async def hold(self, key: str, interval: float) -> AsyncIterator[None]:
-        """Wait for the key's slot, hold it for the body, then keep it free for ``interval``."""
+        """Wait for the key's slot, hold it for the body, then keep it free for ``interval``.
+
+        The lease is renewed while the body runs, however long it takes (a paced write can
+        queue behind many others), so only a holder that died loses its slot.
+        """
         held = await self.acquire(key, interval)
+        renewer = asyncio.create_task(self._renew(held))
         try:
             yield
         finally:
+            renewer.cancel()
             # Shielded: a cancelled write must still hand the slot on, or it waits for the lease.
-            await asyncio.shield(self.release(held))
+            await asyncio.shield(self._finish(held, renewer))
 
     async def acquire(self, key: str, interval: float) -> Hold:
         """Wait until the slot is free and its gap has passed, then take it under a lease."""
         held = Hold(slot_id(key), f"{self._process}:{next(self._holds)}", interval)
-        while (wait := await self._try_acquire(held)) > 0:
+        while True:
+            attempt = asyncio.ensure_future(self._try_acquire(held))
+            try:
+                wait = await asyncio.shield(attempt)
+            except asyncio.CancelledError:
+                # The attempt may still take the slot; if it does, give it straight back.
+                attempt.add_done_callback(functools.partial(self._abandon, held))
+                raise
+            if wait <= 0:
+                return held
             await self._sleep(wait)
-        return held
 
     async def release(self, held: Hold) -> bool:
         """Free the slot and set when the next write may start; False if the lease had run out
@@ -114,29 +130,59 @@ class WriteSlots:
             return False
         return True
 
+    async def _finish(self, held: Hold, renewer: asyncio.Task[None]) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewer
+        await self.release(held)
+
+    async def _renew(self, held: Hold) -> None:
+        """Push the lease forward every third of it while the slot is held."""
+        while True:
+            await self._sleep(self.lease_seconds / 3)
+            try:
+                async with self.engine.begin() as conn:
+                    result = await conn.execute(
+                        update(_T)
+                        .where(_T.c.slot == held.slot, _T.c.holder == held.holder)
+                        .values(held_until=self._clock() + self.lease_seconds)
+                    )
+            except Exception:
+                # The database is unwell; the next renewal may get through before the lease ends.
+                log.warning("could not renew a write slot's lease")
+                continue
+            if result.rowcount != 1:
+                log.warning("lost a write slot while holding it; its lease had run out")
+                return
+
+    def _abandon(self, held: Hold, attempt: asyncio.Future[float]) -> None:
+        """A cancelled acquire whose last attempt took the slot after all: release it."""
+        if attempt.cancelled() or attempt.exception() is not None or attempt.result() > 0:
+            return
+        task = asyncio.ensure_future(self.release(held))
+        self._background.add(task)  # a reference, so the task is not collected midway
+        task.add_done_callback(self._background.discard)
+
     async def _try_acquire(self, held: Hold) -> float:
-        """Take the slot if possible: 0 when taken, else how long to wait before trying again."""
+        """Take the slot if possible: 0 when taken, else how long to wait before trying again.
+
+        Looks first with a read, so waiters polling a busy slot never take the write lock.
+        """
         now = self._clock()
-        async with self.engine.begin() as conn:
-            taken = await conn.execute(
-                update(_T)
-                .where(
-                    _T.c.slot == held.slot,
-                    or_(_T.c.holder.is_(None), _T.c.held_until < now),
-                    _T.c.next_at <= now,
-                )
-                .values(holder=held.holder, held_until=now + self.lease_seconds)
-            )
-            if taken.rowcount == 1:
-                return 0.0
+        async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
                     select(_T.c.holder, _T.c.held_until, _T.c.next_at).where(_T.c.slot == held.slot)
                 )
             ).first()
+        if row is not None:
+            if row.holder is not None and row.held_until >= now:
+                return min(self.poll_seconds, float(row.held_until) - now + 0.001)
+            if row.next_at > now:
+                return max(float(row.next_at) - now, 0.001)
+        async with self.engine.begin() as conn:
             if row is None:
                 # First write for this key anywhere: create its row taken by us. Another
-                # process creating it at the same moment makes ours a no-op, and we wait.
+                # process creating it at the same moment makes ours a no-op, and we look again.
                 created = await conn.execute(
                     _insert_if_absent(conn.dialect.name).values(
                         slot=held.slot,
@@ -146,9 +192,17 @@ class WriteSlots:
                     )
                 )
                 return 0.0 if created.rowcount == 1 else self.poll_seconds
-        if row.holder is not None and row.held_until >= now:
-            return min(self.poll_seconds, float(row.held_until) - now + 0.001)
-        return max(float(row.next_at) - now, 0.001)
+            # The guard repeats the read's test: another process may have taken it meanwhile.
+            taken = await conn.execute(
+                update(_T)
+                .where(
+                    _T.c.slot == held.slot,
+                    or_(_T.c.holder.is_(None), _T.c.held_until < now),
+                    _T.c.next_at <= now,
+                )
+                .values(holder=held.holder, held_until=now + self.lease_seconds)
+            )
+            return 0.0 if taken.rowcount == 1 else self.poll_seconds
 
 
 def _insert_if_absent(dialect: str) -> postgresql.Insert | sqlite.Insert:

@@ -120,3 +120,47 @@ async def test_rows_carry_a_digest_not_the_key(runtime: Runtime) -> None:
     assert slots == [slot_id(key)]
     assert "ghe.example.com" not in slots[0]
     assert "3f9a0c1d2e4b5a69" not in slots[0]
+
+
+async def test_a_long_write_keeps_its_slot_past_the_lease(
+    runtime: Runtime, other_engine: AsyncEngine
+) -> None:
+    """A live holder renews its lease: a write that queues behind many paced ones for longer
+    than the lease is not overtaken by another process."""
+    spans: dict[str, tuple[float, float]] = {}
+    held = asyncio.Event()
+
+    async def long_write() -> None:
+        async with WriteSlots(runtime.engine, lease_seconds=0.3).hold(KEY, 0.0):
+            held.set()
+            started = time.time()
+            await asyncio.sleep(1.0)  # more than three leases
+            spans["long"] = (started, time.time())
+
+    async def next_write() -> None:
+        await held.wait()
+        async with WriteSlots(other_engine, lease_seconds=0.3).hold(KEY, 0.0):
+            spans["next"] = (time.time(), time.time())
+
+    await asyncio.gather(long_write(), next_write())
+    assert spans["next"][0] >= spans["long"][1]
+
+
+async def test_cancelling_a_waiting_or_acquiring_writer_never_strands_the_slot(
+    runtime: Runtime, other_engine: AsyncEngine
+) -> None:
+    """Shutdown can cancel a writer at any point of taking the slot, even just after the
+    database granted it; the slot must not stay taken until its (long) lease ends."""
+    slots = WriteSlots(runtime.engine, lease_seconds=30.0)
+    for attempt in range(50):
+        task = asyncio.create_task(slots.acquire(KEY, 0.0))
+        await asyncio.sleep(0.0004 * attempt)  # cancel at a different point each time
+        task.cancel()
+        try:
+            taken = await task
+        except asyncio.CancelledError:
+            continue
+        await slots.release(taken)  # it won the race against the cancel: an ordinary release
+    async with asyncio.timeout(5):
+        async with WriteSlots(other_engine).hold(KEY, 0.0):
+            pass
