@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -103,19 +103,25 @@ def checked_base_url(base_url: str) -> str:
     try:
         parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError:
-        raise OrgError(f"base URL {base_url!r} has an invalid port") from None
+        raise OrgError(f"base URL {_shown(parts)} has an invalid port") from None
     host = parts.hostname or ""
     if not (parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))):
         raise OrgError(
-            f"base URL {base_url!r} must start with https:// "
+            f"base URL {_shown(parts)} must start with https:// "
             "(http:// is accepted only for localhost)"
         )
     if not host or parts.query or parts.fragment:
         raise OrgError(
-            f"base URL {base_url!r} must be a server address like https://gitlab.example.com "
+            f"base URL {_shown(parts)} must be a server address like https://gitlab.example.com "
             "(no query or fragment)"
         )
     return base_url.rstrip("/")
+
+
+def _shown(parts: SplitResult) -> str:
+    """Scheme and host only: a path, query or fragment may carry a token (?private_token=)."""
+    host = parts.hostname or ""
+    return repr(f"{parts.scheme}://{host}" if parts.scheme else host)
 
 
 def _is_loopback(host: str) -> bool:

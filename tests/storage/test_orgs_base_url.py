@@ -45,7 +45,9 @@ async def test_accepted(runtime: Runtime, given: str, stored: str | None) -> Non
         ("gitlab.example.com", "must start with https://"),
         ("ftp://gitlab.example.com", "must start with https://"),
         ("https://", "must be a server address"),
-        ("https://gitlab.example.com/?private_token=x", "no query or fragment"),
+        ("https://gitlab.example.com/?private_token=glpat-Secret123", "no query or fragment"),
+        ("http://gitlab.example.com/glpat-Secret123", "must start with https://"),
+        ("https://gitlab.example.com:99999/glpat-Secret123", "has an invalid port"),
         ("https://gitlab.example.com:99999", "has an invalid port"),
         ("https://oauth2:glpat-Secret123@gitlab.example.com", "must not contain credentials"),
     ],
@@ -66,5 +68,5 @@ async def test_rejected_clearly_and_nothing_stored(
                 session, runtime.vault, org, "gitlab", token="glpat-other", base_url=given
             )
     assert message in str(info.value)
-    assert "glpat-Secret123" not in str(info.value)
+    assert "glpat-Secret123" not in str(info.value)  # a path or query may carry a token
     assert await snapshot(runtime.engine) == before
