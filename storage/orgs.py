@@ -120,8 +120,9 @@ def checked_base_url(base_url: str) -> str:
 
 def _shown(parts: SplitResult) -> str:
     """Scheme and host only: a path, query or fragment may carry a token (?private_token=)."""
-    host = parts.hostname or ""
-    return repr(f"{parts.scheme}://{host}" if parts.scheme else host)
+    if not parts.scheme:  # "gitlab.example.com/x": the host is the path's first segment
+        return repr(parts.path.split("/", 1)[0])
+    return repr(f"{parts.scheme}://{parts.hostname or ''}")
 
 
 def _is_loopback(host: str) -> bool:
