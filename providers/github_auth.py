@@ -64,7 +64,10 @@ async def mint_installation_token(
         error = translate_error(exc, now=now, action="mint installation token")
         if isinstance(error, NotFound):
             error = InstallationGone(
-                f"GitHub installation {installation_id} is gone (uninstalled?)", installation_id
+                f"GitHub installation {installation_id} is gone (uninstalled?)",
+                installation_id,
+                app_id=int(credentials.app_id),
+                api_url=str(gh.base_url).rstrip("/"),
             )
         raise error from exc
     try:

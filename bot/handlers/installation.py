@@ -20,12 +20,61 @@ from storage.types import utcnow
 log = logging.getLogger("aac.handlers.installation")
 
 
-async def _installation_row(session: AsyncSession, installation_id: int) -> Installation | None:
+async def _installation_row(
+    session: AsyncSession, app: GithubApp, installation_id: int
+) -> Installation | None:
+    """The App's installation: ids are unique per App only (each GHES counts from 1)."""
     return (
         await session.execute(
-            select(Installation).where(Installation.installation_id == installation_id)
+            select(Installation).where(
+                Installation.github_app_id == app.id,
+                Installation.installation_id == installation_id,
+            )
         )
     ).scalar_one_or_none()
+
+
+async def installation_for_event(
+    session: AsyncSession, installation_id: int, api_url: str = ""
+) -> Installation | None:
+    """The installation a webhook names by id alone (``pull_request``, ``check_run``...).
+
+    ``api_url`` is the API base URL the payload's repository lives under. When it is a
+    configured App's, only that App's installation fits; otherwise (no URL, or a host no App
+    is configured for) the id must be unambiguous. None, logged, when nothing fits or several
+    Apps hold the id.
+    """
+    rows: list[tuple[Installation, str]] = [
+        (row, url)
+        for row, url in await session.execute(
+            select(Installation, GithubApp.api_url)
+            .join(GithubApp, GithubApp.id == Installation.github_app_id)
+            .where(Installation.installation_id == installation_id)
+            .order_by(Installation.id)
+        )
+    ]
+    if api_url:
+        hosts = {
+            url.rstrip("/")
+            for url in (await session.execute(select(GithubApp.api_url))).scalars()
+            if _under(api_url, url)
+        }
+        if hosts:
+            rows = [(row, url) for row, url in rows if url.rstrip("/") in hosts]
+    if len(rows) == 1:
+        return rows[0][0]
+    if rows:
+        log.warning(
+            "several Apps have an installation with this id and the event does not say which "
+            "host it is from; ignored",
+            extra={"installation": installation_id, "hosts": sorted(url for _, url in rows)},
+        )
+    return None
+
+
+def _under(url: str, base: str) -> bool:
+    base = base.rstrip("/")
+    return url.rstrip("/") == base or url.startswith(base + "/")
 
 
 async def apply_installation_change(
@@ -45,7 +94,7 @@ async def apply_installation_change(
             extra={"installation": change.installation_id, "app_id": change.app_id},
         )
         return None
-    row = await _installation_row(session, change.installation_id)
+    row = await _installation_row(session, app, change.installation_id)
     if row is None:
         row = Installation(
             github_app_id=app.id,
@@ -56,7 +105,6 @@ async def apply_installation_change(
             permissions={},
         )
         session.add(row)
-    row.github_app_id = app.id
     action = change.action
     if action == "installation.deleted":
         row.deleted_at = utcnow()
@@ -93,11 +141,10 @@ async def link_installation(
 ) -> Installation:
     """Map an installation, as GitHub just described it, to an organisation
     (``aac github-app link``). Linking revives an installation marked gone."""
-    row = await _installation_row(session, details.installation_id)
+    row = await _installation_row(session, app, details.installation_id)
     if row is None:
         row = Installation(installation_id=details.installation_id, github_app_id=app.id)
         session.add(row)
-    row.github_app_id = app.id
     row.account_login = details.account_login
     row.account_type = details.account_type or "Organization"
     row.repositories = list(details.repositories)
@@ -112,9 +159,17 @@ async def link_installation(
     return row
 
 
-async def mark_installation_gone(session: AsyncSession, installation_id: int) -> bool:
-    """Record that GitHub no longer knows the installation; False if it already was."""
-    row = await _installation_row(session, installation_id)
+async def mark_installation_gone(session: AsyncSession, gone: InstallationGone) -> bool:
+    """Record that GitHub no longer knows the installation of the App ``gone`` names; False
+    if it already was, or if that App or installation is not stored."""
+    app = (
+        await session.execute(
+            select(GithubApp).where(
+                GithubApp.app_id == gone.app_id, GithubApp.api_url == gone.api_url.rstrip("/")
+            )
+        )
+    ).scalar_one_or_none()
+    row = None if app is None else await _installation_row(session, app, gone.installation_id)
     if row is None or row.deleted_at is not None:
         return False
     row.deleted_at = utcnow()
@@ -137,7 +192,7 @@ def gone_installation_is_permanent(
             await handler(job)
         except InstallationGone as exc:
             async with sessions.begin() as session:
-                await mark_installation_gone(session, exc.installation_id)
+                await mark_installation_gone(session, exc)
             raise PermanentJobError(
                 f"{exc}: marked deleted; its repositories publish nowhere until the App is "
                 "installed again or `aac github-app link` re-links it"
