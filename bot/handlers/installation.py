@@ -179,10 +179,13 @@ async def mark_installation_gone(session: AsyncSession, gone: InstallationGone) 
 def gone_installation_is_permanent(
     sessions: async_sessionmaker[AsyncSession], handler: Handler
 ) -> Handler:
-    """``handler``, except that a job meeting an uninstalled installation (GitHub answers 404
-    to a token) marks it deleted and ends at once instead of retrying into the dead queue.
+    """``handler``, except that a job meeting an uninstalled installation marks it deleted
+    and is parked dead at once, without the retries a failing job otherwise gets.
 
-    Later cycles for its repositories resolve to a NullProvider that says so, until an
+    Uninstalled means GitHub refused a token with 404 *and* the App's own
+    ``GET /app/installations/{id}`` said 404 (``InstallationGone``); a token 404 for an
+    installation GitHub still knows is ``Transient`` and the job retries as usual. Later
+    cycles for its repositories resolve to a NullProvider that says so, until an
     ``installation created`` event or ``aac github-app link`` revives it. The worker's one
     "job failed permanently" line carries the explanation.
     """

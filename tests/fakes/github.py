@@ -367,6 +367,11 @@ class FakeGithub:
         with self._lock:
             self.installation_repositories[installation_id] = list(repos)
 
+    def uninstall(self, installation_id: int) -> None:
+        """Forget an installation: every call naming it answers 404."""
+        with self._lock:
+            self.installations.pop(installation_id, None)
+
     def set_permission(self, repo: str, user: str, role: str, base: str | None = None) -> None:
         """Give ``user`` a repository role; a custom role needs the built-in ``base`` it extends."""
         with self._lock:
