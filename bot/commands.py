@@ -518,12 +518,19 @@ async def _link_installation(args: argparse.Namespace, runtime: Runtime) -> int:
         app = await session.get_one(GithubApp, app_row_id)
         organisation = await orgs.get_org(session, args.org)
         await link_installation(session, app, details, organisation)
+    account = details.account_login or "an unnamed account"
+    if details.suspended:
+        # GitHub mints no token for a suspended installation, so its repositories are unread.
+        say(
+            f"installation {installation_id} of {account} linked to {organisation.slug}; "
+            "suspended; repositories will be read when it is unsuspended, and nothing is "
+            "published until then"
+        )
+        return EXIT_OK
     count = len(details.repositories)
     say(
-        f"installation {installation_id} of {details.account_login or 'an unnamed account'} "
+        f"installation {installation_id} of {account} "
         f"({count} {'repository' if count == 1 else 'repositories'}) now publishes for "
         f"{organisation.slug}"
     )
-    if details.suspended:
-        say("it is suspended on GitHub: nothing is published until it is unsuspended")
     return EXIT_OK

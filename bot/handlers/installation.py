@@ -1,5 +1,6 @@
 """``installation`` and ``installation_repositories``: keep installations and their mapping to
-organisations current; ``aac github-app link``; and an installation GitHub no longer knows."""
+organisations current; ``aac github-app link``; reading the repositories of an unsuspended
+installation; and an installation GitHub no longer knows."""
 
 from __future__ import annotations
 
@@ -10,14 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.events import InstallationChanged
 from bot.github_app import app_for_installation_event
+from bot.handlers.context import HandlerContext
 from bot.worker import Handler, PermanentJobError
-from providers.base import InstallationGone
-from providers.github import InstallationDetails
+from providers.base import InstallationGone, NotFound
+from providers.github import GithubAppClient, InstallationDetails
+from storage import queue
 from storage.models import GithubApp, Installation, Organization
 from storage.queue import ClaimedJob
+from storage.secret_fields import github_app_owner
 from storage.types import utcnow
 
 log = logging.getLogger("aac.handlers.installation")
+READ_REPOSITORIES_JOB = "installation_repositories"
 
 
 async def _installation_row(
@@ -133,6 +138,15 @@ async def apply_installation_change(
             row.org_id = org.id
             log.info("installation linked by account login", extra={"org": org.slug})
     await session.flush()
+    if action == "installation.unsuspend" and not change.repositories_added:
+        # GitHub's unsuspend payload need not list them, and while suspended nothing could
+        # read them (``aac github-app link`` of a suspended installation stores none).
+        await queue.enqueue(
+            session,
+            READ_REPOSITORIES_JOB,
+            {"installation": row.id},
+            unique_key=f"installation-repositories:{row.id}",
+        )
     return row
 
 
@@ -140,14 +154,20 @@ async def link_installation(
     session: AsyncSession, app: GithubApp, details: InstallationDetails, org: Organization
 ) -> Installation:
     """Map an installation, as GitHub just described it, to an organisation
-    (``aac github-app link``). Linking revives an installation marked gone."""
+    (``aac github-app link``). Linking revives an installation marked gone; a suspended one
+    stays suspended, with the repositories already stored (none for a new row)."""
     row = await _installation_row(session, app, details.installation_id)
     if row is None:
         row = Installation(installation_id=details.installation_id, github_app_id=app.id)
         session.add(row)
     row.account_login = details.account_login
     row.account_type = details.account_type or "Organization"
-    row.repositories = list(details.repositories)
+    if not details.suspended:
+        # A suspended installation's repositories cannot be read: keep what is stored until
+        # the ``installation unsuspend`` event lists them.
+        row.repositories = list(details.repositories)
+    elif row.repositories is None:
+        row.repositories = []
     row.permissions = dict(details.permissions)
     row.deleted_at = None
     if not details.suspended:
@@ -157,6 +177,53 @@ async def link_installation(
     row.org_id = org.id
     await session.flush()
     return row
+
+
+class ReadInstallationRepositories:
+    """The ``installation_repositories`` job: read from GitHub, as the App, which repositories
+    a live installation covers, and store them (queued when one is unsuspended)."""
+
+    def __init__(self, hctx: HandlerContext) -> None:
+        self.hctx = hctx
+
+    async def run(self, job: ClaimedJob) -> None:
+        row_id = job.payload.get("installation")
+        if not isinstance(row_id, int):
+            raise PermanentJobError("payload has no installation")
+        runtime, shared = self.hctx.runtime, self.hctx.shared
+        async with runtime.sessions() as session:
+            row = await session.get(Installation, row_id)
+            if row is None or row.deleted_at is not None or row.suspended_at is not None:
+                return  # gone or suspended again meanwhile: nothing can be read
+            app = await session.get_one(GithubApp, row.github_app_id)
+            key = runtime.vault.decrypt(
+                app.private_key_enc, github_app_owner(app.id, "private_key")
+            )
+            installation_id, app_id, api_url = row.installation_id, app.app_id, app.api_url
+        # No transaction is open while GitHub answers.
+        client = GithubAppClient(
+            app_id=app_id,
+            private_key=key.reveal(),
+            http=shared.http,
+            shared=shared.github,
+            api_url=api_url,
+        )
+        try:
+            details = await client.installation(installation_id)
+        except InstallationGone:
+            raise
+        except NotFound as exc:
+            raise PermanentJobError(f"installation {installation_id}: {exc}") from exc
+        if details.suspended:
+            return
+        async with runtime.sessions.begin() as session:
+            row = await session.get(Installation, row_id)
+            if row is not None:
+                row.repositories = list(details.repositories)
+        log.info(
+            "installation repositories read",
+            extra={"installation": installation_id, "count": len(details.repositories)},
+        )
 
 
 async def mark_installation_gone(session: AsyncSession, gone: InstallationGone) -> bool:

@@ -12,13 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from bot.ci_context import CiContext
+from bot.events import InstallationChanged
+from bot.handlers.installation import READ_REPOSITORIES_JOB, apply_installation_change
+from bot.jobs import job_handlers
 from bot.runtime import build_runtime
 from config.settings import load_settings
 from providers.factory import ProviderShared, find_installation, resolve_provider
 from providers.github import GithubProvider
 from storage import orgs
+from storage.models import Job
+from storage.queue import ClaimedJob
 from tests.bot.test_cli import aac
 from tests.fakes.github import FakeGithub, Fault
 from tests.github_constants import APP_ID, APP_SLUG, INSTALLATION_ID, OWNER, _pem_pair
@@ -229,3 +235,56 @@ def test_link_with_two_apps_needs_and_uses_app_id(
         assert ghes.validation_errors == []
     finally:
         ghes.stop()
+
+
+# -- link: a suspended installation ------------------------------------------------------
+async def test_link_of_a_suspended_installation_reads_its_repositories_once_unsuspended(
+    db: str, fake: FakeGithub, pem: Path
+) -> None:
+    """GitHub mints no token for a suspended installation (403), so linking reads it with the
+    App's JWT only; the ``installation unsuspend`` event then has its repositories read."""
+    assert configure(db, pem, fake.url).returncode == 0
+    fake.set_installation_repositories(INSTALLATION_ID, [f"{OWNER}/widgets"])
+    fake.suspend(INSTALLATION_ID)
+    linked = link(db, INSTALLATION_ID, OWNER)
+    assert linked.returncode == 0, linked.stderr
+    assert "suspended; repositories will be read when it is unsuspended" in linked.stdout
+    [(iid, account, stored, org, _app_id, deleted)] = installations(db)
+    assert (iid, account, json.loads(stored), org, deleted) == (
+        INSTALLATION_ID,
+        OWNER,
+        [],
+        OWNER,
+        None,
+    )
+    assert query(db, "SELECT suspended_at IS NOT NULL FROM installations") == [(1,)]
+    assert not [r for r in fake.requests if "access_tokens" in r.path]
+
+    # Unsuspended on GitHub; its event (GitHub's example lists no repositories) queues a read.
+    del fake.suspended[INSTALLATION_ID]
+    runtime = build_runtime(load_settings({"AAC_DATABASE_URL": db}))
+    shared = ProviderShared()
+    try:
+        async with runtime.sessions.begin() as session:
+            await apply_installation_change(
+                session,
+                InstallationChanged(
+                    installation_id=INSTALLATION_ID,
+                    action="installation.unsuspend",
+                    account_login=OWNER,
+                    account_type="Organization",
+                    app_id=APP_ID,
+                ),
+            )
+        async with runtime.sessions() as session:
+            [job] = (
+                await session.execute(select(Job).where(Job.kind == READ_REPOSITORIES_JOB))
+            ).scalars()
+            claimed = ClaimedJob(job.id, job.kind, job.payload, 1, job.max_attempts)
+        await job_handlers(runtime, shared)[READ_REPOSITORIES_JOB](claimed)
+    finally:
+        await shared.close()
+        await runtime.close()
+    [(_, _, stored, _, _, _)] = installations(db)
+    assert json.loads(stored) == [f"{OWNER}/widgets"]
+    assert query(db, "SELECT suspended_at FROM installations") == [(None,)]
