@@ -288,3 +288,55 @@ async def test_link_of_a_suspended_installation_reads_its_repositories_once_unsu
     [(_, _, stored, _, _, _)] = installations(db)
     assert json.loads(stored) == [f"{OWNER}/widgets"]
     assert query(db, "SELECT suspended_at FROM installations") == [(None,)]
+
+
+# -- --api-url: the App's JWT goes there ---------------------------------------------------
+@pytest.mark.parametrize(
+    ("api_url", "shown"),
+    [
+        ("http://github.example.com/api/v3", "must start with https://"),
+        ("https://x-access-token:ghs_LEAKED@github.example.com", "must not contain credentials"),
+        ("ftp://github.example.com", "must start with https://"),
+    ],
+)
+def test_configure_refuses_an_api_url_the_jwt_must_not_go_to(
+    db: str, fake: FakeGithub, pem: Path, api_url: str, shown: str
+) -> None:
+    refused = configure(db, pem, api_url)
+    assert refused.returncode == 2
+    assert "--api-url" in refused.stderr
+    assert shown in refused.stderr
+    assert "LEAKED" not in refused.stderr + refused.stdout
+    assert "Traceback" not in refused.stderr
+    assert query(db, "SELECT count(*) FROM github_apps") == [(0,)]
+    assert fake.requests == []
+
+
+def test_configure_accepts_https_and_http_to_this_machine(db: str, pem: Path) -> None:
+    for url in ("https://ghe.example.com/api/v3/", "http://localhost:9/api/v3"):
+        done = configure(db, pem, url, "--slug", "my-aac")
+        assert done.returncode == 0, done.stderr
+    assert query(db, "SELECT api_url FROM github_apps ORDER BY id") == [
+        ("https://ghe.example.com/api/v3",),
+        ("http://localhost:9/api/v3",),
+    ]
+
+
+def test_link_refuses_an_api_url_the_jwt_must_not_go_to(
+    db: str, fake: FakeGithub, pem: Path
+) -> None:
+    assert configure(db, pem, fake.url).returncode == 0
+    fake.reset()
+    refused = link(db, INSTALLATION_ID, OWNER, "--api-url", "http://ghe.example.com/api/v3")
+    assert refused.returncode == 2
+    assert "--api-url" in refused.stderr
+    assert "must start with https://" in refused.stderr
+    # An App stored before the rule, with a plain http:// URL elsewhere: no JWT sent there.
+    with contextlib.closing(sqlite3.connect(db.split(":///", 1)[1])) as conn, conn:
+        conn.execute("UPDATE github_apps SET api_url = 'http://ghe.example.com/api/v3'")
+    stale = link(db, INSTALLATION_ID, OWNER)
+    assert stale.returncode == 2
+    assert "must start with https://" in stale.stderr
+    assert "configure` it again" in stale.stderr
+    assert installations(db) == []
+    assert fake.requests == []
