@@ -375,6 +375,15 @@ def github_app(args: argparse.Namespace, settings: Settings) -> int:
     return _with_runtime(settings, lambda runtime: _link_installation(args, runtime))
 
 
+def _checked_api_url(api_url: str, consequence: str) -> str:
+    """``--api-url`` under the rule integration base URLs follow (storage/orgs.py): the App's
+    JWT travels to it, so https:// only, http:// to this machine, no credentials in it."""
+    try:
+        return orgs.checked_base_url(api_url)
+    except orgs.OrgError as exc:
+        raise CliError(f"--api-url: {exc}; {consequence}", EXIT_USAGE) from None
+
+
 def _configure_github_app(args: argparse.Namespace, settings: Settings) -> int:
     """Store an App's credentials. Without ``--slug`` the slug is asked from GitHub first
     (``GET /app`` with the App's JWT), which also proves the key belongs to the App ID:
@@ -388,6 +397,7 @@ def _configure_github_app(args: argparse.Namespace, settings: Settings) -> int:
 
     if not args.webhook_secret_stdin:
         raise CliError("pass --webhook-secret-stdin and pipe the App's webhook secret in", 2)
+    api_url = _checked_api_url(args.api_url, "nothing stored")
     key_path = Path(args.private_key_file)
     try:
         pem = key_path.read_text()
@@ -400,7 +410,6 @@ def _configure_github_app(args: argparse.Namespace, settings: Settings) -> int:
     secret = sys.stdin.read().strip()
     if not secret:
         raise CliError("no webhook secret on stdin", EXIT_USAGE)
-    api_url = args.api_url.rstrip("/")
 
     async def ask_slug() -> str:
         shared = ProviderShared()
@@ -479,13 +488,18 @@ async def _link_installation(args: argparse.Namespace, runtime: Runtime) -> int:
     from storage.secret_fields import github_app_owner
 
     installation_id = args.installation
+    wanted_url = None if args.api_url is None else _checked_api_url(args.api_url, "nothing sent")
     async with runtime.sessions() as session:
         organisation = await orgs.get_org(session, args.org)
         try:
-            app = await choose_app(session, app_id=args.app_id, api_url=args.api_url)
+            app = await choose_app(session, app_id=args.app_id, api_url=wanted_url)
         except LookupError as exc:
             raise CliError(str(exc), EXIT_USAGE) from None
-        app_row_id, app_id, api_url = app.id, app.app_id, app.api_url
+        app_row_id, app_id = app.id, app.app_id
+        # Stored before the rule existed, perhaps: checked again before the JWT goes there.
+        api_url = _checked_api_url(
+            app.api_url, f"App {app_id} is stored with it: `aac github-app configure` it again"
+        )
         key = runtime.vault.decrypt(app.private_key_enc, github_app_owner(app.id, "private_key"))
     shared = ProviderShared()
     try:
@@ -518,12 +532,19 @@ async def _link_installation(args: argparse.Namespace, runtime: Runtime) -> int:
         app = await session.get_one(GithubApp, app_row_id)
         organisation = await orgs.get_org(session, args.org)
         await link_installation(session, app, details, organisation)
+    account = details.account_login or "an unnamed account"
+    if details.suspended:
+        # GitHub mints no token for a suspended installation, so its repositories are unread.
+        say(
+            f"installation {installation_id} of {account} linked to {organisation.slug}; "
+            "suspended; repositories will be read when it is unsuspended, and nothing is "
+            "published until then"
+        )
+        return EXIT_OK
     count = len(details.repositories)
     say(
-        f"installation {installation_id} of {details.account_login or 'an unnamed account'} "
+        f"installation {installation_id} of {account} "
         f"({count} {'repository' if count == 1 else 'repositories'}) now publishes for "
         f"{organisation.slug}"
     )
-    if details.suspended:
-        say("it is suspended on GitHub: nothing is published until it is unsuspended")
     return EXIT_OK

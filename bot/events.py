@@ -31,6 +31,7 @@ class StartPullRequestCycles:
     ref: str
     base_ref: str
     draft: bool
+    api_url: str = ""  # the API the repository lives under: tells hosts' installations apart
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,7 @@ class CancelPullRequestCycles:
     installation_id: int | None
     repository: str
     pr: int
+    api_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,7 @@ class IngestWorkflowRun:
     conclusion: str | None
     pr: int | None
     base_ref: str | None
+    api_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,7 @@ class Rerun:
     reanalyse: bool = False
     requested_by: str | None = None
     needs_permission_check: bool = False
+    api_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,17 @@ def _repo(payload: dict[str, Any]) -> str:
     return str((payload.get("repository") or {}).get("full_name") or "")
 
 
+def _api_url(payload: dict[str, Any]) -> str:
+    """The API base URL of the payload's repository (``repository.url`` is
+    ``<api>/repos/<owner>/<name>``), or "" when it does not have that shape."""
+    repository = payload.get("repository") or {}
+    url, name = str(repository.get("url") or ""), str(repository.get("full_name") or "")
+    suffix = f"/repos/{name}"
+    if not name or not url.lower().endswith(suffix.lower()):
+        return ""
+    return url[: -len(suffix)]
+
+
 def is_own_event(payload: dict[str, Any], bot_logins: set[str]) -> bool:
     """True when the bot itself caused this event (its comment, its check run)."""
     sender = payload.get("sender") or {}
@@ -124,7 +139,12 @@ def map_github_event(event: str, payload: dict[str, Any], *, bot_logins: set[str
         suite = payload.get("check_suite") or {}
         if action == "requested":
             return Ignore("check suites are started by pull request and workflow events")
-        return Rerun(_installation(payload), _repo(payload), sha=str(suite.get("head_sha") or ""))
+        return Rerun(
+            _installation(payload),
+            _repo(payload),
+            sha=str(suite.get("head_sha") or ""),
+            api_url=_api_url(payload),
+        )
     if event == "check_run":
         return _check_run(action, payload)
     if event == "issue_comment":
@@ -136,7 +156,9 @@ def _pull_request(action: str, payload: dict[str, Any]) -> Action:
     pr = payload.get("pull_request") or {}
     number = int(payload.get("number") or pr.get("number") or 0)
     if action == "closed":
-        return CancelPullRequestCycles(_installation(payload), _repo(payload), number)
+        return CancelPullRequestCycles(
+            _installation(payload), _repo(payload), number, api_url=_api_url(payload)
+        )
     if action not in PR_START_ACTIONS:
         return Ignore(f"pull_request.{action} does not start cycles")
     head, base = pr.get("head") or {}, pr.get("base") or {}
@@ -148,6 +170,7 @@ def _pull_request(action: str, payload: dict[str, Any]) -> Action:
         ref=str(head.get("ref") or ""),
         base_ref=str(base.get("ref") or ""),
         draft=bool(pr.get("draft")),
+        api_url=_api_url(payload),
     )
 
 
@@ -169,6 +192,7 @@ def _workflow_run(action: str, payload: dict[str, Any]) -> Action:
         conclusion=run.get("conclusion"),
         pr=int(first_pr["number"]) if first_pr.get("number") else None,
         base_ref=((first_pr.get("base") or {}).get("ref")),
+        api_url=_api_url(payload),
     )
 
 
@@ -177,7 +201,11 @@ def _check_run(action: str, payload: dict[str, Any]) -> Action:
     external = str(run.get("external_id") or "") or None
     if action == "rerequested":
         return Rerun(
-            _installation(payload), _repo(payload), sha=run.get("head_sha"), cycle_id=external
+            _installation(payload),
+            _repo(payload),
+            sha=run.get("head_sha"),
+            cycle_id=external,
+            api_url=_api_url(payload),
         )
     if action == "requested_action":
         identifier = (payload.get("requested_action") or {}).get("identifier")
@@ -189,6 +217,7 @@ def _check_run(action: str, payload: dict[str, Any]) -> Action:
             sha=run.get("head_sha"),
             cycle_id=external,
             reanalyse=identifier == REANALYSE_ACTION,
+            api_url=_api_url(payload),
         )
     return Ignore(f"check_run.{action} is not handled")
 
@@ -208,6 +237,7 @@ def _issue_comment(action: str, payload: dict[str, Any]) -> Action:
         reanalyse=match.group(1).lower() != "rerun",
         requested_by=str((comment.get("user") or {}).get("login") or ""),
         needs_permission_check=True,
+        api_url=_api_url(payload),
     )
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 from bot.analyse import AnalyseCycle
 from bot.cycles import ANALYSE_JOB, PUBLISH_JOB
 from bot.handlers.context import HandlerContext
-from bot.handlers.installation import gone_installation_is_permanent
+from bot.handlers.installation import (
+    READ_REPOSITORIES_JOB,
+    ReadInstallationRepositories,
+    gone_installation_is_permanent,
+)
 from bot.handlers.webhook_event import WebhookEventJob
 from bot.publish import PublishCycle
 from bot.runtime import Runtime
@@ -29,4 +33,7 @@ def job_handlers(runtime: Runtime, shared: ProviderShared | None = None) -> dict
         ANALYSE_JOB: AnalyseCycle(runtime, announce=publish.announce_analysis).run,
         PUBLISH_JOB: gone_installation_is_permanent(sessions, publish.run),
         WEBHOOK_JOB: gone_installation_is_permanent(sessions, WebhookEventJob(hctx).run),
+        READ_REPOSITORIES_JOB: gone_installation_is_permanent(
+            sessions, ReadInstallationRepositories(hctx).run
+        ),
     }

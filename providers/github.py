@@ -1029,7 +1029,7 @@ class InstallationDetails:
     account_type: str
     repositories: tuple[str, ...]
     permissions: dict[str, str]
-    suspended: bool
+    suspended: bool  # if so, ``repositories`` is empty: GitHub mints no token to list them
 
 
 class GithubAppClient:
@@ -1070,21 +1070,28 @@ class GithubAppClient:
 
     async def installation(self, installation_id: int) -> InstallationDetails:
         """``GET /app/installations/{id}`` for the account, then the installation's
-        repositories with an installation token (``GET /installation/repositories``)."""
+        repositories with an installation token (``GET /installation/repositories``).
+
+        A suspended installation comes without repositories: GitHub mints no token for it
+        (403) until it is unsuspended.
+        """
         data = await self._get(
             f"read installation {installation_id}",
             "/app/installations/{installation_id}",
             {"installation_id": installation_id},
         )
         account = data.get("account") or {}
-        provider = GithubProvider(
-            AppAuth(self._credentials, installation_id),
-            http=self._http,
-            shared=self._shared,
-            api_url=self._api_url,
-            requester=self._requester,
-        )
-        repositories = await provider.installation_repositories()
+        suspended = bool(data.get("suspended_at"))
+        repositories: list[str] = []
+        if not suspended:
+            provider = GithubProvider(
+                AppAuth(self._credentials, installation_id),
+                http=self._http,
+                shared=self._shared,
+                api_url=self._api_url,
+                requester=self._requester,
+            )
+            repositories = await provider.installation_repositories()
         try:
             return InstallationDetails(
                 installation_id=int(data["id"]),
@@ -1093,7 +1100,7 @@ class GithubAppClient:
                 account_type=str(account.get("type") or data.get("target_type") or ""),
                 repositories=tuple(repositories),
                 permissions={str(k): str(v) for k, v in (data.get("permissions") or {}).items()},
-                suspended=bool(data.get("suspended_at")),
+                suspended=suspended,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ProviderError("GitHub returned a malformed installation") from exc

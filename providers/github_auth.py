@@ -17,7 +17,7 @@ import gidgethub.apps
 import httpx
 from gidgethub.abc import GitHubAPI
 
-from providers.base import InstallationGone, NotFound, ProviderError
+from providers.base import InstallationGone, NotFound, ProviderError, Transient
 from providers.github_errors import translate_error
 
 # Refresh this long before GitHub's expires_at, so a token never dies mid-job.
@@ -52,7 +52,13 @@ class InstallationToken:
 async def mint_installation_token(
     gh: GitHubAPI, credentials: AppCredentials, installation_id: int, *, now: datetime
 ) -> InstallationToken:
-    """Ask GitHub for a new installation token; 404 -> InstallationGone, 401 -> AuthFailed."""
+    """Ask GitHub for a new installation token; 401 -> AuthFailed.
+
+    A 404 alone is not proof the installation is gone (GitHub's replicas lag behind a new
+    installation, and answers glitch): the App asks ``GET /app/installations/{id}``, and only
+    a 404 there too is InstallationGone. If GitHub still knows the installation, the token's
+    404 is Transient and the caller retries.
+    """
     try:
         response: dict[str, Any] = await gidgethub.apps.get_installation_access_token(
             gh,
@@ -63,9 +69,7 @@ async def mint_installation_token(
     except (gidgethub.HTTPException, httpx.TransportError) as exc:
         error = translate_error(exc, now=now, action="mint installation token")
         if isinstance(error, NotFound):
-            error = InstallationGone(
-                f"GitHub installation {installation_id} is gone (uninstalled?)", installation_id
-            )
+            error = await _confirm_gone(gh, credentials, installation_id, now=now)
         raise error from exc
     try:
         token = str(response["token"])
@@ -75,6 +79,33 @@ async def mint_installation_token(
     if expires_at.tzinfo is None:
         expires_at = expires_at.replace(tzinfo=UTC)
     return InstallationToken(token=token, expires_at=expires_at)
+
+
+async def _confirm_gone(
+    gh: GitHubAPI, credentials: AppCredentials, installation_id: int, *, now: datetime
+) -> ProviderError:
+    """What a 404 on minting means, as the App's own view of the installation says."""
+    api_url = str(gh.base_url).rstrip("/")
+    try:
+        await gh.getitem(
+            "/app/installations/{installation_id}",
+            {"installation_id": installation_id},
+            jwt=credentials.jwt(),
+        )
+    except (gidgethub.HTTPException, httpx.TransportError) as exc:
+        error = translate_error(exc, now=now, action=f"read installation {installation_id}")
+        if isinstance(error, NotFound):
+            return InstallationGone(
+                f"GitHub installation {installation_id} is gone (uninstalled?)",
+                installation_id,
+                app_id=int(credentials.app_id),
+                api_url=api_url,
+            )
+        return error
+    return Transient(
+        f"GitHub refused a token for installation {installation_id} (404) but still knows "
+        "the installation; will retry"
+    )
 
 
 class InstallationTokenCache:

@@ -118,13 +118,23 @@ class GithubApp(Base):
 
 
 class Installation(Base):
-    """A GitHub App installation, mapped to the organisation whose cycles it publishes."""
+    """A GitHub App installation, mapped to the organisation whose cycles it publishes.
+
+    Installation ids are unique per App only: GitHub Enterprise Servers number their
+    installations from 1, so github.com's installation 3 and a GHES's are different rows.
+    """
 
     __tablename__ = "installations"
+    __table_args__ = (
+        UniqueConstraint(
+            "github_app_id", "installation_id", name="uq_installations_app_installation"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPk, primary_key=True)
     github_app_id: Mapped[int] = mapped_column(ForeignKey("github_apps.id", ondelete="CASCADE"))
-    installation_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    # Webhooks other than ``installation`` name the installation by id alone.
+    installation_id: Mapped[int] = mapped_column(BigInteger, index=True)
     account_login: Mapped[str] = mapped_column(String(200))
     account_type: Mapped[str] = mapped_column(String(32), default="Organization")
     org_id: Mapped[int | None] = mapped_column(

@@ -14,26 +14,24 @@ from bot.ci_context import CiContext
 from bot.cycles import queue_publish
 from bot.events import CancelPullRequestCycles, StartPullRequestCycles
 from bot.handlers.context import HandlerContext
+from bot.handlers.installation import installation_for_event
 from bot.handlers.repo_files import github_provider, read_repo_config
 from config.repo_config import RepoConfig
 from providers.github import GithubProvider
-from storage.models import Installation, Organization, TestCycle
+from storage.models import Organization, TestCycle
 from storage.types import utcnow
 
 log = logging.getLogger("aac.handlers.pull_request")
 
 
 async def installation_org(
-    session: AsyncSession, installation_id: int | None
+    session: AsyncSession, installation_id: int | None, api_url: str = ""
 ) -> Organization | None:
-    """The organisation a live installation is linked to, or None (logged)."""
+    """The organisation a live installation is linked to, or None (logged). ``api_url``, the
+    API the event's repository lives under, picks the host when several have the id."""
     if installation_id is None:
         return None
-    row = (
-        await session.execute(
-            select(Installation).where(Installation.installation_id == installation_id)
-        )
-    ).scalar_one_or_none()
+    row = await installation_for_event(session, installation_id, api_url)
     if row is None or row.org_id is None or row.deleted_at or row.suspended_at:
         log.info(
             "installation is unknown, unlinked or suspended; event ignored",
@@ -58,10 +56,11 @@ async def repo_at_commit(
     installation_id: int | None,
     repository: str,
     sha: str,
+    api_url: str = "",
 ) -> RepoAtCommit | None:
     """The installation's organisation, its GitHub provider and ``.aac.yml`` at ``sha``; None
     when any is missing (an invalid ``.aac.yml`` has been reported on the commit)."""
-    org = await installation_org(session, installation_id)
+    org = await installation_org(session, installation_id, api_url)
     if org is None:
         return None
     provider = await github_provider(hctx, session, org, repository, sha, installation_id)
@@ -78,7 +77,7 @@ async def start_pull_request_cycles(
 ) -> list[TestCycle]:
     """Open one cycle per configured suite and queue its 'queued' check run."""
     repo = await repo_at_commit(
-        hctx, session, action.installation_id, action.repository, action.sha
+        hctx, session, action.installation_id, action.repository, action.sha, action.api_url
     )
     if repo is None:
         return []
@@ -114,7 +113,7 @@ async def cancel_pull_request_cycles(
     session: AsyncSession, action: CancelPullRequestCycles
 ) -> list[TestCycle]:
     """Closed PR: its cycles still collecting or analysing are cancelled (and say so)."""
-    org = await installation_org(session, action.installation_id)
+    org = await installation_org(session, action.installation_id, action.api_url)
     if org is None:
         return []
     rows = await session.execute(

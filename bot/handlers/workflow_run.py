@@ -67,7 +67,7 @@ async def ingest_workflow_run(
 ) -> list[TestCycle]:
     """Download, parse and store the run's results per configured suite; complete the cycles."""
     repo = await repo_at_commit(
-        hctx, session, action.installation_id, action.repository, action.sha
+        hctx, session, action.installation_id, action.repository, action.sha, action.api_url
     )
     if repo is None:
         return []

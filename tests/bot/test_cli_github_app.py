@@ -12,13 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from bot.ci_context import CiContext
+from bot.events import InstallationChanged
+from bot.handlers.installation import READ_REPOSITORIES_JOB, apply_installation_change
+from bot.jobs import job_handlers
 from bot.runtime import build_runtime
 from config.settings import load_settings
 from providers.factory import ProviderShared, find_installation, resolve_provider
 from providers.github import GithubProvider
 from storage import orgs
+from storage.models import Job
+from storage.queue import ClaimedJob
 from tests.bot.test_cli import aac
 from tests.fakes.github import FakeGithub, Fault
 from tests.github_constants import APP_ID, APP_SLUG, INSTALLATION_ID, OWNER, _pem_pair
@@ -229,3 +235,108 @@ def test_link_with_two_apps_needs_and_uses_app_id(
         assert ghes.validation_errors == []
     finally:
         ghes.stop()
+
+
+# -- link: a suspended installation ------------------------------------------------------
+async def test_link_of_a_suspended_installation_reads_its_repositories_once_unsuspended(
+    db: str, fake: FakeGithub, pem: Path
+) -> None:
+    """GitHub mints no token for a suspended installation (403), so linking reads it with the
+    App's JWT only; the ``installation unsuspend`` event then has its repositories read."""
+    assert configure(db, pem, fake.url).returncode == 0
+    fake.set_installation_repositories(INSTALLATION_ID, [f"{OWNER}/widgets"])
+    fake.suspend(INSTALLATION_ID)
+    linked = link(db, INSTALLATION_ID, OWNER)
+    assert linked.returncode == 0, linked.stderr
+    assert "suspended; repositories will be read when it is unsuspended" in linked.stdout
+    [(iid, account, stored, org, _app_id, deleted)] = installations(db)
+    assert (iid, account, json.loads(stored), org, deleted) == (
+        INSTALLATION_ID,
+        OWNER,
+        [],
+        OWNER,
+        None,
+    )
+    assert query(db, "SELECT suspended_at IS NOT NULL FROM installations") == [(1,)]
+    assert not [r for r in fake.requests if "access_tokens" in r.path]
+
+    # Unsuspended on GitHub; its event (GitHub's example lists no repositories) queues a read.
+    del fake.suspended[INSTALLATION_ID]
+    runtime = build_runtime(load_settings({"AAC_DATABASE_URL": db}))
+    shared = ProviderShared()
+    try:
+        async with runtime.sessions.begin() as session:
+            await apply_installation_change(
+                session,
+                InstallationChanged(
+                    installation_id=INSTALLATION_ID,
+                    action="installation.unsuspend",
+                    account_login=OWNER,
+                    account_type="Organization",
+                    app_id=APP_ID,
+                ),
+            )
+        async with runtime.sessions() as session:
+            [job] = (
+                await session.execute(select(Job).where(Job.kind == READ_REPOSITORIES_JOB))
+            ).scalars()
+            claimed = ClaimedJob(job.id, job.kind, job.payload, 1, job.max_attempts)
+        await job_handlers(runtime, shared)[READ_REPOSITORIES_JOB](claimed)
+    finally:
+        await shared.close()
+        await runtime.close()
+    [(_, _, stored, _, _, _)] = installations(db)
+    assert json.loads(stored) == [f"{OWNER}/widgets"]
+    assert query(db, "SELECT suspended_at FROM installations") == [(None,)]
+
+
+# -- --api-url: the App's JWT goes there ---------------------------------------------------
+@pytest.mark.parametrize(
+    ("api_url", "shown"),
+    [
+        ("http://github.example.com/api/v3", "must start with https://"),
+        ("https://x-access-token:ghs_LEAKED@github.example.com", "must not contain credentials"),
+        ("ftp://github.example.com", "must start with https://"),
+    ],
+)
+def test_configure_refuses_an_api_url_the_jwt_must_not_go_to(
+    db: str, fake: FakeGithub, pem: Path, api_url: str, shown: str
+) -> None:
+    refused = configure(db, pem, api_url)
+    assert refused.returncode == 2
+    assert "--api-url" in refused.stderr
+    assert shown in refused.stderr
+    assert "LEAKED" not in refused.stderr + refused.stdout
+    assert "Traceback" not in refused.stderr
+    assert query(db, "SELECT count(*) FROM github_apps") == [(0,)]
+    assert fake.requests == []
+
+
+def test_configure_accepts_https_and_http_to_this_machine(db: str, pem: Path) -> None:
+    for url in ("https://ghe.example.com/api/v3/", "http://localhost:9/api/v3"):
+        done = configure(db, pem, url, "--slug", "my-aac")
+        assert done.returncode == 0, done.stderr
+    assert query(db, "SELECT api_url FROM github_apps ORDER BY id") == [
+        ("https://ghe.example.com/api/v3",),
+        ("http://localhost:9/api/v3",),
+    ]
+
+
+def test_link_refuses_an_api_url_the_jwt_must_not_go_to(
+    db: str, fake: FakeGithub, pem: Path
+) -> None:
+    assert configure(db, pem, fake.url).returncode == 0
+    fake.reset()
+    refused = link(db, INSTALLATION_ID, OWNER, "--api-url", "http://ghe.example.com/api/v3")
+    assert refused.returncode == 2
+    assert "--api-url" in refused.stderr
+    assert "must start with https://" in refused.stderr
+    # An App stored before the rule, with a plain http:// URL elsewhere: no JWT sent there.
+    with contextlib.closing(sqlite3.connect(db.split(":///", 1)[1])) as conn, conn:
+        conn.execute("UPDATE github_apps SET api_url = 'http://ghe.example.com/api/v3'")
+    stale = link(db, INSTALLATION_ID, OWNER)
+    assert stale.returncode == 2
+    assert "must start with https://" in stale.stderr
+    assert "configure` it again" in stale.stderr
+    assert installations(db) == []
+    assert fake.requests == []

@@ -314,6 +314,8 @@ class FakeGithub:
             self.artifacts: dict[tuple[str, int], list[dict[str, Any]]] = {}
             self.permissions: dict[tuple[str, str], tuple[str, str]] = {}
             self.installations = dict(self._installation_accounts)
+            # installation id -> when it was suspended (tokens are refused meanwhile)
+            self.suspended: dict[int, datetime] = {}
             # installation id -> the ``owner/name``s it covers (GET /installation/repositories)
             self.installation_repositories: dict[int, list[str]] = {}
             self.pats = dict(self._pat_logins)
@@ -366,6 +368,17 @@ class FakeGithub:
         lists them to its tokens."""
         with self._lock:
             self.installation_repositories[installation_id] = list(repos)
+
+    def suspend(self, installation_id: int) -> None:
+        """Suspend an installation: GitHub still describes it, but mints no token for it."""
+        with self._lock:
+            self.suspended[installation_id] = datetime.now(UTC)
+
+    def uninstall(self, installation_id: int) -> None:
+        """Forget an installation: every call naming it answers 404."""
+        with self._lock:
+            self.installations.pop(installation_id, None)
+            self.suspended.pop(installation_id, None)
 
     def set_permission(self, repo: str, user: str, role: str, base: str | None = None) -> None:
         """Give ``user`` a repository role; a custom role needs the built-in ``base`` it extends."""
@@ -691,6 +704,7 @@ class FakeGithub:
 
     def _get_installation(self, call: _Call) -> _Reply:
         installation_id = self._installation_id(call)
+        suspended = self.suspended.get(installation_id)
         return _Reply(
             200,
             {
@@ -701,11 +715,22 @@ class FakeGithub:
                 "target_type": "Organization",
                 "repository_selection": "all",
                 "permissions": {"checks": "write", "issues": "write"},
+                "suspended_at": None if suspended is None else _iso(suspended),
+                "suspended_by": None
+                if suspended is None
+                else {"login": "octo-admin", "type": "User"},
             },
         )
 
     def _create_token(self, call: _Call) -> _Reply:
         installation_id = self._installation_id(call)
+        if installation_id in self.suspended:
+            raise _error(
+                403,
+                "This installation has been suspended",
+                documentation_url=DOCS
+                + "/apps/apps#create-an-installation-access-token-for-an-app",
+            )
         token = self.token_factory()
         expires = datetime.now(UTC) + self.token_ttl
         self._tokens[token] = (installation_id, expires)

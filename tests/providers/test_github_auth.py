@@ -12,11 +12,18 @@ import jwt
 import pytest
 
 from bot.ci_context import CiContext
-from providers.base import AuthFailed, CheckState, CommitStatus, NotFound
+from providers.base import (
+    AuthFailed,
+    CheckState,
+    CommitStatus,
+    InstallationGone,
+    NotFound,
+    Transient,
+)
 from providers.github import GithubProvider, GithubShared
 from providers.github_auth import AppCredentials, InstallationToken, InstallationTokenCache
-from tests.fakes.github import FakeGithub
-from tests.providers.conftest import APP_ID, REPOSITORY, SHA, _pem_pair
+from tests.fakes.github import FakeGithub, Fault
+from tests.providers.conftest import APP_ID, INSTALLATION_ID, REPOSITORY, SHA, _pem_pair
 
 CTX = CiContext(source="github", repository=REPOSITORY, sha=SHA, pr=7)
 STATUS = CommitStatus(
@@ -111,6 +118,32 @@ async def test_installation_gone_is_not_found(
     with pytest.raises(NotFound, match="installation 999"):
         await app_provider(installation_id=999).update_commit_status(CTX, STATUS)
     assert not fake_github.check_runs
+
+
+async def test_installation_gone_is_confirmed_and_names_the_app(
+    app_provider: Callable[..., GithubProvider], fake_github: FakeGithub
+) -> None:
+    with pytest.raises(InstallationGone) as raised:
+        await app_provider(installation_id=999).update_commit_status(CTX, STATUS)
+    gone = raised.value
+    assert (gone.installation_id, gone.app_id, gone.api_url) == (999, APP_ID, fake_github.url)
+    asked = [(r.method, r.path, r.credential, r.status) for r in fake_github.requests]
+    assert asked == [
+        ("POST", "/app/installations/999/access_tokens", "jwt", 404),
+        ("GET", "/app/installations/999", "jwt", 404),
+    ]
+
+
+async def test_a_token_404_for_a_known_installation_is_transient(
+    app_provider: Callable[..., GithubProvider], fake_github: FakeGithub
+) -> None:
+    """Replication lag or a glitch: GitHub still describes the installation, so retry."""
+    mint = f"/app/installations/{INSTALLATION_ID}/access_tokens"
+    fake_github.inject(Fault("not_found", "POST", mint, times=10))
+    with pytest.raises(Transient, match="still knows the installation"):
+        await app_provider(max_attempts=1).update_commit_status(CTX, STATUS)
+    fake_github.faults.clear()
+    assert (await app_provider().update_commit_status(CTX, STATUS)).succeeded
 
 
 async def test_wrong_private_key_is_auth_failed(

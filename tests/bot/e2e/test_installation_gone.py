@@ -1,8 +1,10 @@
-"""An App uninstalled without the bot hearing of it: GitHub answers 404 to its token.
+"""An App uninstalled without the bot hearing of it: GitHub answers 404 to its token, and to
+the App's own ``GET /app/installations/{id}``.
 
-The job that meets it ends at once (no five retries into the dead queue), the installation is
-marked deleted, later cycles publish nowhere with a reason that says why, and an
-``installation created`` event brings it back.
+The job that meets it is parked dead at once (no retries), the installation is marked deleted,
+later cycles publish nowhere with a reason that says why, and an ``installation created``
+event brings it back. A token 404 for an installation GitHub still knows is a glitch: the job
+retries and nothing is marked.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from storage.models import Installation, Job, TestCycle
 from tests.bot.e2e.conftest import RunningBot, install, pull_request, wait_for
 from tests.bot.e2e.test_github_flow import FAILING_JUNIT
 from tests.fakes.github import Fault
-from tests.github_constants import INSTALLATION_ID
+from tests.github_constants import INSTALLATION_ID, OWNER
 
 SHA1 = "1" * 40
 SHA2 = "2" * 40
 SHA3 = "3" * 40
 MINT = f"/app/installations/{INSTALLATION_ID}/access_tokens"
+READ = f"/app/installations/{INSTALLATION_ID}"
 
 
 async def _jobs(bot: RunningBot, kind: str) -> list[Job]:
@@ -40,7 +43,7 @@ async def test_a_404_on_the_token_marks_the_installation_gone(
     bot: RunningBot, tmp_path: Path
 ) -> None:
     await install(bot)
-    bot.github.inject(Fault("not_found", "POST", MINT, times=1000))
+    bot.github.uninstall(INSTALLATION_ID)
     assert (await bot.deliver("pull_request", pull_request("opened", 7, SHA1))).status_code == 202
 
     async def webhook_job_finished() -> bool:
@@ -53,6 +56,8 @@ async def test_a_404_on_the_token_marks_the_installation_gone(
     assert f"installation {INSTALLATION_ID} is gone" in (job.last_error or "")
     assert (await _installation(bot)).deleted_at is not None
     assert len([r for r in bot.github.requests if r.path == MINT]) == 1
+    [confirmed] = [r for r in bot.github.requests if r.path == READ]
+    assert (confirmed.credential, confirmed.status) == ("jwt", 404)
 
     # A later cycle for the repository (from `aac report`) publishes nowhere, and says why.
     code, output = await bot.report(tmp_path, sha=SHA2, pr=7, junit=FAILING_JUNIT)
@@ -73,7 +78,7 @@ async def test_a_404_on_the_token_marks_the_installation_gone(
     assert len([r for r in bot.github.requests if r.path == MINT]) == 1  # nothing more asked
 
     # Installed again: the installation is live and publishes.
-    bot.github.faults.clear()
+    bot.github.installations[INSTALLATION_ID] = OWNER
     await install(bot)  # returns at once: the row is still linked
 
     async def revived() -> bool:
@@ -85,3 +90,24 @@ async def test_a_404_on_the_token_marks_the_installation_gone(
         lambda: any(r.head_sha == SHA3 for r in bot.github.check_runs.values()),
         what="a queued check run once installed again",
     )
+
+
+async def test_a_404_on_the_token_of_an_installation_github_knows_is_retried(
+    bot: RunningBot,
+) -> None:
+    """Three token 404s (every try of the first attempt) while ``GET /app/installations/{id}``
+    still answers: the job fails as a transient error, runs again and opens the check run."""
+    await install(bot)
+    bot.github.inject(Fault("not_found", "POST", MINT, times=3))
+    assert (await bot.deliver("pull_request", pull_request("opened", 7, SHA1))).status_code == 202
+    await wait_for(
+        lambda: any(r.head_sha == SHA1 for r in bot.github.check_runs.values()),
+        timeout=30,
+        what="a queued check run once the token is minted",
+    )
+    job = (await _jobs(bot, WEBHOOK_JOB))[-1]
+    assert (job.status, job.attempts) == ("done", 2)
+    assert "still knows the installation" in (job.last_error or "")
+    assert (await _installation(bot)).deleted_at is None
+    reads = [r for r in bot.github.requests if r.path == READ]
+    assert [(r.credential, r.status) for r in reads] == [("jwt", 200)] * 3

@@ -4,11 +4,12 @@ from sqlalchemy import select
 
 from bot import cycles
 from bot.ci_context import CiContext
-from bot.events import CancelPullRequestCycles, InstallationChanged
+from bot.events import CancelPullRequestCycles, InstallationChanged, map_github_event
 from bot.github_app import configure_app
-from bot.handlers.installation import apply_installation_change
-from bot.handlers.pull_request import cancel_pull_request_cycles
+from bot.handlers.installation import apply_installation_change, mark_installation_gone
+from bot.handlers.pull_request import cancel_pull_request_cycles, installation_org
 from bot.runtime import Runtime
+from providers.base import InstallationGone
 from storage import orgs
 from storage.models import Installation, Job
 from tests.github_constants import _pem_pair
@@ -138,3 +139,81 @@ async def test_the_token_url_tells_apps_with_the_same_id_apart(runtime: Runtime)
             )
             is None
         )
+
+
+async def test_the_same_installation_id_on_two_hosts_is_two_installations(
+    runtime: Runtime,
+) -> None:
+    """A GitHub Enterprise Server counts installations from 1 too: its installation 77 is not
+    github.com's. Its events neither re-point nor merge into github.com's row, events naming
+    the id alone go to the host their repository URL names, and a gone one is only that
+    host's."""
+    ghes_url = "https://ghe.example.com/api/v3"
+    async with runtime.sessions.begin() as session:
+        dotcom = await configure_app(
+            session, runtime.vault, app_id=1, private_key_pem=PEM, webhook_secret="s" * 20
+        )
+        ghes = await configure_app(
+            session,
+            runtime.vault,
+            app_id=2,
+            private_key_pem=PEM,
+            webhook_secret="t" * 20,
+            api_url=ghes_url,
+        )
+        octo = await orgs.create_org(session, "octo-org")
+        await orgs.create_org(session, "ghe-team")
+        await apply_installation_change(
+            session, change("installation.created", app_id=1, repositories_added=["octo-org/a"])
+        )
+        await apply_installation_change(
+            session,
+            InstallationChanged(
+                installation_id=77,
+                action="installation.created",
+                account_login="ghe-team",
+                account_type="Organization",
+                repositories_added=["ghe-team/tools"],
+                app_id=2,
+            ),
+        )
+    async with runtime.sessions() as session:
+        rows = (await session.execute(select(Installation).order_by(Installation.id))).scalars()
+        assert [(r.github_app_id, r.account_login, r.repositories) for r in rows] == [
+            (dotcom.id, "Octo-Org", ["octo-org/a"]),
+            (ghes.id, "ghe-team", ["ghe-team/tools"]),
+        ]
+        assert await installation_org(session, 77) is None  # which host? not guessed
+        found = await installation_org(session, 77, "https://api.github.com")
+        assert found is not None
+        assert found.id == octo.id
+        found = await installation_org(session, 77, ghes_url)
+        assert found is not None
+        assert found.slug == "ghe-team"
+    async with runtime.sessions.begin() as session:
+        gone = InstallationGone("gone", 77, app_id=2, api_url=ghes_url)
+        assert await mark_installation_gone(session, gone) is True
+    async with runtime.sessions() as session:
+        rows = (await session.execute(select(Installation).order_by(Installation.id))).scalars()
+        assert [r.deleted_at is None for r in rows] == [True, False]
+
+
+def test_events_carry_the_api_url_of_their_repository() -> None:
+    payload = {
+        "action": "closed",
+        "number": 5,
+        "installation": {"id": 77},
+        "repository": {
+            "full_name": "ghe-team/tools",
+            "url": "https://ghe.example.com/api/v3/repos/ghe-team/tools",
+        },
+        "sender": {"login": "someone"},
+    }
+    action = map_github_event("pull_request", payload, bot_logins=set())
+    assert action == CancelPullRequestCycles(
+        77, "ghe-team/tools", 5, api_url="https://ghe.example.com/api/v3"
+    )
+    payload["repository"]["url"] = "https://github.com/ghe-team/tools"  # type: ignore[index]
+    action = map_github_event("pull_request", payload, bot_logins=set())
+    assert isinstance(action, CancelPullRequestCycles)
+    assert action.api_url == ""
