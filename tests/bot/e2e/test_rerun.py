@@ -20,6 +20,8 @@ from tests.bot.e2e.conftest import (
     wait_for,
 )
 from tests.bot.e2e.test_github_flow import FAILING_JUNIT
+from tests.bot.e2e.transactions import idle_in_transaction
+from tests.fakes.github import Fault
 
 SHA1 = "1" * 40
 RUN_ID = 555
@@ -75,7 +77,8 @@ async def test_rerun_command_reanalyses_one_suite_and_reruns_the_others_workflow
 ) -> None:
     """The re-analysis is decided and committed before the workflow re-run is sent: that POST
     takes the installation's write slot, which on SQLite waited for the write lock the
-    re-analysis held in the same job's transaction until "database is locked"."""
+    re-analysis held in the same job's transaction until "database is locked"; on PostgreSQL
+    that transaction held the cycle's row lock until GitHub answered."""
     await install(bot)
     bot.github.add_contents(REPOSITORY, ".aac.yml", TWO_SUITES, ref=SHA1)
     bot.github.add_artifact(REPOSITORY, RUN_ID, "test-results", _artifact_zip())
@@ -99,8 +102,7 @@ async def test_rerun_command_reanalyses_one_suite_and_reruns_the_others_workflow
             "comment": {"body": "/aac rerun", "user": {"login": "maintainer"}},
         }
     )
-    started = time.monotonic()
-    assert (await bot.deliver("issue_comment", command)).status_code == 202
+    bot.github.inject(Fault("slow", method="POST", path=r".*/actions/runs/\d+/rerun"))
 
     async def both_done() -> bool:
         return (
@@ -109,8 +111,12 @@ async def test_rerun_command_reanalyses_one_suite_and_reruns_the_others_workflow
             and await _jobs_done(bot)
         )
 
-    await wait_for(both_done, timeout=8, what="the re-run and the re-analysis")
+    started = time.monotonic()
+    async with idle_in_transaction(bot) as seen:
+        assert (await bot.deliver("issue_comment", command)).status_code == 202
+        await wait_for(both_done, timeout=8, what="the re-run and the re-analysis")
     assert time.monotonic() - started < 5
+    assert seen == []
     async with bot.runtime.sessions() as session:
         attempts = (
             await session.execute(select(Job.attempts).where(Job.kind == "webhook_event"))
