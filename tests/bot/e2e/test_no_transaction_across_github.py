@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from tests.bot.e2e.conftest import (
     RunningBot,
     install,
     official_example,
+    pull_request,
     retarget,
     wait_for,
 )
@@ -31,6 +33,24 @@ def _postgresql_only(bot: RunningBot) -> None:
 
 def _received(bot: RunningBot, fragment: str) -> bool:
     return any(fragment in r.path for r in bot.github.requests)
+
+
+async def test_the_tree_is_read_with_no_transaction_open(bot: RunningBot, tmp_path: Path) -> None:
+    """Publishing a report with annotations lists the repository's files first."""
+    _postgresql_only(bot)
+    await install(bot)
+    await bot.deliver("pull_request", pull_request("opened", 7, SHA1))
+    await wait_for(lambda: bool(bot.github.check_runs), what="the queued check run")
+    bot.github.add_tree(REPOSITORY, SHA1, ["tests/test_api.py", "README.md"])
+    bot.github.inject(Fault("slow", method="GET", path=r".*/git/trees/.*", delay=SLOW))
+    async with idle_in_transaction(bot) as seen:
+        code, output = await bot.report(tmp_path, sha=SHA1, pr=7, junit=FAILING_JUNIT)
+        assert code == 0, output
+        [run] = bot.github.check_runs.values()
+        await wait_for(lambda: run.status == "completed", what="the report")
+    assert _received(bot, "/git/trees/")
+    assert seen == []
+    assert {a["path"] for a in run.annotations} == {"tests/test_api.py"}
 
 
 def _artifact_zip() -> bytes:
