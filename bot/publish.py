@@ -16,14 +16,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analyse import load_org_cycle, organisation_redactor
+from bot.ci_context import CiContext
 from bot.cycle_report import analyse_stored, cycle_context, report_for
 from bot.handlers.context import HandlerContext
 from bot.links import signed_report_url
 from bot.report.check_run import check_name, render_check_run
 from bot.report.comment import render_comment
+from bot.report.model import ReportModel
 from bot.worker import PermanentJobError
 from providers.base import (
     CheckState,
+    CiProvider,
     CommentBody,
     CommitStatus,
     Conclusion,
@@ -31,7 +34,7 @@ from providers.base import (
     PublishResult,
     RequestedAction,
 )
-from providers.factory import resolve_provider
+from providers.factory import NullProvider, resolve_provider
 from storage.models import TestCycle
 from storage.queue import ClaimedJob
 from storage.write_slots import WriteSlots
@@ -160,6 +163,11 @@ def comment_slot_key(cycle: TestCycle) -> str:
     return repr(("comment", cycle.org_id, cycle.source, cycle.repository, cycle.pr, cycle.suite))
 
 
+def cycle_slot_key(cycle_id: str) -> str:
+    """The write slot every publisher of one cycle takes (distinct from any comment's)."""
+    return repr(("publish", cycle_id))
+
+
 def _stored_comment(published: dict[str, Any] | None) -> PublishResult | None:
     result = _stored((published or {}).get("comment"))
     if result is None or not result.succeeded or not result.ids.get("comment_id"):
@@ -184,16 +192,30 @@ class PublishCycle:
         """Show "in progress" for a cycle whose analysis is still running, nothing else.
 
         Called by the analysis itself, which waits for it before storing its report, so the
-        completed state is published strictly after this one.
+        completed state is published strictly after this one. The status is checked in the
+        cycle's write slot (see ``publish``): a cycle cancelled or superseded meanwhile is
+        either not announced or completed again by its own publish job, which waits.
         """
         await self.publish(cycle_id, only_if_status="analysing")
 
     async def publish(self, cycle_id: str, *, only_if_status: str | None = None) -> None:
-        """Send the cycle's current state; with ``only_if_status``, only in that state."""
+        """Send the cycle's current state; with ``only_if_status``, only in that state.
+
+        One publisher per cycle at a time in every process (publish jobs and the analysis'
+        "in progress"), each reading the cycle once it holds the slot. Otherwise an announce
+        that saw "analysing" could land after the job that completed the cancelled cycle,
+        leaving its check "in progress" for good; or two publishers that both found no
+        check run stored would both create one. The slots are always taken in one order:
+        this cycle's, then its PR comment's, then (inside the provider) the installation's.
+        """
+        async with self._slots.hold(cycle_slot_key(cycle_id), 0.0):
+            await self._publish(cycle_id, only_if_status)
+
+    async def _publish(self, cycle_id: str, only_if_status: str | None) -> None:
         runtime = self.hctx.runtime
         public_url = runtime.settings.public_url
         details_url = signed_report_url(public_url, runtime.vault.keyring, cycle_id)
-        comment: CommentBody | None = None
+        model: ReportModel | None = None
         async with runtime.sessions() as session:
             cycle, org = await load_org_cycle(session, cycle_id)
             if only_if_status is not None and cycle.status != only_if_status:
@@ -212,21 +234,13 @@ class PublishCycle:
                 redactor = organisation_redactor(runtime, org)
                 analysis = await analyse_stored(session, cycle, redactor)
                 model = report_for(cycle, analysis, public_url)
-                # Annotations go on the repository's own paths: list its files when any are due.
-                wants_files = bool(model.clusters) and provider.capabilities.annotations
-                files = None
-                if wants_files and isinstance(provider, ListsRepositoryFiles):
-                    files = await provider.repository_files(ctx.repository, ctx.sha)
-                rendered = render_check_run(model, provider.limits, files)
-                status = dataclasses.replace(
-                    rendered,
-                    details_url=details_url,
-                    external_id=cycle.id,
-                    actions=ACTIONS if provider.capabilities.requested_actions else (),
-                )
-                if ctx.pr is not None and provider.capabilities.comments:
-                    comment = render_comment(model, provider.name, provider.limits)
             previous_status = _previous(cycle, "status")
+        # Only network from here on, with no session open: on PostgreSQL a session that has
+        # read stays "idle in transaction" until it closes, and the tree read can take long.
+        comment: CommentBody | None = None
+        if model is not None:
+            status, comment = await self._render_report(provider, ctx, cycle_id, model, details_url)
+        assert status is not None
         result = await provider.update_commit_status(ctx, status, previous=previous_status)
         await self._store(cycle_id, "status", result)
         if comment is not None:
@@ -244,8 +258,38 @@ class PublishCycle:
             extra={"cycle": cycle_id, "state": status.state.value, "attempted": result.attempted},
         )
 
+    @staticmethod
+    async def _render_report(
+        provider: CiProvider | NullProvider,
+        ctx: CiContext,
+        cycle_id: str,
+        model: ReportModel,
+        details_url: str,
+    ) -> tuple[CommitStatus, CommentBody | None]:
+        """The check run (or status) and the PR comment of a report."""
+        # Annotations go on the repository's own paths: list its files when any are due.
+        wants_files = bool(model.clusters) and provider.capabilities.annotations
+        files = None
+        if wants_files and isinstance(provider, ListsRepositoryFiles):
+            files = await provider.repository_files(ctx.repository, ctx.sha)
+        rendered = render_check_run(model, provider.limits, files)
+        status = dataclasses.replace(
+            rendered,
+            details_url=details_url,
+            external_id=cycle_id,
+            actions=ACTIONS if provider.capabilities.requested_actions else (),
+        )
+        comment = None
+        if ctx.pr is not None and provider.capabilities.comments:
+            comment = render_comment(model, provider.name, provider.limits)
+        return status, comment
+
     async def _store(self, cycle_id: str, key: str, result: PublishResult) -> None:
+        """Merge ``result`` into what the cycle has published, losing no other entry: the row
+        is read locked (PostgreSQL; SQLite serialises writers anyway) and merged freshly."""
         async with self.hctx.runtime.sessions.begin() as session:
-            cycle = await session.get(TestCycle, cycle_id)
+            cycle = await session.get(
+                TestCycle, cycle_id, with_for_update=True, populate_existing=True
+            )
             if cycle is not None:
                 cycle.published = {**(cycle.published or {}), key: _result_json(result)}

@@ -52,18 +52,22 @@ class RepoAtCommit:
 
 async def repo_at_commit(
     hctx: HandlerContext,
-    session: AsyncSession,
     installation_id: int | None,
     repository: str,
     sha: str,
     api_url: str = "",
 ) -> RepoAtCommit | None:
     """The installation's organisation, its GitHub provider and ``.aac.yml`` at ``sha``; None
-    when any is missing (an invalid ``.aac.yml`` has been reported on the commit)."""
-    org = await installation_org(session, installation_id, api_url)
-    if org is None:
-        return None
-    provider = await github_provider(hctx, session, org, repository, sha, installation_id)
+    when any is missing (an invalid ``.aac.yml`` has been reported on the commit).
+
+    Reads in a short session of its own, closed before GitHub is asked for the file: no
+    transaction stays open across a network call.
+    """
+    async with hctx.runtime.sessions() as session:
+        org = await installation_org(session, installation_id, api_url)
+        if org is None:
+            return None
+        provider = await github_provider(hctx, session, org, repository, sha, installation_id)
     if provider is None:
         return None
     config = await read_repo_config(hctx, org, provider, repository, sha)
@@ -73,14 +77,10 @@ async def repo_at_commit(
 
 
 async def start_pull_request_cycles(
-    hctx: HandlerContext, session: AsyncSession, action: StartPullRequestCycles
+    session: AsyncSession, repo: RepoAtCommit, action: StartPullRequestCycles
 ) -> list[TestCycle]:
-    """Open one cycle per configured suite and queue its 'queued' check run."""
-    repo = await repo_at_commit(
-        hctx, session, action.installation_id, action.repository, action.sha, action.api_url
-    )
-    if repo is None:
-        return []
+    """Open one cycle per configured suite and queue its 'queued' check run (database only:
+    ``repo`` was read from GitHub before the caller's transaction began)."""
     org, config = repo.org, repo.config
     suites = config.suites_for("pull_request", draft=action.draft)
     existing = {

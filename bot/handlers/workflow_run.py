@@ -62,24 +62,35 @@ def parse_artifact(
     return found
 
 
-async def ingest_workflow_run(
-    hctx: HandlerContext, session: AsyncSession, action: IngestWorkflowRun
-) -> list[TestCycle]:
-    """Download, parse and store the run's results per configured suite; complete the cycles."""
+@dataclass(frozen=True, slots=True)
+class FetchedRun:
+    """A finished run's results, downloaded and parsed per suite before any transaction."""
+
+    org_id: int
+    suites: list[tuple[SuiteConfig, ExtractedFiles]]
+
+
+async def fetch_workflow_run(hctx: HandlerContext, action: IngestWorkflowRun) -> FetchedRun | None:
+    """Download and parse the run's artifacts for each configured suite that wants some.
+
+    No transaction is open meanwhile: the downloads can take a while (up to
+    ``MAX_ARTIFACT_BYTES`` each), and on SQLite a transaction that has written holds the one
+    write lock every webhook intake needs.
+    """
     repo = await repo_at_commit(
-        hctx, session, action.installation_id, action.repository, action.sha, action.api_url
+        hctx, action.installation_id, action.repository, action.sha, action.api_url
     )
     if repo is None:
-        return []
-    org, provider, config = repo.org, repo.provider, repo.config
+        return None
+    provider, config = repo.provider, repo.config
     suites = [s for s in config.suites_for("workflow_run") if s.accepts_workflow(action.workflow)]
     if not suites:
-        return []
+        return None
     artifacts = [
         a for a in await provider.list_artifacts(action.repository, action.run_id) if not a.expired
     ]
     limits = ParseLimits(max_file_bytes=hctx.runtime.settings.max_result_file_bytes)
-    completed: list[TestCycle] = []
+    fetched = FetchedRun(repo.org.id, [])
     for suite in suites:
         wanted = [a for a in artifacts if suite.wants_artifact(a.name)]
         if not wanted:
@@ -95,8 +106,17 @@ async def ingest_workflow_run(
             )
             extracted.parsed += part.parsed
             extracted.rejected += part.rejected
-        if not extracted.parsed and not extracted.rejected:
-            continue
+        if extracted.parsed or extracted.rejected:
+            fetched.suites.append((suite, extracted))
+    return fetched
+
+
+async def ingest_workflow_run(
+    session: AsyncSession, fetched: FetchedRun, action: IngestWorkflowRun
+) -> list[TestCycle]:
+    """Store the fetched results per suite and complete the cycles (database only)."""
+    completed: list[TestCycle] = []
+    for suite, extracted in fetched.suites:
         ctx = CiContext(
             source="github",
             repository=action.repository,
@@ -111,7 +131,7 @@ async def ingest_workflow_run(
             trigger="workflow_run",
             extra={"installation_id": action.installation_id, "workflow_run_id": action.run_id},
         )
-        cycle, _created = await cycles.create_cycle(session, org.id, ctx)
+        cycle, _created = await cycles.create_cycle(session, fetched.org_id, ctx)
         if cycle.status != "collecting":
             continue  # this run was already ingested (a redelivery)
         cycle.context_extra = {**(cycle.context_extra or {}), **ctx.extra}
