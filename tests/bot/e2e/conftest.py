@@ -11,7 +11,8 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from storage import apikeys, orgs
 from storage.models import Installation
 from storage.write_slots import WriteSlots
 from tests.fakes.github import FakeGithub
+from tests.fakes.llm import Behaviour, FakeLlmServer, running_fake_llm
 from tests.github_constants import APP_ID, APP_SLUG, INSTALLATION_ID, OWNER
 
 WEBHOOK_SECRET = "whsec-e2e-" + "x" * 20
@@ -214,3 +216,22 @@ async def bot(
     await asyncio.wait_for(task, 30)
     await shared.close()
     assert github_server.validation_errors == []
+
+
+@contextmanager
+def slow_model(bot: RunningBot) -> Iterator[FakeLlmServer]:
+    """A model that answers only when released: the analysis shows "in progress" meanwhile."""
+    with running_fake_llm(slow_seconds=30) as llm:
+        llm.script(Behaviour.SLOW)
+        bot.runtime.settings = bot.runtime.settings.model_copy(
+            update={
+                "llm_model": "openai/fake-model",
+                "llm_api_base": llm.base_url,
+                "llm_api_key": "sk-test",
+                "llm_timeout": 40.0,
+            }
+        )
+        try:
+            yield llm
+        finally:
+            llm.release()

@@ -24,10 +24,10 @@ from tests.bot.e2e.conftest import (
     official_example,
     pull_request,
     retarget,
+    slow_model,
     wait_for,
 )
 from tests.fakes.github import Fault
-from tests.fakes.llm import Behaviour, running_fake_llm
 from tests.github_constants import BOT_LOGIN
 
 SHA1 = "1" * 40
@@ -225,16 +225,7 @@ async def test_a_deleted_comment_is_found_by_marker_or_created_again(
 async def test_check_run_is_in_progress_while_the_model_works(
     bot: RunningBot, tmp_path: Path
 ) -> None:
-    with running_fake_llm(slow_seconds=20) as llm:
-        llm.script(Behaviour.SLOW)
-        bot.runtime.settings = bot.runtime.settings.model_copy(
-            update={
-                "llm_model": "openai/fake-model",
-                "llm_api_base": llm.base_url,
-                "llm_api_key": "sk-test",
-                "llm_timeout": 30.0,
-            }
-        )
+    with slow_model(bot) as llm:
         await install(bot)
         await bot.deliver("pull_request", pull_request("opened", 7, SHA1))
         await wait_for(lambda: len(_runs(bot, SHA1)) == 1, what="queued run")

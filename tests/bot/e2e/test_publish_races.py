@@ -4,17 +4,14 @@ HTTP, the real worker, the fake GitHub and a slow fake model)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import select
 
 from storage.models import Job
-from tests.bot.e2e.conftest import RunningBot, install, pull_request, wait_for
+from tests.bot.e2e.conftest import RunningBot, install, pull_request, slow_model, wait_for
 from tests.bot.e2e.test_github_flow import FAILING_JUNIT
 from tests.fakes.github import CheckRun, Fault
-from tests.fakes.llm import Behaviour, FakeLlmServer, running_fake_llm
 
 SHA1 = "1" * 40
 
@@ -36,32 +33,13 @@ async def _jobs_done(bot: RunningBot, kind: str | None = None) -> bool:
         return bool(statuses) and set(statuses) == {"done"}
 
 
-@contextmanager
-def _slow_model(bot: RunningBot) -> Iterator[FakeLlmServer]:
-    """A model that answers only when released: the analysis shows "in progress" meanwhile."""
-    with running_fake_llm(slow_seconds=30) as llm:
-        llm.script(Behaviour.SLOW)
-        bot.runtime.settings = bot.runtime.settings.model_copy(
-            update={
-                "llm_model": "openai/fake-model",
-                "llm_api_base": llm.base_url,
-                "llm_api_key": "sk-test",
-                "llm_timeout": 40.0,
-            }
-        )
-        try:
-            yield llm
-        finally:
-            llm.release()
-
-
 async def test_closing_the_pr_while_in_progress_is_being_shown_completes_the_check(
     bot: RunningBot, tmp_path: Path
 ) -> None:
     """The announce saw "analysing", then the PR was closed and its publish job completed the
     check run as cancelled; the announce's update, still on its way, must not land after that
     one (the analysis then ends without publishing: the cycle is no longer analysing)."""
-    with _slow_model(bot) as llm:
+    with slow_model(bot) as llm:
         await install(bot)
         await bot.deliver("pull_request", pull_request("opened", 7, SHA1))
         await wait_for(lambda: _jobs_done(bot), what="the queued check run to be stored")
@@ -92,7 +70,7 @@ async def test_a_late_publish_job_and_the_announce_make_one_check_run(
 ) -> None:
     """The PR's first publish job is still looking for a check run to update when the analysis
     announces "in progress": neither has one stored, and both used to create one."""
-    with _slow_model(bot) as llm:
+    with slow_model(bot) as llm:
         await install(bot)
         bot.github.inject(
             Fault("slow", method="GET", path=r".*/commits/\w+/check-runs", delay=4.0, late=True)
