@@ -9,9 +9,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cli import EXIT_OK, EXIT_USAGE, CliError, install_stop_signals, say
@@ -342,31 +341,14 @@ async def _retry_dead(session: AsyncSession, job_id: int) -> None:
             f"job {job_id} is {job.status}, not dead: only dead jobs can be retried", EXIT_USAGE
         )
     try:
-        async with session.begin_nested():
-            retried = await queue.retry_dead(session, job_id)
-    except IntegrityError:
-        # The unique index allows one queued job per key, and the same work is queued again
-        # (e.g. a later push queued the same publication): retrying would run it twice.
-        again = await _queued_with_key(session, job)
-        queued = f"as job {again}" if again is not None else "under the same key"
+        retried = await queue.retry_dead(session, job_id)
+    except queue.AlreadyQueued as exc:
+        queued = "under the same key" if exc.duplicate is None else f"as job {exc.duplicate}"
         raise CliError(
             f"job {job_id} is already queued again {queued}; nothing to retry", EXIT_USAGE
         ) from None
     if not retried:
         raise CliError(f"job {job_id} is no longer dead (retried meanwhile?)", EXIT_USAGE)
-
-
-async def _queued_with_key(session: AsyncSession, job: Job) -> int | None:
-    """A queued job carrying ``job``'s unique key: the same work, already waiting to run."""
-    return (
-        await session.execute(
-            select(Job.id).where(
-                Job.unique_key == job.unique_key,
-                Job.status == queue.JobStatus.QUEUED,
-                Job.id != job.id,
-            )
-        )
-    ).scalar_one_or_none()
 
 
 def github_app(args: argparse.Namespace, settings: Settings) -> int:

@@ -585,10 +585,7 @@ async def _back_to_queue(
     duplicate = (
         await session.execute(
             update(Job)
-            .where(
-                Job.unique_key == select(Job.unique_key).where(Job.id == job.id).scalar_subquery(),
-                Job.status == JobStatus.QUEUED,
-            )
+            .where(*_queued_duplicate_of(job.id))
             .values(run_at=case((Job.run_at < later, later), else_=Job.run_at))
             .returning(Job.id)
             .execution_options(synchronize_session=False)
@@ -612,14 +609,41 @@ async def _back_to_queue(
     return JobStatus.DONE
 
 
+def _queued_duplicate_of(job_id: int) -> tuple[ColumnElement[bool], ...]:
+    """The queued job carrying job ``job_id``'s unique key: the same work, waiting to run."""
+    key = select(Job.unique_key).where(Job.id == job_id).scalar_subquery()
+    return (Job.unique_key == key, Job.status == JobStatus.QUEUED, Job.id != job_id)
+
+
+class AlreadyQueued(Exception):
+    """Re-queueing a job would run its work twice: ``duplicate`` (None if it finished just
+    now) is queued with the same unique key."""
+
+    def __init__(self, job_id: int, duplicate: int | None) -> None:
+        super().__init__(f"job {job_id}'s unique key is queued again")
+        self.duplicate = duplicate
+
+
 async def retry_dead(session: AsyncSession, job_id: int) -> bool:
-    """Re-queue a dead job with a fresh set of attempts; False if it is not dead."""
-    result = await session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.DEAD)
-        .values(status=JobStatus.QUEUED, attempts=0, run_at=utcnow(), finished_at=None)
-        .execution_options(synchronize_session=False)
-    )
+    """Re-queue a dead job with a fresh set of attempts; False if it is not dead.
+
+    Raises AlreadyQueued, changing nothing, when the same work is queued again (a later push
+    queued the same publication): one queued job per key is all uq_jobs_pending_unique_key
+    allows.
+    """
+    try:
+        async with session.begin_nested():
+            result = await session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == JobStatus.DEAD)
+                .values(status=JobStatus.QUEUED, attempts=0, run_at=utcnow(), finished_at=None)
+                .execution_options(synchronize_session=False)
+            )
+    except IntegrityError:
+        duplicate = (
+            await session.execute(select(Job.id).where(*_queued_duplicate_of(job_id)))
+        ).scalar_one_or_none()
+        raise AlreadyQueued(job_id, duplicate) from None
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
