@@ -239,10 +239,10 @@ def _tiktoken_counter() -> Callable[[str], int] | None:
 
 def _render_time(results: list[TestCaseResult], clusters: list[FailureCluster]) -> str:
     try:
-        from bot.ci_context import CiContext
         from bot.report.check_run import render_check_run
         from bot.report.comment import render_comment
         from bot.report.model import build_report
+        from providers.context import CiContext
     except ImportError:
         return "rendering: not available"
     ctx = CiContext(source="github", repository="shop/web", sha="a" * 40, pr=7, suite="unit")

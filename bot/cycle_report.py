@@ -16,10 +16,10 @@ from bot.analysis.clusters import cluster_failures, flaky_results
 from bot.analysis.model import ClusterExplanation, FailureCluster, LlmSummary
 from bot.analysis.redact import Redactor
 from bot.analysis.verdicts import TestHistory, compute_deltas, decide_verdicts
-from bot.ci_context import CiContext
 from bot.history import load_history
 from bot.report.model import ReportModel, build_report
 from bot.results.model import TestCaseResult
+from providers.context import CiContext
 from storage.models import TestCycle
 
 

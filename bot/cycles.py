@@ -14,8 +14,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.ci_context import SCM_SOURCES, CiContext
 from bot.results.model import TestCaseResult, TestStatus
+from providers.context import SCM_SOURCES, CiContext
 from storage import queue
 from storage.models import TestCycle, TestResultRow
 from storage.types import utcnow

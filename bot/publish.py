@@ -16,7 +16,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analyse import load_org_cycle, organisation_redactor
-from bot.ci_context import CiContext
 from bot.cycle_report import analyse_stored, cycle_context, report_for
 from bot.handlers.context import HandlerContext
 from bot.links import signed_report_url
@@ -25,7 +24,6 @@ from bot.report.comment import render_comment
 from bot.report.model import ReportModel
 from bot.worker import PermanentJobError
 from providers.base import (
-    CheckState,
     CiProvider,
     CommentBody,
     CommitStatus,
@@ -33,7 +31,9 @@ from providers.base import (
     ListsRepositoryFiles,
     PublishResult,
     RequestedAction,
+    StatusState,
 )
+from providers.context import CiContext
 from providers.factory import NullProvider, resolve_provider
 from storage.models import TestCycle
 from storage.queue import ClaimedJob
@@ -58,7 +58,7 @@ def interim_status(cycle: TestCycle, details_url: str) -> CommitStatus | None:
     }
     if cycle.status == "collecting":
         return CommitStatus(
-            state=CheckState.QUEUED, description="Waiting for test results", **common
+            state=StatusState.QUEUED, description="Waiting for test results", **common
         )
     if cycle.status == "analysing":
         failures = cycle.failed + cycle.errored
@@ -68,7 +68,7 @@ def interim_status(cycle: TestCycle, details_url: str) -> CommitStatus | None:
             else f"Analysing {cycle.total:,} test results…"
         )
         return CommitStatus(
-            state=CheckState.IN_PROGRESS,
+            state=StatusState.IN_PROGRESS,
             description=title,
             title=title,
             summary=(
@@ -80,7 +80,7 @@ def interim_status(cycle: TestCycle, details_url: str) -> CommitStatus | None:
         )
     if cycle.status == "cancelled":
         return CommitStatus(
-            state=CheckState.COMPLETED,
+            state=StatusState.COMPLETED,
             conclusion=Conclusion.CANCELLED,
             description="Cancelled: the pull request was closed",
             title="Cancelled",
@@ -89,7 +89,7 @@ def interim_status(cycle: TestCycle, details_url: str) -> CommitStatus | None:
         )
     if cycle.status == "superseded":
         return CommitStatus(
-            state=CheckState.COMPLETED,
+            state=StatusState.COMPLETED,
             conclusion=Conclusion.NEUTRAL,
             description="Superseded by a newer commit",
             title="Superseded",

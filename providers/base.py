@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from bot.ci_context import CiContext
+from providers.context import CiContext
 
 
 # ---------------------------------------------------------------------------------------
@@ -57,8 +57,8 @@ AZURE_LIMITS = PlatformLimits(comment_chars=150_000, status_description_chars=4_
 # ---------------------------------------------------------------------------------------
 # What gets published
 # ---------------------------------------------------------------------------------------
-class CheckState(StrEnum):
-    """Lifecycle of a published status: GitHub's check run states, mapped per platform."""
+class StatusState(StrEnum):
+    """Lifecycle of a published status; each provider maps it to its platform's states."""
 
     QUEUED = "queued"
     IN_PROGRESS = "in_progress"
@@ -66,7 +66,7 @@ class CheckState(StrEnum):
 
 
 class Conclusion(StrEnum):
-    """Final result of a completed status (GitHub's check run conclusions)."""
+    """Final result of a completed status; each provider maps it to its platform's outcomes."""
 
     SUCCESS = "success"
     FAILURE = "failure"
@@ -109,7 +109,7 @@ class RequestedAction:
 class CommitStatus:
     """Everything a provider needs to create or update its native status for (sha, suite)."""
 
-    state: CheckState
+    state: StatusState
     name: str  # the check run / status context name, e.g. "aac / tests"
     description: str  # short one-liner, fits the platform's status description
     conclusion: Conclusion | None = None  # required when state is COMPLETED

@@ -12,7 +12,6 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.ci_context import CiContext
 from providers.base import (
     GITHUB_LIMITS,
     Capabilities,
@@ -22,6 +21,7 @@ from providers.base import (
     PlatformLimits,
     PublishResult,
 )
+from providers.context import CiContext
 from providers.github import GithubProvider, GithubShared
 from storage.models import GithubApp, Installation, Organization
 from storage.orgs import integration_token

@@ -36,22 +36,22 @@ import httpx
 import jwt
 from gidgethub.abc import GitHubAPI
 
-from bot.ci_context import CiContext
 from providers.base import (
     GITHUB_LIMITS,
     Annotation,
     AuthFailed,
     Capabilities,
-    CheckState,
     CommentBody,
     CommitStatus,
     Conclusion,
     PlatformLimits,
     ProviderError,
     PublishResult,
+    StatusState,
     TooLarge,
     Transient,
 )
+from providers.context import CiContext
 from providers.github_auth import (
     DEFAULT_REFRESH_MARGIN,
     AppCredentials,
@@ -308,7 +308,7 @@ def check_run_fields(status: CommitStatus, *, now: datetime) -> dict[str, Any]:
         "status": str(status.state),
         "output": check_run_output(status),
     }
-    if status.state is CheckState.COMPLETED:
+    if status.state is StatusState.COMPLETED:
         data["conclusion"] = str(status.conclusion or Conclusion.NEUTRAL)
         data["completed_at"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     if status.details_url is not None:
@@ -337,7 +337,7 @@ _STATUS_STATES: dict[Conclusion | None, str] = {
 
 def commit_status_json(status: CommitStatus, *, max_description: int) -> dict[str, Any]:
     """A commit status (token mode): pending until completed, then by conclusion."""
-    if status.state is CheckState.COMPLETED:
+    if status.state is StatusState.COMPLETED:
         state = _STATUS_STATES.get(status.conclusion, "error")
     else:
         state = "pending"

@@ -7,7 +7,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot.api.errors import ApiError
-from bot.ci_context import CiContext
+from providers.context import CiContext
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -10,13 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import cycles
-from bot.ci_context import CiContext
 from bot.cycles import queue_publish
 from bot.events import CancelPullRequestCycles, StartPullRequestCycles
 from bot.handlers.context import HandlerContext
 from bot.handlers.installation import installation_for_event
 from bot.handlers.repo_files import github_provider, read_repo_config
 from config.repo_config import RepoConfig
+from providers.context import CiContext
 from providers.github import GithubProvider
 from storage.models import Organization, TestCycle
 from storage.types import utcnow

@@ -7,10 +7,10 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analyse import organisation_redactor
-from bot.ci_context import CiContext
 from bot.handlers.context import HandlerContext
 from bot.report.config_error import render_config_error
 from config.repo_config import CONFIG_PATH, RepoConfig, RepoConfigError, parse_repo_config
+from providers.context import CiContext
 from providers.factory import resolve_provider
 from providers.github import GithubProvider
 from storage.models import Organization

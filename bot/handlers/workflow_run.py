@@ -15,7 +15,6 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import cycles
-from bot.ci_context import CiContext
 from bot.events import IngestWorkflowRun
 from bot.handlers.context import HandlerContext
 from bot.handlers.pull_request import repo_at_commit
@@ -24,6 +23,7 @@ from bot.results.limits import ParseLimits
 from bot.results.parse import parse_results
 from bot.results.parsed import ParsedFile
 from config.repo_config import SuiteConfig
+from providers.context import CiContext
 from storage.models import TestCycle
 
 log = logging.getLogger("aac.handlers.workflow_run")

@@ -22,7 +22,7 @@ from bot.report.sections import (
     passed_section,
 )
 from bot.report.status import render_status_description
-from providers.base import GITHUB_LIMITS, CheckState, CommitStatus, Conclusion, PlatformLimits
+from providers.base import GITHUB_LIMITS, CommitStatus, Conclusion, PlatformLimits, StatusState
 
 _CONCLUSIONS = {
     CycleStatus.PASSED: Conclusion.SUCCESS,
@@ -100,7 +100,7 @@ def render_check_run(
     title_chars = limits.check_title_chars or 255
     title = headline(model, icon=False)
     return CommitStatus(
-        state=CheckState.COMPLETED,
+        state=StatusState.COMPLETED,
         name=check_name(model.identity.suite),
         description=render_status_description(model, limits.status_description_chars),
         conclusion=_CONCLUSIONS[model.status],

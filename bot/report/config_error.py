@@ -20,7 +20,7 @@ from bot.report.markdown import (
     truncate_bytes,
 )
 from config.repo_config import CONFIG_PATH, ConfigProblem, RepoConfigError
-from providers.base import GITHUB_LIMITS, CheckState, CommitStatus, Conclusion, PlatformLimits
+from providers.base import GITHUB_LIMITS, CommitStatus, Conclusion, PlatformLimits, StatusState
 
 # Not "aac / <suite>": a suite may be named anything the suite pattern allows, this may not.
 CONFIG_CHECK_NAME = "aac-bot: configuration"
@@ -94,7 +94,7 @@ def render_config_error(
     # What to do goes first: a commit status keeps only 140 characters.
     description = f"{TITLE} (fix it and push): {_plain(problems[0], redact)}"
     return CommitStatus(
-        state=CheckState.COMPLETED,
+        state=StatusState.COMPLETED,
         name=CONFIG_CHECK_NAME,
         description=truncate_bytes(description, limits.status_description_chars),
         conclusion=Conclusion.FAILURE,

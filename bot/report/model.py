@@ -10,8 +10,8 @@ from enum import StrEnum
 from bot.analysis.clusters import FAILING, is_flaky_result
 from bot.analysis.model import ClusterExplanation, FailureCluster, LlmSummary, Verdict
 from bot.analysis.verdicts import Deltas, TestVerdict
-from bot.ci_context import CiContext
 from bot.results.model import TestCaseResult, TestStatus
+from providers.context import CiContext
 
 # Offered to callers for when a model was configured but could not answer.
 LLM_UNAVAILABLE_NOTE = "AI summary unavailable for this run; the analysis below is deterministic."

@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.ci_context import CiContext
 from bot.reporter.client import ApiRejected, CyclesClient, Rejection, ServerUnavailable, display_url
 from bot.reporter.console import Console
 from bot.reporter.context import (
@@ -30,6 +29,7 @@ from bot.reporter.summary import (
     is_infra_error,
     totals,
 )
+from providers.context import CiContext
 
 EXIT_OK = 0
 EXIT_TEST_FAILURES = 1

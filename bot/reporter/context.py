@@ -7,9 +7,9 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 
-from bot.ci_context import CiContext
 from bot.reporter.detected import DetectedContext
 from bot.reporter.runners import RUNNERS
+from providers.context import CiContext
 
 __all__ = [
     "ContextOverrides",

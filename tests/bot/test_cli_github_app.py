@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.ci_context import CiContext
 from bot.events import InstallationChanged
 from bot.handlers.installation import READ_REPOSITORIES_JOB, apply_installation_change
 from bot.jobs import job_handlers
 from bot.runtime import build_runtime
 from config.settings import load_settings
+from providers.context import CiContext
 from providers.factory import ProviderShared, find_installation, resolve_provider
 from providers.github import GithubProvider
 from storage import orgs

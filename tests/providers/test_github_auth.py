@@ -11,15 +11,15 @@ import httpx
 import jwt
 import pytest
 
-from bot.ci_context import CiContext
 from providers.base import (
     AuthFailed,
-    CheckState,
     CommitStatus,
     InstallationGone,
     NotFound,
+    StatusState,
     Transient,
 )
+from providers.context import CiContext
 from providers.github import GithubProvider, GithubShared
 from providers.github_auth import AppCredentials, InstallationToken, InstallationTokenCache
 from tests.fakes.github import FakeGithub, Fault
@@ -27,7 +27,7 @@ from tests.providers.conftest import APP_ID, INSTALLATION_ID, REPOSITORY, SHA, _
 
 CTX = CiContext(source="github", repository=REPOSITORY, sha=SHA, pr=7)
 STATUS = CommitStatus(
-    state=CheckState.IN_PROGRESS, name="aac / tests", description="running", external_id="c-1"
+    state=StatusState.IN_PROGRESS, name="aac / tests", description="running", external_id="c-1"
 )
 
 

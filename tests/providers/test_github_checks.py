@@ -11,18 +11,18 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.ci_context import CiContext
 from bot.runtime import Runtime
 from providers.base import (
     Annotation,
     AnnotationLevel,
-    CheckState,
     CommitStatus,
     Conclusion,
     RateLimited,
     RequestedAction,
+    StatusState,
     Transient,
 )
+from providers.context import CiContext
 from providers.github import GithubProvider, GithubShared
 from storage.db import create_engine
 from storage.write_slots import WriteSlots
@@ -33,7 +33,7 @@ CTX = CiContext(source="github", repository=REPOSITORY, sha=SHA, pr=7)
 CHECK_RUNS = r"/repos/octo-org/widgets/check-runs(/\d+)?"
 
 
-def _status(state: CheckState, **extra: object) -> CommitStatus:
+def _status(state: StatusState, **extra: object) -> CommitStatus:
     fields: dict[str, object] = {
         "state": state,
         "name": "aac / tests",
@@ -61,7 +61,7 @@ def _annotations(count: int) -> tuple[Annotation, ...]:
 
 def _completed(annotations: int = 120) -> CommitStatus:
     return _status(
-        CheckState.COMPLETED,
+        StatusState.COMPLETED,
         conclusion=Conclusion.FAILURE,
         title="3 tests failed",
         summary="## Summary\nflaky network",
@@ -83,9 +83,9 @@ async def test_create_update_complete_with_120_annotations(
 ) -> None:
     provider = app_provider()
     assert provider.capabilities.check_runs
-    queued = await provider.update_commit_status(CTX, _status(CheckState.QUEUED))
+    queued = await provider.update_commit_status(CTX, _status(StatusState.QUEUED))
     running = await provider.update_commit_status(
-        CTX, _status(CheckState.IN_PROGRESS), previous=queued
+        CTX, _status(StatusState.IN_PROGRESS), previous=queued
     )
     done = await provider.update_commit_status(CTX, _completed(), previous=running)
 
@@ -122,7 +122,7 @@ async def test_unknown_id_is_found_by_name_and_external_id(
     app_provider: Callable[..., GithubProvider], fake_github: FakeGithub
 ) -> None:
     provider = app_provider()
-    first = await provider.update_commit_status(CTX, _status(CheckState.IN_PROGRESS))
+    first = await provider.update_commit_status(CTX, _status(StatusState.IN_PROGRESS))
     # A lost PublishResult: the next job knows nothing, yet must not duplicate the run.
     again = await provider.update_commit_status(CTX, _completed(annotations=3), previous=None)
     assert again.ids == first.ids
@@ -133,9 +133,9 @@ async def test_runs_of_other_cycles_are_left_alone(
     app_provider: Callable[..., GithubProvider], fake_github: FakeGithub
 ) -> None:
     provider = app_provider()
-    old = await provider.update_commit_status(CTX, _status(CheckState.IN_PROGRESS))
+    old = await provider.update_commit_status(CTX, _status(StatusState.IN_PROGRESS))
     new = await provider.update_commit_status(
-        CTX, _status(CheckState.IN_PROGRESS, external_id="cycle-43")
+        CTX, _status(StatusState.IN_PROGRESS, external_id="cycle-43")
     )
     assert old.ids != new.ids
     assert {r.external_id for r in fake_github.check_runs.values()} == {"cycle-42", "cycle-43"}
@@ -161,7 +161,7 @@ async def test_rescheduled_after_limit_mid_annotations_never_duplicates(
     app_provider: Callable[..., GithubProvider], fake_github: FakeGithub
 ) -> None:
     provider = app_provider()
-    running = await provider.update_commit_status(CTX, _status(CheckState.IN_PROGRESS))
+    running = await provider.update_commit_status(CTX, _status(StatusState.IN_PROGRESS))
     # The state PATCH (with annotations 1-50) lands; the next chunk hits the limit.
     fake_github.inject(Fault("secondary_rate_limit", method="PATCH", path=CHECK_RUNS, after=1))
     with pytest.raises(RateLimited):
@@ -210,7 +210,7 @@ async def test_lost_annotation_response_is_resynced_not_resent(
     app_provider: Callable[..., GithubProvider], fake_github: FakeGithub
 ) -> None:
     provider = app_provider()
-    running = await provider.update_commit_status(CTX, _status(CheckState.IN_PROGRESS))
+    running = await provider.update_commit_status(CTX, _status(StatusState.IN_PROGRESS))
     # GitHub applies the second chunk but the response is lost (502): the retry re-reads
     # annotations_count instead of trusting its own bookkeeping, so nothing is sent twice.
     fake_github.inject(
@@ -294,7 +294,7 @@ async def test_token_mode_publishes_commit_status(
     assert not provider.capabilities.check_runs
     long = "x" * 300
     pending = await provider.update_commit_status(
-        CTX, _status(CheckState.IN_PROGRESS, description=long)
+        CTX, _status(StatusState.IN_PROGRESS, description=long)
     )
     done = await provider.update_commit_status(CTX, _completed(), previous=pending)
 
@@ -326,6 +326,6 @@ async def test_commit_status_state_mapping(
     state: str,
 ) -> None:
     await token_provider().update_commit_status(
-        CTX, _status(CheckState.COMPLETED, conclusion=conclusion)
+        CTX, _status(StatusState.COMPLETED, conclusion=conclusion)
     )
     assert fake_github.statuses[-1]["state"] == state

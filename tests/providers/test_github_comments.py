@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.ci_context import CiContext
 from providers.base import CommentBody, RateLimited, TooLarge, comment_marker
+from providers.context import CiContext
 from providers.github import GithubProvider, GithubShared
 from tests.fakes.github import FakeGithub, Fault
 from tests.providers.conftest import BOT_LOGIN, PAT_LOGIN, REPOSITORY, SHA

@@ -3,13 +3,13 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot import cycles
-from bot.ci_context import CiContext
 from bot.events import CancelPullRequestCycles, InstallationChanged, map_github_event
 from bot.github_app import configure_app
 from bot.handlers.installation import apply_installation_change, mark_installation_gone
 from bot.handlers.pull_request import cancel_pull_request_cycles, installation_org
 from bot.runtime import Runtime
 from providers.base import InstallationGone
+from providers.context import CiContext
 from storage import orgs
 from storage.models import Installation, Job
 from tests.github_constants import _pem_pair

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from bot.analysis.clusters import cluster_failures
 from bot.analysis.model import ClusterExplanation, LlmSummary
 from bot.analysis.verdicts import BaseCycle, TestHistory, compute_deltas, decide_verdicts
-from bot.ci_context import CiContext
 from bot.report.model import LLM_UNAVAILABLE_NOTE, ReportModel, build_report
 from bot.results.model import TestCaseResult, TestStatus
+from providers.context import CiContext
 
 SHA = "abc1234def5678abc1234def5678abc1234def56"
 BASE_SHA = "0123456789abcdef0123456789abcdef01234567"

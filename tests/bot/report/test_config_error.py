@@ -7,7 +7,7 @@ import pytest
 from bot.analysis.redact import Redactor
 from bot.report.config_error import CONFIG_CHECK_NAME, MAX_LISTED, render_config_error
 from config.repo_config import ConfigProblem, RepoConfigError, parse_repo_config
-from providers.base import CheckState, Conclusion
+from providers.base import Conclusion, StatusState
 from providers.github import commit_status_json
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -28,7 +28,7 @@ def _error(text: str) -> RepoConfigError:
 def test_a_failed_check_naming_the_file_problem_line_and_fix() -> None:
     status = render_config_error(_error(INVALID), sha=SHA, file_url=FILE_URL)
     assert status.name == CONFIG_CHECK_NAME == "aac-bot: configuration"
-    assert (status.state, status.conclusion) == (CheckState.COMPLETED, Conclusion.FAILURE)
+    assert (status.state, status.conclusion) == (StatusState.COMPLETED, Conclusion.FAILURE)
     assert status.title == "Invalid .aac.yml"
     summary = status.summary or ""
     assert "`.aac.yml` at 0123456 is invalid, so no test suites were started" in summary

@@ -6,14 +6,14 @@ import pytest
 from report_scenarios import SCENARIOS, infra_error, many_failures, no_history, one_failure
 
 from bot.analysis.model import Verdict
-from bot.ci_context import CiContext
 from bot.report.check_run import render_check_run
 from bot.report.comment import Dialect, render_comment
 from bot.report.headline import format_duration, headline
 from bot.report.model import CycleStatus, Totals, build_report, cycle_status
 from bot.report.status import render_status_description
 from bot.results.model import TestCaseResult
-from providers.base import AZURE_LIMITS, GITLAB_LIMITS, CheckState, Conclusion
+from providers.base import AZURE_LIMITS, GITLAB_LIMITS, Conclusion, StatusState
+from providers.context import CiContext
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ def test_build_report_defaults() -> None:
 
 def test_check_run_shape() -> None:
     check = render_check_run(one_failure())
-    assert check.state is CheckState.COMPLETED
+    assert check.state is StatusState.COMPLETED
     assert check.conclusion is Conclusion.FAILURE
     assert check.name == "aac / unit"
     assert check.external_id == "7"

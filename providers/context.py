@@ -1,4 +1,7 @@
-"""The CI context a test cycle carries at its root: where it came from and where to report."""
+"""The CI context a test cycle carries at its root: where it came from and where to report.
+
+It lives with the provider protocol, which speaks it; the bot core imports it from here.
+"""
 
 from __future__ import annotations
 
