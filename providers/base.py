@@ -229,3 +229,82 @@ class ListsRepositoryFiles(Protocol):
     async def repository_files(self, repository: str, sha: str) -> tuple[str, ...] | None:
         """Every file path at commit ``sha``; None when the platform cannot list them all."""
         ...
+
+
+# ---------------------------------------------------------------------------------------
+# Optional capabilities: what the SCM-neutral core may ask of a provider beyond publishing.
+# Each is checked with isinstance() where it is used, so a provider implements only what its
+# platform offers.
+# ---------------------------------------------------------------------------------------
+@runtime_checkable
+class ReadsRepositoryFiles(Protocol):
+    """A provider that can read one file of a repository at a commit (``.aac.yml``)."""
+
+    def file_url(self, repository: str, path: str, ref: str) -> str:
+        """The web page of ``path`` at ``ref``, for people (a configuration error links it)."""
+        ...
+
+    async def get_file(self, repository: str, path: str, ref: str) -> bytes | None:
+        """The file's bytes at ``ref``; None when the file does not exist there."""
+        ...
+
+
+@runtime_checkable
+class ChecksCommandPermission(Protocol):
+    """A provider that can tell whether a user may run ``/aac`` commands on a repository."""
+
+    async def may_run_commands(self, repository: str, user: str) -> bool:
+        """True for users with write access (GitHub), Developer or above (GitLab),
+        contributors (Azure DevOps)."""
+        ...
+
+
+@runtime_checkable
+class KnowsBotIdentity(Protocol):
+    """A provider that knows the login its own writes appear under, to ignore its own events."""
+
+    async def bot_login(self) -> str:
+        """The login (user name) the provider's credentials act as."""
+        ...
+
+
+class CaseOutcome(StrEnum):
+    """A test case's outcome as an SCM's own test report states it."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedCase:
+    """One test case from an SCM's own test report (GitLab's pipeline test report, Azure's
+    Test Results API): already structured, so it needs no result-file parsing."""
+
+    suite: str
+    name: str
+    classname: str = ""
+    outcome: CaseOutcome = CaseOutcome.PASSED
+    duration_seconds: float | None = None
+    message: str | None = None
+    trace: str | None = None
+    file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResultFileBlob:
+    """A raw result file fetched from a pipeline (an artifact), parsed later by the core."""
+
+    name: str
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineResults:
+    """What a finished pipeline reported: structured cases, raw files, or both."""
+
+    cases: tuple[ReportedCase, ...] = ()
+    files: tuple[ResultFileBlob, ...] = ()
+    # Where the results came from, for the cycle's record ("test_report", "artifacts").
+    origin: str = ""
