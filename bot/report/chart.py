@@ -10,8 +10,8 @@ from html import escape
 
 from bot.report.headline import format_duration
 
-WIDTH, HEIGHT = 640, 200
-LEFT, RIGHT, TOP, BOTTOM = 48, 64, 30, 40  # room for the axes' labels
+WIDTH, HEIGHT = 640, 210
+LEFT, RIGHT, TOP, BOTTOM = 48, 64, 40, 40  # room for the title, values and axes' labels
 MAX_X_LABELS = 8  # more would overlap; the rest are in each point's tooltip
 
 
@@ -48,6 +48,16 @@ def _shown_labels(count: int) -> set[int]:
     return {*shown, count - 1}
 
 
+def _duration(seconds: float) -> str:
+    return "0s" if seconds <= 0 else format_duration(seconds)
+
+
+def _percent(rate: float) -> str:
+    # Never round a failing cycle up to 100%.
+    text = f"{rate:.0%}"
+    return "99%" if text == "100%" and rate < 1 else text
+
+
 def history_chart(points: Sequence[SuitePoint]) -> str:
     """The SVG, or a sentence when there is nothing to draw."""
     if not points:
@@ -70,11 +80,12 @@ def history_chart(points: Sequence[SuitePoint]) -> str:
             f'<text class="axis-pass" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
             f"{rate:.0%}</text>"
         )
-    # Right axis: duration, 0 and the longest.
-    for value, y in ((0.0, bottom), (longest, float(TOP))):
+    # Right axis: duration on the same grid lines, 0, half and the longest.
+    for fraction in (0.0, 0.5, 1.0) if longest > 0 else (0.0,):
+        y = bottom - inner_h * fraction
         parts.append(
             f'<text class="axis-duration" x="{WIDTH - RIGHT + 6}" y="{y + 4:.1f}">'
-            f"{escape(format_duration(value))}</text>"
+            f"{escape(_duration(longest * fraction))}</text>"
         )
     dots: list[str] = []
     line: list[str] = []
@@ -82,7 +93,7 @@ def history_chart(points: Sequence[SuitePoint]) -> str:
         x = LEFT + slot * (i + 0.5)
         height = inner_h * max(point.duration, 0.0) / scale
         tip = (
-            f"<title>{escape(labels[i])}: {point.pass_rate:.0%} passed, "
+            f"<title>{escape(labels[i])}: {_percent(point.pass_rate)} passed, "
             f"{escape(format_duration(point.duration))}</title>"
         )
         parts.append(
@@ -101,6 +112,9 @@ def history_chart(points: Sequence[SuitePoint]) -> str:
             parts.append(
                 f'<text class="x-label" x="{x:.1f}" y="{bottom + 16}" text-anchor="middle"'
                 f"{weight}>{escape(labels[i])}</text>"
+                # The value itself: 91% and 97% look alike on a 0-100% axis.
+                f'<text class="value" x="{x:.1f}" y="{max(y - 9, TOP - 2):.1f}" '
+                f'text-anchor="middle" fill="#1a7f37">{_percent(point.pass_rate)}</text>'
             )
     if len(line) > 1:
         parts.append(
@@ -108,11 +122,11 @@ def history_chart(points: Sequence[SuitePoint]) -> str:
             f'points="{" ".join(line)}"/>'
         )
     parts += dots
-    cycles = "1 cycle" if len(points) == 1 else f"last {len(points)} cycles"
+    cycles = "1 cycle" if len(points) == 1 else f"last {len(points)} cycles, oldest first"
     title = (
         f'<text x="{LEFT}" y="16">'
         f'<tspan fill="#1a7f37">● pass rate</tspan> (left axis) and '
-        f'<tspan fill="#8c959f">▮ duration</tspan> (right axis), {cycles}, oldest first</text>'
+        f'<tspan fill="#8c959f">▮ duration</tspan> (right axis), {cycles}</text>'
     )
     return (
         f'<svg id="history-chart" role="img" aria-label="pass rate and duration, {cycles}" '

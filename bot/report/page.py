@@ -3,6 +3,7 @@ no external assets), rendered from the report model. Pure."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -105,6 +106,43 @@ def _message(text: str | None) -> str:
     if not text or not text.strip():
         return ""
     return f'<pre class="message">{escape(clean(text).strip(chr(10)))}</pre>'
+
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+def _summary(markdown: str) -> str:
+    """The model's markdown as paragraphs and code blocks, all text escaped: enough to read,
+    without a markdown renderer on a page whose text others wrote."""
+    out: list[str] = []
+    paragraph: list[str] = []
+    code: list[str] | None = None
+    closer = ""
+
+    def flush() -> None:
+        if "".join(paragraph).strip():
+            out.append(f"<p>{escape(chr(10).join(paragraph).strip())}</p>")
+        paragraph.clear()
+
+    for line in clean(markdown).split("\n"):
+        fence = _FENCE.match(line)
+        if code is not None:
+            if fence and fence.group(1)[0] == closer[0] and len(fence.group(1)) >= len(closer):
+                out.append(f"<pre>{escape(chr(10).join(code))}</pre>")
+                code = None
+            else:
+                code.append(line)
+        elif fence:
+            flush()
+            code, closer = [], fence.group(1)
+        elif line.strip():
+            paragraph.append(line)
+        else:
+            flush()
+    flush()
+    if code is not None:
+        out.append(f"<pre>{escape(chr(10).join(code))}</pre>")
+    return "".join(out)
 
 
 def _history_line(statuses: Sequence[TestStatus] | None) -> str:
@@ -220,9 +258,7 @@ def render_page(
             f'<div class="card"><b>Infrastructure error.</b> {escape(model.infra_reason)}</div>'
         )
     if model.llm is not None:
-        parts.append(
-            f'<div class="card ai"><b>AI analysis</b><p>{escape(model.llm.summary)}</p></div>'
-        )
+        parts.append(f'<div class="card ai"><b>AI analysis</b>{_summary(model.llm.summary)}</div>')
     elif model.llm_note:
         parts.append(f'<div class="meta">{escape(model.llm_note)}</div>')
     parts.append("<h2>History</h2>" + history_chart(chart))

@@ -44,13 +44,17 @@ def _parse(html: str) -> _Tags:
     return parser
 
 
+def _between(html: str, start: str, end: str) -> str:
+    return html.split(start, 1)[1].split(end, 1)[0]
+
+
 def _page(model: ReportModel, chart: list[SuitePoint] | None = None) -> str:
     return render_page(model, chart=chart or [], recent={})
 
 
 def test_every_badge_is_explained_and_flaky_shows_its_flip_rate() -> None:
     html = _page(many_failures())
-    legend = html.split('id="legend"', 1)[1].split("</details>", 1)[0]
+    legend = _between(html, 'id="legend"', "</details>")
     for verdict, (label, meaning) in BADGES.items():
         assert f'class="verdict {verdict.value}">{label}</span></dt><dd>' in legend
         assert meaning.split(":")[0].replace("'", "&#x27;") in legend
@@ -64,8 +68,7 @@ def test_every_badge_is_explained_and_flaky_shows_its_flip_rate() -> None:
 def test_failure_messages_keep_their_line_breaks_escaped() -> None:
     model = one_failure()
     html = _page(model)
-    pre = html.split('<pre class="message">', 1)[1].split("</pre>", 1)[0]
-    assert pre == (
+    assert _between(html, '<pre class="message">', "</pre>") == (
         "assert Decimal(&#x27;10.01&#x27;) == Decimal(&#x27;10.00&#x27;)\n"
         " +  where Decimal(&#x27;10.01&#x27;) = total()\n"
         " +    where total = &lt;shop.cart.Cart object at 0x7f3a2c&gt;.total"
@@ -128,9 +131,10 @@ def test_one_cycle_is_a_labelled_point_on_scaled_axes() -> None:
     assert [t for t, _ in tags.tags].count("circle") == 1  # a line of one point draws nothing
     assert "polyline" not in svg
     assert _labels(svg, "axis-pass") == ["0%", "50%", "100%"]
-    assert _labels(svg, "axis-duration") == ["0.0s", "2m 14s"]
+    assert _labels(svg, "axis-duration") == ["0s", "1m 7s", "2m 14s"]
+    assert _labels(svg, "value") == ["75%"]
     assert _labels(svg, "x-label") == ["abc1234 · this"]
-    assert "1 cycle," in svg
+    assert "1 cycle<" in svg
 
 
 def test_three_cycles_have_labels_that_differ_even_for_one_commit_run_twice() -> None:
@@ -142,7 +146,8 @@ def test_three_cycles_have_labels_that_differ_even_for_one_commit_run_twice() ->
     svg = history_chart(points)
     labels = _labels(svg, "x-label")
     assert labels == ["aaaaaaa (1)", "aaaaaaa (2)", "bbbbbbb · this"]
-    assert _labels(svg, "axis-duration") == ["0.0s", "30s"]
+    assert _labels(svg, "axis-duration") == ["0s", "15s", "30s"]
+    assert _labels(svg, "value") == ["100%", "50%", "90%"]
     tags = _parse(svg)
     rects = [a for t, a in tags.tags if t == "rect"]
     heights = [float(a["height"] or 0) for a in rects]
@@ -168,3 +173,24 @@ def test_no_cycles_says_so() -> None:
 
 def test_verdicts_all_have_a_badge() -> None:
     assert set(BADGES) == set(Verdict)
+
+
+def test_a_cycle_with_one_failure_in_thousands_is_not_shown_as_100_percent() -> None:
+    svg = history_chart([SuitePoint("abc1234", 4_999 / 5_000, 60.0)])
+    assert _labels(svg, "value") == ["99%"]
+    assert "100% passed" not in svg
+
+
+def test_the_ai_summary_keeps_paragraphs_and_code_blocks_as_text() -> None:
+    model = many_failures()  # its summary: a paragraph, a fenced block, a paragraph
+    html = _page(model)
+    assert _between(html, '<div class="card ai"><b>AI analysis</b>', "</div>") == (
+        "<p>The database is unreachable from the test runners, which breaks **checkout**.</p>"
+        "<pre>psql: could not connect</pre>"
+        "<p>Discount validation is a separate bug.</p>"
+    )
+    assert model.llm is not None
+    hostile = dataclasses.replace(model.llm, summary="<script>x</script>\n```\n<b>open fence")
+    tags = _parse(_page(dataclasses.replace(model, llm=hostile)))
+    assert "script" not in [t for t, _ in tags.tags]
+    assert "<b>open fence" not in _page(dataclasses.replace(model, llm=hostile))
