@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from html import escape
 
 from bot.analysis.model import Verdict
+from bot.analysis.signature import example_message
 from bot.report.chart import SuitePoint, history_chart
 from bot.report.headline import headline
 from bot.report.markdown import clean, safe_url
@@ -197,7 +198,8 @@ def _cluster(
         where = f" — {escape(r.file)}:{r.line}" if r.file and r.line else ""
         parts.append(
             f'<div class="test"><code>{escape(r.test_id)}</code>{_badge(test)}{where}'
-            + _message(r.message)
+            # No message attribute (go test, some runners): what the trace says instead.
+            + _message(r.message or example_message(r))
             + _pre("stack trace", r.stack_trace)
             + _pre("stdout", r.stdout_tail)
             + _pre("stderr", r.stderr_tail)

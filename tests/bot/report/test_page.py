@@ -194,3 +194,23 @@ def test_the_ai_summary_keeps_paragraphs_and_code_blocks_as_text() -> None:
     tags = _parse(_page(dataclasses.replace(model, llm=hostile)))
     assert "script" not in [t for t, _ in tags.tags]
     assert "<b>open fence" not in _page(dataclasses.replace(model, llm=hostile))
+
+
+def test_a_test_without_a_message_shows_what_its_trace_says() -> None:
+    model = one_failure()
+    cluster = model.clusters[0]
+    test = cluster.tests[0]
+    trace = (
+        "def test_totals():\n>       assert cart.totals() == {'pear': 3}\n"
+        "E       AssertionError: assert {'pear': 2} == {'pear': 3}\n"
+        "E         Differing items:\n\ntests/test_cart.py:14: AssertionError\n"
+    )
+    quiet = dataclasses.replace(
+        test, result=dataclasses.replace(test.result, message=None, stack_trace=trace)
+    )
+    html = _page(
+        dataclasses.replace(model, clusters=(dataclasses.replace(cluster, tests=(quiet,)),))
+    )
+    assert _between(html, '<pre class="message">', "</pre>") == (
+        "assert {&#x27;pear&#x27;: 2} == {&#x27;pear&#x27;: 3}\n  Differing items:"
+    )
