@@ -117,8 +117,11 @@ def llm_from_json(data: object) -> LlmSummary | None:
     )
 
 
-def report_for(cycle: TestCycle, analysis: CycleAnalysis, public_url: str) -> ReportModel:
-    """The report model of a cycle whose analysis is done."""
+def report_for(
+    cycle: TestCycle, analysis: CycleAnalysis, public_url: str, *, scm_base_url: str | None = None
+) -> ReportModel:
+    """The report model of a cycle whose analysis is done; ``scm_base_url``, the integration's,
+    locates its commit and PR/MR pages."""
     stored = cycle.analysis or {}
     failing = [t for c in analysis.clusters for t in c.tests]
     verdicts = decide_verdicts([*failing, *flaky_results(analysis.results)], analysis.history)
@@ -139,4 +142,5 @@ def report_for(cycle: TestCycle, analysis: CycleAnalysis, public_url: str) -> Re
         infra_reason=(
             "The pipeline failed before any test result was reported." if infra else None
         ),
+        scm_base_url=scm_base_url,
     )

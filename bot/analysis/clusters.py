@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bot.analysis.model import FailureCluster
-from bot.analysis.signature import failure_signatures
+from bot.analysis.signature import example_message, failure_signatures, own_frames
 from bot.results.model import TestCaseResult, TestStatus
 
 FAILING = frozenset({TestStatus.FAILED, TestStatus.ERRORED})
@@ -41,6 +41,8 @@ def cluster_failures(results: Iterable[TestCaseResult]) -> list[FailureCluster]:
                 exception_type=sig.exception_type,
                 message_pattern=sig.message,
                 top_frames=list(sig.frames),
+                example_message=example_message(result),
+                own_frames=own_frames(result),
             )
             by_digest[sig.digest] = cluster
         cluster.tests.append(result)

@@ -23,9 +23,13 @@ class FailureCluster:
 
     signature: str  # stable hash of the normalised exception, message and top frames
     exception_type: str | None
-    message_pattern: str  # normalised message (numbers, hex, uuids, paths ... masked)
-    top_frames: list[str]
+    message_pattern: str  # normalised message (numbers, hex, uuids, paths ... masked); internal
+    top_frames: list[str]  # part of the signature; may be a dependency's frames
     tests: list[TestCaseResult] = field(default_factory=list)
+    # For people: the first test's own message, line breaks kept, and its innermost frames in
+    # the project's own code. The masked pattern above is never shown.
+    example_message: str = ""
+    own_frames: tuple[str, ...] = ()
 
     @property
     def representative(self) -> TestCaseResult:

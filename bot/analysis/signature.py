@@ -268,6 +268,11 @@ def _frame_info(path: str, function: str) -> tuple[bool, str, str]:
     return framework, f"{base}:{func}", bare
 
 
+def _test_function(test_name: str) -> str:
+    # "test_x[param]" and "test_x(arg)" run the function test_x.
+    return test_name.split("[", 1)[0].split("(", 1)[0].strip()
+
+
 def top_frames(
     frames: Sequence[tuple[str, object, str]], count: int = TOP_FRAMES, test_name: str = ""
 ) -> tuple[str, ...]:
@@ -278,8 +283,7 @@ def top_frames(
     """
     infos = [_frame_info(f[0], f[2]) for f in frames]
     own = [i for i in infos if not i[0]] or infos
-    # "test_x[param]" and "test_x(arg)" run the function test_x.
-    test_func = test_name.split("[", 1)[0].split("(", 1)[0].strip()
+    test_func = _test_function(test_name)
     deeper = [i for i in own if i[2] != test_func] if test_func else own
     return tuple(i[1] for i in (deeper or own)[:count])
 
@@ -298,9 +302,19 @@ _PYTEST_E_LINE = re.compile(r"^E +(\S.*)$", re.M)
 
 def _message_from_trace(trace: str) -> str:
     # No message attribute: the trace's own "Type: message" line is the next best thing.
-    match = _PYTEST_E_LINE.search(trace[:_SCAN_WINDOW])
+    window = trace[:_SCAN_WINDOW]
+    match = _PYTEST_E_LINE.search(window)
     if match:
-        return match.group(1)
+        # pytest prints a multi-line message (an assertion diff) as consecutive "E" lines.
+        indent = match.start(1) - match.start(0)
+        lines = [match.group(1)]
+        for line in window[match.end() + 1 :].split("\n"):
+            if line.rstrip() != "E" and not line.startswith("E "):
+                break
+            body = line[1:].rstrip()
+            pad = len(body) - len(body.lstrip(" "))
+            lines.append(body[min(pad, indent - 1) :])
+        return "\n".join(lines)
     lines = [ln for ln in trace.strip().splitlines() if ln.strip()]
     if lines and lines[0].startswith("Traceback"):
         # Python prints the exception after its frames.
@@ -336,3 +350,67 @@ def failure_signatures(results: Sequence[TestCaseResult]) -> list[Signature]:
 def failure_signature(result: TestCaseResult) -> Signature:
     """The normalised signature of one failing test result."""
     return failure_signatures([result])[0]
+
+
+# ---------------------------------------------------------------------------------------
+# The project's own code, for people: where a failure happened, and what it said
+# ---------------------------------------------------------------------------------------
+# Dependencies, toolchains, standard libraries and runtimes, by path: installed, vendored,
+# or in a CI runner's tool cache.
+_LIBRARY_PATH = re.compile(
+    r"(?:^|/)(?:site-packages|dist-packages|node_modules|\.venv|venv|vendor|third[_-]party|"
+    r"\.tox|\.nox|\.cargo|\.m2|\.gradle|\.nuget|go/pkg/mod|hostedtoolcache|rustc|gems|"
+    r"lib/python\d[\d.]*|python\d+/lib|lib/ruby|usr/(?:local/)?(?:lib|go|share)|"
+    r"go\d[\d.]*/src|_/src/libraries|program files(?: \(x86\))?)(?:/|$)"
+    r"|^<|^node:",  # <frozen ...>, <string>, node:internal/...
+    re.IGNORECASE,
+)
+# The same by qualified function name, for languages whose traces name only a file's base
+# name (JVM) or a method (.NET without symbols).
+_LIBRARY_FUNCTION = re.compile(
+    r"^(?:[\w.-]+/)*(?:java|javax|jdk|sun|com\.sun|kotlin|kotlinx|scala|groovy|"
+    r"org\.(?:junit|gradle|apache|springframework|hibernate|mockito|jetbrains|codehaus)|"
+    r"com\.google|com\.fasterxml|io\.netty|net\.bytebuddy|reactor|okhttp3|"
+    r"System|Microsoft|Xunit|NUnit|Moq|Castle|testing|runtime|reflect)\."
+)
+
+
+def is_library(path: str) -> bool:
+    """Whether ``path`` lies in dependencies, a toolchain or the system, not the project."""
+    return bool(_LIBRARY_PATH.search(path.replace("\\", "/")))
+
+
+def _is_own(frame: StackFrame) -> bool:
+    if is_library(frame.path) or _LIBRARY_FUNCTION.match(frame.function):
+        return False
+    return not _frame_info(frame.path, frame.function)[0]  # nor a test runner's frame
+
+
+def _display_key(frame: StackFrame) -> str:
+    base = frame.path.replace("\\", "/").rsplit("/", 1)[-1] or "?"
+    # "com.example.Orders.place" reads as Orders.java:place; "Promise.then.completed" too.
+    func = frame.function.rsplit("/", 1)[-1].replace(":", ".").rsplit(".", 1)[-1]
+    if func:
+        return f"{base}:{func}"
+    return f"{base}:{frame.line}" if frame.line is not None else base  # `go test` output
+
+
+def own_frames(result: TestCaseResult, count: int = 2) -> tuple[str, ...]:
+    """The innermost frames of the project's own code in the result's trace, as
+    ``basename:function``; the test's own function only when nothing deeper is the project's.
+    Empty when no frame is the project's (say, a failure inside a dependency at import)."""
+    own = [f for f in parse_frames(result.stack_trace) if _is_own(f)]
+    test_func = _test_function(result.name)
+    deeper = [f for f in own if f.function.rsplit(".", 1)[-1] != test_func] or own
+    keys: list[str] = []
+    for frame in deeper:
+        key = _display_key(frame)
+        if key not in keys:  # recursion would repeat a frame
+            keys.append(key)
+    return tuple(keys[:count])
+
+
+def example_message(result: TestCaseResult) -> str:
+    """What the failure said, as the test printed it (line breaks kept), without a repeated
+    exception type; taken from the trace when the result carries no message."""
+    return _kind_and_text(result)[1].strip("\n")

@@ -13,7 +13,8 @@ from bot.api.auth import require_api_key
 from bot.api.errors import ApiError
 from bot.cycle_report import analyse_stored, report_for
 from bot.links import signed_report_url, verify_report_link
-from bot.report.page import Successor, SuitePoint, render_page
+from bot.report.chart import SuitePoint
+from bot.report.page import Successor, render_page
 from bot.runtime import Runtime
 from storage.models import Organization, TestCycle
 
@@ -52,7 +53,13 @@ async def report_page(request: Request) -> Response:
         org = await session.get(Organization, cycle.org_id)
         assert org is not None
         analysis = await analyse_stored(session, cycle, organisation_redactor(runtime, org))
-        model = report_for(cycle, analysis, runtime.settings.public_url)
+        integration = org.integrations.get(cycle.source)
+        model = report_for(
+            cycle,
+            analysis,
+            runtime.settings.public_url,
+            scm_base_url=integration.base_url if integration is not None else None,
+        )
         earlier = (
             await session.execute(
                 select(TestCycle)
@@ -68,7 +75,9 @@ async def report_page(request: Request) -> Response:
             )
         ).scalars()
         chart = [
-            SuitePoint(c.sha[:7], (c.passed + c.flaky) / max(1, c.total), c.duration)
+            SuitePoint(
+                c.sha[:7], (c.passed + c.flaky) / max(1, c.total), c.duration, c.id == cycle.id
+            )
             for c in reversed(list(earlier))
         ]
         successor = await _successor(runtime, session, cycle)

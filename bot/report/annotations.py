@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.analysis.signature import parse_frames
+from bot.analysis.signature import is_library, parse_frames
 from bot.report.markdown import clean, truncate_bytes, truncate_chars
 from bot.report.model import ReportModel, ReportTest, display_clusters
 from bot.report.repo_paths import RepoFiles, locate_in_repo
@@ -13,10 +13,6 @@ from providers.base import Annotation, AnnotationLevel, PlatformLimits
 MAX_ANNOTATIONS = 500  # in total; the provider chunks them 50 per request
 _MESSAGE_BYTES = 4_096
 _DETAILS_BYTES = 16_384
-_THIRD_PARTY = re.compile(
-    r"(?:^|/)(?:site-packages|dist-packages|node_modules|\.venv|venv|vendor|\.tox|\.nox|"
-    r"\.cargo|\.m2|\.gradle|go/pkg/mod)(?:/|$)"
-)
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:/")
 
 
@@ -27,7 +23,7 @@ def repo_relative(path: str, repository: str) -> str | None:
     repository (CI checkouts: ``/home/runner/work/<repo>/<repo>/``, ``/builds/<ns>/<repo>/``).
     """
     p = path.strip().replace("\\", "/").removeprefix("file://")
-    if not p or p.startswith("<") or _THIRD_PARTY.search(p):
+    if not p or is_library(p):
         return None
     if p.startswith("/") or _WINDOWS_DRIVE.match(p):
         name = repository.rstrip("/").rsplit("/", 1)[-1]

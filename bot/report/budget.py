@@ -26,15 +26,17 @@ class Plan:
     explanations: bool  # per-cluster LLM explanations
     summary_bytes: int  # LLM summary
     message_chars: int  # one-line messages
+    message_lines: int  # a failure's multi-line message (say, an assertion diff), in a fence
+    message_bytes: int
 
 
 LEVELS: tuple[Plan, ...] = (
-    Plan(500, 50, 25, 50, 80, 8_000, 50, True, 8_000, 300),
-    Plan(0, 50, 25, 50, 80, 8_000, 50, True, 8_000, 300),
-    Plan(0, 30, 10, 10, 30, 3_000, 20, True, 4_000, 200),
-    Plan(0, 10, 5, 3, 15, 1_500, 10, True, 2_000, 160),
-    Plan(0, 5, 3, 0, 0, 0, 5, False, 1_000, 120),
-    Plan(0, 0, 0, 0, 0, 0, 0, False, 0, 80),
+    Plan(500, 50, 25, 50, 80, 8_000, 50, True, 8_000, 300, 40, 4_000),
+    Plan(0, 50, 25, 50, 80, 8_000, 50, True, 8_000, 300, 40, 4_000),
+    Plan(0, 30, 10, 10, 30, 3_000, 20, True, 4_000, 200, 20, 2_000),
+    Plan(0, 10, 5, 3, 15, 1_500, 10, True, 2_000, 160, 12, 1_000),
+    Plan(0, 5, 3, 0, 0, 0, 5, False, 1_000, 120, 6, 500),
+    Plan(0, 0, 0, 0, 0, 0, 0, False, 0, 80, 0, 0),
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import replace
 
 from bot.report.annotations import MAX_ANNOTATIONS, build_annotations
 from bot.report.budget import Plan, fit
@@ -64,10 +65,14 @@ def _text(model: ReportModel, plan: Plan) -> str:
     traces = ""
     if model.clusters and plan.traces > 0:
         # The text carries the detail the summary leaves out: every shown cluster's trace.
-        detail_plan = Plan(
-            plan.passed_list, plan.clusters, 0, plan.traces, plan.trace_lines,
-            plan.trace_bytes, 0, False, 0, plan.message_chars,
-        )  # fmt: skip
+        detail_plan = replace(
+            plan,
+            tests_per_cluster=0,
+            list_items=0,
+            explanations=False,
+            summary_bytes=0,
+            message_lines=0,  # the summary shows messages; the text adds the traces
+        )
         traces = clusters_section(model, detail_plan, GITHUB_STYLE, traces=True)
         traces = traces.replace("#### Failures by root cause", "#### Traces by root cause", 1)
     return join_sections(traces, passed_section(model, plan, GITHUB_STYLE))

@@ -20,7 +20,6 @@ from bot.report.sections import (
     join_sections,
     llm_summary,
     notices,
-    passed_section,
 )
 from providers.base import GITHUB_LIMITS, CommentBody, PlatformLimits, comment_marker
 
@@ -41,6 +40,7 @@ _STYLES: dict[Dialect, Style] = {
 
 
 def _body(model: ReportModel, plan: Plan, style: Style) -> str:
+    # No list of passed tests: a PR author reads what needs them; the report page lists all.
     return join_sections(
         header(model),
         notices(model, plan),
@@ -48,7 +48,6 @@ def _body(model: ReportModel, plan: Plan, style: Style) -> str:
         clusters_section(model, plan, style, traces=True),
         flaky_section(model, plan),
         deltas_section(model, plan),
-        passed_section(model, plan, style),
     )
 
 

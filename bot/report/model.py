@@ -10,6 +10,7 @@ from enum import StrEnum
 from bot.analysis.clusters import FAILING, is_flaky_result
 from bot.analysis.model import ClusterExplanation, FailureCluster, LlmSummary, Verdict
 from bot.analysis.verdicts import Deltas, TestVerdict
+from bot.report.web_links import WebLinks, web_links
 from bot.results.model import TestCaseResult, TestStatus
 from providers.context import CiContext
 
@@ -39,6 +40,7 @@ class CycleIdentity:
     pipeline_url: str | None = None
     report_url: str | None = None
     cycle_id: str | None = None
+    web: WebLinks = field(default_factory=WebLinks)  # commit, PR/MR and pipeline pages
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +76,12 @@ class ReportCluster:
 
     signature: str
     exception_type: str | None
-    message_pattern: str
-    top_frames: tuple[str, ...]
+    message_pattern: str  # masked, internal: never shown to people
+    top_frames: tuple[str, ...]  # the signature's; may be a dependency's
     tests: tuple[ReportTest, ...]
     explanation: ClusterExplanation | None = None
+    example_message: str = ""  # the first test's own message, line breaks kept
+    own_frames: tuple[str, ...] = ()  # innermost frames in the project's own code
     new_count: int = field(init=False)  # tests with verdict NEW; sorted on, so computed once
 
     def __post_init__(self) -> None:
@@ -152,8 +156,10 @@ def build_report(
     cycle_id: str | None = None,
     llm_note: str | None = None,
     infra_reason: str | None = None,
+    scm_base_url: str | None = None,
 ) -> ReportModel:
-    """Assemble the report model; ``duration`` defaults to the sum of test durations."""
+    """Assemble the report model; ``duration`` defaults to the sum of test durations;
+    ``scm_base_url`` (the integration's) locates the commit and PR/MR pages."""
     totals = _totals(results)
     explanations = {e.signature: e for e in llm.clusters} if llm is not None else {}
     report_clusters = tuple(
@@ -164,6 +170,8 @@ def build_report(
             top_frames=tuple(c.top_frames),
             tests=tuple(_report_test(t, verdicts) for t in c.tests),
             explanation=explanations.get(c.signature),
+            example_message=c.example_message,
+            own_frames=c.own_frames,
         )
         for c in clusters
     )
@@ -180,6 +188,7 @@ def build_report(
         pipeline_url=ctx.pipeline_url,
         report_url=report_url,
         cycle_id=cycle_id,
+        web=web_links(ctx, scm_base_url),
     )
     if duration is None and results:
         duration = sum(r.duration for r in results)

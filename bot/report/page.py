@@ -3,25 +3,22 @@ no external assets), rendered from the report model. Pure."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from bot.report.headline import format_duration, headline
-from bot.report.model import ReportModel, ReportTest
+from bot.analysis.model import Verdict
+from bot.analysis.signature import example_message
+from bot.report.chart import SuitePoint, history_chart
+from bot.report.headline import headline
+from bot.report.markdown import clean, safe_url
+from bot.report.model import ReportCluster, ReportModel, ReportTest
+from bot.report.sections import first_line
 from bot.results.model import TestStatus
 
-CHART_WIDTH, CHART_HEIGHT, PAD = 640, 160, 28
 MAX_FAILURES_ON_PAGE = 2000
-
-
-@dataclass(frozen=True, slots=True)
-class SuitePoint:
-    """One earlier cycle of the suite, for the history chart."""
-
-    label: str  # short sha
-    pass_rate: float  # 0..1
-    duration: float  # seconds
+MAX_PASSED_ON_PAGE = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,23 +38,112 @@ h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:28px 0 8px}
 padding:12px 16px;margin:8px 0} .totals span{margin-right:16px}
 .verdict{font-size:12px;padding:1px 6px;border-radius:10px;background:#eef;margin-left:6px}
 .verdict.new{background:#ffebe9;color:#82071e} .verdict.flaky{background:#fff8c5}
-.verdict.also_on_base{background:#ddf4ff}
+.verdict.also_on_base{background:#ddf4ff} .verdict.unknown{background:#eaeef2}
 pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:360px;font-size:12px}
-.ai{border-left:4px solid #8250df} svg text{font-size:11px;fill:#59636e}
+pre.message{margin:6px 0;border-left:3px solid #cf222e}
+.ai{border-left:4px solid #8250df} .ai p{white-space:pre-line}
+svg text{font-size:11px;fill:#59636e}
+.legend dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 12px;margin:8px 0 0}
+.legend dd{margin:0} .legend .verdict{margin-left:0}
+.frames{font-family:ui-monospace,monospace;font-size:12px}
+.test{margin:10px 0 0;padding-top:8px;border-top:1px solid #eaeef2}
 details summary{cursor:pointer} .superseded{border-left:4px solid #9a6700}
 """
 
 
-def _verdict(test: ReportTest) -> str:
-    label = test.verdict.value.replace("_", " ")
-    rate = f" ({test.flip_rate:.0%} flips)" if test.flip_rate else ""
-    return f'<span class="verdict {escape(test.verdict.value)}">{escape(label)}{rate}</span>'
+# Badge label and what it means, in the order the legend lists them.
+BADGES: dict[Verdict, tuple[str, str]] = {
+    Verdict.NEW: (
+        "new",
+        "fails here but passed on the base branch's latest cycle: likely broken by this change",
+    ),
+    Verdict.ALSO_ON_BASE: (
+        "also on base",
+        "fails on the base branch too: it was broken before this change",
+    ),
+    Verdict.FLAKY: (
+        "flaky",
+        "passed on a retry, passed and failed on the same commit, or flips between pass and "
+        "fail in recent runs; the flip rate is how often its outcome changed from one recent "
+        "run to the next",
+    ),
+    Verdict.UNKNOWN: (
+        "unknown",
+        "no cycle of the base branch to compare with yet, so it cannot be told new or old",
+    ),
+}
+
+
+def _badge(test: ReportTest) -> str:
+    label, meaning = BADGES[test.verdict]
+    if test.verdict is Verdict.FLAKY and test.flip_rate is not None:
+        label += f" · {test.flip_rate:.0%} flip rate"
+    reason = f" ({test.reason})" if test.reason else ""
+    return (
+        f'<span class="verdict {escape(test.verdict.value)}" title="{escape(meaning + reason)}">'
+        f"{escape(label)}</span>"
+    )
+
+
+def _legend() -> str:
+    rows = "".join(
+        f'<dt><span class="verdict {v.value}">{escape(label)}</span></dt><dd>{escape(text)}</dd>'
+        for v, (label, text) in BADGES.items()
+    )
+    return (
+        '<details class="card legend" id="legend" open><summary>What the badges mean</summary>'
+        f"<dl>{rows}</dl></details>"
+    )
 
 
 def _pre(title: str, text: str | None) -> str:
     if not text:
         return ""
-    return f"<details><summary>{escape(title)}</summary><pre>{escape(text)}</pre></details>"
+    return f"<details><summary>{escape(title)}</summary><pre>{escape(clean(text))}</pre></details>"
+
+
+def _message(text: str | None) -> str:
+    # <pre> keeps the line breaks of assertion diffs; escape() keeps it inert.
+    if not text or not text.strip():
+        return ""
+    return f'<pre class="message">{escape(clean(text).strip(chr(10)))}</pre>'
+
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+def _summary(markdown: str) -> str:
+    """The model's markdown as paragraphs and code blocks, all text escaped: enough to read,
+    without a markdown renderer on a page whose text others wrote."""
+    out: list[str] = []
+    paragraph: list[str] = []
+    code: list[str] | None = None
+    closer = ""
+
+    def flush() -> None:
+        if "".join(paragraph).strip():
+            out.append(f"<p>{escape(chr(10).join(paragraph).strip())}</p>")
+        paragraph.clear()
+
+    for line in clean(markdown).split("\n"):
+        fence = _FENCE.match(line)
+        if code is not None:
+            if fence and fence.group(1)[0] == closer[0] and len(fence.group(1)) >= len(closer):
+                out.append(f"<pre>{escape(chr(10).join(code))}</pre>")
+                code = None
+            else:
+                code.append(line)
+        elif fence:
+            flush()
+            code, closer = [], fence.group(1)
+        elif line.strip():
+            paragraph.append(line)
+        else:
+            flush()
+    flush()
+    if code is not None:
+        out.append(f"<pre>{escape(chr(10).join(code))}</pre>")
+    return "".join(out)
 
 
 def _history_line(statuses: Sequence[TestStatus] | None) -> str:
@@ -67,33 +153,73 @@ def _history_line(statuses: Sequence[TestStatus] | None) -> str:
     return f'<div class="meta">recent runs, oldest first: {escape(marks)}</div>'
 
 
-def history_chart(points: Sequence[SuitePoint]) -> str:
-    """An inline SVG of pass rate (line) and duration (bars) over recent cycles."""
-    if not points:
-        return '<p class="meta">No earlier cycles of this suite yet.</p>'
-    inner_w, inner_h = CHART_WIDTH - 2 * PAD, CHART_HEIGHT - 2 * PAD
-    step = inner_w / max(1, len(points) - 1) if len(points) > 1 else 0
-    longest = max(p.duration for p in points) or 1.0
-    bars, line = [], []
-    for i, point in enumerate(points):
-        x = PAD + (i * step if len(points) > 1 else inner_w / 2)
-        height = inner_h * point.duration / longest
-        bars.append(
-            f'<rect class="duration" x="{x - 4:.1f}" y="{PAD + inner_h - height:.1f}" width="8" '
-            f'height="{height:.1f}" fill="#d1d9e0"><title>{escape(point.label)}: '
-            f"{escape(format_duration(point.duration))}</title></rect>"
+def _a(text: str, url: str | None) -> str:
+    target = safe_url(url)
+    if target is None:
+        return escape(text)
+    return f'<a href="{escape(target)}" rel="noreferrer">{escape(text)}</a>'
+
+
+def _meta(model: ReportModel) -> str:
+    ident = model.identity
+    web = ident.web
+    bits = [escape(ident.repository), f"suite {escape(ident.suite)}"]
+    bits.append(f"commit {_a(ident.short_sha, web.commit)}")
+    if ident.pr:
+        bits.append(_a(web.change_label, web.change))
+    pipeline = web.pipeline or ident.pipeline_url
+    if pipeline:
+        bits.append(_a("pipeline", pipeline))
+    return f'<div class="meta" id="links">{" · ".join(bits)}</div>'
+
+
+def _cluster(
+    cluster: ReportCluster, recent: Mapping[str, Sequence[TestStatus]], room: int
+) -> tuple[str, int]:
+    """One root cause as a card, with at most ``room`` of its tests; and how many it showed."""
+    message = first_line(cluster.example_message)
+    head = f"<b>{escape(cluster.exception_type or 'Failure')}</b>"
+    head += f": {escape(clean(message))}" if message else ""
+    head += f" · {len(cluster.tests):,} test{'s' if len(cluster.tests) != 1 else ''}"
+    parts = ['<div class="card cluster">', f'<div class="cluster-title">{head}</div>']
+    if cluster.own_frames:
+        frames = " ← ".join(escape(clean(f)) for f in cluster.own_frames)
+        parts.append(f'<div class="meta frames">at {frames}</div>')
+    if cluster.explanation is not None:
+        e = cluster.explanation
+        parts.append(
+            f'<div class="ai"><p><b>Likely cause:</b> {escape(e.likely_cause)}</p>'
+            f"<p><b>Suggested fix:</b> {escape(e.suggested_fix)}</p></div>"
         )
-        line.append(f"{x:.1f},{PAD + inner_h * (1 - point.pass_rate):.1f}")
+    shown = 0
+    for test in cluster.tests[: max(room, 0)]:
+        shown += 1
+        r = test.result
+        where = f" — {escape(r.file)}:{r.line}" if r.file and r.line else ""
+        parts.append(
+            f'<div class="test"><code>{escape(r.test_id)}</code>{_badge(test)}{where}'
+            # No message attribute (go test, some runners): what the trace says instead.
+            + _message(r.message or example_message(r))
+            + _pre("stack trace", r.stack_trace)
+            + _pre("stdout", r.stdout_tail)
+            + _pre("stderr", r.stderr_tail)
+            + _history_line(recent.get(r.test_id))
+            + "</div>"
+        )
+    parts.append("</div>")
+    return "".join(parts), shown
+
+
+def _passed(model: ReportModel) -> str:
+    ids = model.passed_tests
+    if not ids:
+        return ""
+    items = "".join(f"<li><code>{escape(t)}</code></li>" for t in ids[:MAX_PASSED_ON_PAGE])
+    more = len(ids) - MAX_PASSED_ON_PAGE
+    tail = f'<p class="meta">{more:,} more not shown.</p>' if more > 0 else ""
     return (
-        f'<svg id="history-chart" role="img" aria-label="pass rate and duration" '
-        f'width="{CHART_WIDTH}" height="{CHART_HEIGHT}" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}">'
-        f'<text x="{PAD}" y="14">pass rate (line) and duration (bars), last {len(points)}'
-        f" cycles</text>{''.join(bars)}"
-        f'<polyline class="pass-rate" fill="none" stroke="#1a7f37" stroke-width="2" '
-        f'points="{" ".join(line)}"/>'
-        f'<text x="{PAD}" y="{CHART_HEIGHT - 6}">{escape(points[0].label)}</text>'
-        f'<text x="{CHART_WIDTH - PAD - 50}" y="{CHART_HEIGHT - 6}">{escape(points[-1].label)}'
-        "</text></svg>"
+        f'<h2>Passed ({len(ids):,})</h2><details id="passed"><summary>Show the passed tests'
+        f"</summary><ul>{items}</ul>{tail}</details>"
     )
 
 
@@ -114,8 +240,7 @@ def render_page(
         f"<title>{escape(ident.repository)} · {escape(ident.suite)} · {ident.short_sha}</title>",
         f"<style>{CSS}</style></head><body><main>",
         f"<h1>{escape(headline(model, icon=False))}</h1>",
-        f'<div class="meta">{escape(ident.repository)} · suite {escape(ident.suite)} · commit '
-        f"{escape(ident.sha)}" + (f" · PR #{ident.pr}" if ident.pr else "") + "</div>",
+        _meta(model),
         '<div class="card totals">'
         + "".join(
             f"<span><b>{getattr(totals, name):,}</b> {name}</span>"
@@ -135,49 +260,28 @@ def render_page(
             f'<div class="card"><b>Infrastructure error.</b> {escape(model.infra_reason)}</div>'
         )
     if model.llm is not None:
-        parts.append(
-            f'<div class="card ai"><b>AI analysis</b><p>{escape(model.llm.summary)}</p></div>'
-        )
+        parts.append(f'<div class="card ai"><b>AI analysis</b>{_summary(model.llm.summary)}</div>')
     elif model.llm_note:
         parts.append(f'<div class="meta">{escape(model.llm_note)}</div>')
     parts.append("<h2>History</h2>" + history_chart(chart))
+    if model.clusters or model.flaky:
+        parts.append(_legend())
     shown = 0
     if model.clusters:
         parts.append(f"<h2>Failures by root cause ({len(model.clusters)})</h2>")
     for cluster in model.clusters:
-        parts.append('<div class="card">')
-        parts.append(
-            f"<b>{escape(cluster.exception_type or 'Failure')}</b>: "
-            f"{escape(cluster.message_pattern)} · {len(cluster.tests)} test(s)"
-        )
-        if cluster.explanation is not None:
-            e = cluster.explanation
-            parts.append(
-                f'<div class="ai"><p><b>Likely cause:</b> {escape(e.likely_cause)}</p>'
-                f"<p><b>Suggested fix:</b> {escape(e.suggested_fix)}</p></div>"
-            )
-        for test in cluster.tests:
-            if shown >= MAX_FAILURES_ON_PAGE:
-                break
-            shown += 1
-            r = test.result
-            where = f" — {escape(r.file)}:{r.line}" if r.file and r.line else ""
-            parts.append(
-                f'<div class="test"><code>{escape(r.test_id)}</code>{_verdict(test)}{where}'
-                f"<div>{escape(r.message or '')}</div>"
-                + _pre("stack trace", r.stack_trace)
-                + _pre("stdout", r.stdout_tail)
-                + _pre("stderr", r.stderr_tail)
-                + _history_line(recent.get(r.test_id))
-                + "</div>"
-            )
-        parts.append("</div>")
-    if model.flaky:
-        parts.append(f"<h2>Flaky ({len(model.flaky)})</h2><ul>")
-        parts += [f"<li><code>{escape(t.result.test_id)}</code></li>" for t in model.flaky]
-        parts.append("</ul>")
+        card, count = _cluster(cluster, recent, MAX_FAILURES_ON_PAGE - shown)
+        parts.append(card)
+        shown += count
     failing = sum(len(c.tests) for c in model.clusters)
     if shown < failing:
         parts.append(f'<p class="meta">{failing - shown:,} more failures not shown.</p>')
+    if model.flaky:
+        parts.append(f"<h2>Flaky: passed on retry ({len(model.flaky)})</h2><ul>")
+        parts += [
+            f"<li><code>{escape(t.result.test_id)}</code>{_badge(t)}</li>" for t in model.flaky
+        ]
+        parts.append("</ul>")
+    parts.append(_passed(model))
     parts.append("</main></body></html>")
     return "".join(parts)

@@ -13,16 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from bot.analysis.signature import StackFrame, parse_frames
+from bot.analysis.signature import StackFrame, is_library, parse_frames
 from bot.results.model import TestCaseResult
 
-# Dependencies, toolchains and system libraries, whether outside the workspace or vendored in.
-_LIBRARY = re.compile(
-    r"(?:^|/)(?:site-packages|dist-packages|node_modules|\.venv|venv|vendor|third[_-]party|"
-    r"\.tox|\.nox|\.cargo|\.m2|\.gradle|\.nuget|go/pkg/mod|hostedtoolcache|rustc|"
-    r"lib/python\d[\d.]*|usr/(?:local/)?(?:lib|go|share)|program files(?: \(x86\))?)(?:/|$)",
-    re.IGNORECASE,
-)
 _TEST_PATH = re.compile(
     r"(?:^|/)(?:tests?|__tests__|specs?|testing|e2e|src/[\w-]*[tT]est)/"
     r"|(?:^|/)test_[^/]*\.py$|_test\.(?:py|go|rb|exs?)$|_spec\.rb$"
@@ -44,11 +37,6 @@ def path_segments(path: str) -> tuple[str, ...]:
     if ".." in parts:
         parts = parts[len(parts) - parts[::-1].index("..") :]
     return tuple(parts)
-
-
-def is_library(path: str) -> bool:
-    """Whether ``path`` lies in dependencies, a toolchain or the system, not the project."""
-    return bool(_LIBRARY.search(path.replace("\\", "/")))
 
 
 def is_test_file(path: str) -> bool:

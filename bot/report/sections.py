@@ -69,7 +69,8 @@ def notices(model: ReportModel, plan: Plan) -> str:
         )
     elif model.status is CycleStatus.NO_RESULTS:
         out.append("⚪ No test results were reported for this commit.")
-    if not model.has_history and model.status in (CycleStatus.FAILED, CycleStatus.PASSED):
+    # Only failures are marked new or pre-existing; a green run needs no such caveat.
+    if not model.has_history and model.status is CycleStatus.FAILED:
         out.append(NO_HISTORY_NOTE)
     if model.llm is None and model.llm_note:
         out.append(f"_{escape_inline(model.llm_note, 300)}_")
@@ -115,9 +116,20 @@ def test_line(test: ReportTest, plan: Plan, repository: str) -> str:
     return f"- {name}" + (f" — {' · '.join(bits)}" if bits else "")
 
 
+def first_line(text: str) -> str:
+    """The first non-blank line of ``text`` (a failure message's headline)."""
+    return next((line for line in text.splitlines() if line.strip()), "")
+
+
+def is_multiline(text: str) -> bool:
+    """Whether ``text`` has more than one non-blank line, so a fence shows it better."""
+    return sum(1 for line in text.splitlines() if line.strip()) > 1
+
+
 def _cluster_title(index: int, cluster: ReportCluster, plan: Plan) -> str:
     kind = escape_inline(cluster.exception_type or "Failure", 120)
-    message = escape_inline(cluster.message_pattern, plan.message_chars)
+    # A real message from the tests; the masked signature pattern is internal.
+    message = escape_inline(first_line(cluster.example_message), plan.message_chars)
     size = len(cluster.tests)
     count = f"{format_count(size)} test{'s' if size != 1 else ''}"
     if cluster.new_count:
@@ -138,9 +150,18 @@ def _explanation(cluster: ReportCluster, plan: Plan) -> str:
     return "  \n".join(lines)
 
 
-def _trace(cluster: ReportCluster, plan: Plan, style: Style) -> str:
+def _message(cluster: ReportCluster, plan: Plan, style: Style) -> str:
+    """A multi-line message (an assertion diff, expected/actual) in a fence, as printed."""
+    text = cluster.example_message
+    lines = min(plan.message_lines, style.max_trace_lines)
+    if lines <= 0 or plan.message_bytes <= 0 or not is_multiline(text):
+        return ""
+    return fence(shorten_trace(text, lines, plan.message_bytes))
+
+
+def _trace(cluster: ReportCluster, plan: Plan, style: Style, *, message_shown: bool) -> str:
     rep = cluster.tests[0].result
-    text = rep.stack_trace or rep.message or ""
+    text = rep.stack_trace or ("" if message_shown else rep.message) or ""
     if not text.strip():
         return ""
     lines = min(plan.trace_lines, style.max_trace_lines)
@@ -156,9 +177,12 @@ def cluster_block(
 ) -> str:
     """One root cause: title, frames, AI reading, tests, and optionally a trace."""
     parts = [_cluster_title(index, cluster, plan)]
-    if cluster.top_frames:
-        frames = " ← ".join(escape_inline(f, 120) for f in cluster.top_frames)
+    if cluster.own_frames:
+        frames = " ← ".join(escape_inline(f, 120) for f in cluster.own_frames)
         parts[0] += f"  \nat {frames}"
+    message = _message(cluster, plan, style)
+    if message:
+        parts.append(message)
     explanation = _explanation(cluster, plan)
     if explanation:
         parts.append(explanation)
@@ -170,7 +194,7 @@ def cluster_block(
             items.append(f"- … and {format_count(hidden)} more")
         parts.append("\n".join(items))
     if trace:
-        block = _trace(cluster, plan, style)
+        block = _trace(cluster, plan, style, message_shown=bool(message))
         if block:
             parts.append(block)
     return "\n\n".join(parts)

@@ -74,3 +74,26 @@ def test_ten_thousand_failures_cluster_into_few() -> None:
     clusters = cluster_failures(results)
     assert len(clusters) == 25
     assert {len(c.tests) for c in clusters} == {400}
+
+
+def test_a_cluster_shows_its_first_tests_real_message_and_own_frames() -> None:
+    trace = (
+        "Traceback (most recent call last):\n"
+        '  File "/builds/acme/shop/tests/test_cart.py", line 9, in test_a\n'
+        '  File "/builds/acme/shop/shop/cart.py", line 88, in total\n'
+        '  File "/usr/lib/python3.12/decimal.py", line 12, in __add__\n'
+        "decimal.InvalidOperation: boom\n"
+    )
+    results = [
+        TestCaseResult(
+            name=n, status=TestStatus.FAILED, message=m, stack_trace=trace.replace("test_a", n)
+        )
+        for n, m in (
+            ("test_a", "ValueError: 10 != 11\nsecond line"),
+            ("test_b", "ValueError: 3 != 4"),
+        )
+    ]
+    [cluster] = cluster_failures(results)
+    assert cluster.message_pattern == "<n> != <n>"  # internal
+    assert cluster.example_message == "10 != 11\nsecond line"
+    assert cluster.own_frames == ("cart.py:total",)

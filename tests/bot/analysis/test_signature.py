@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.analysis.signature import (
+    example_message,
     failure_signature,
     failure_signatures,
     normalize_message,
     normalize_messages,
+    own_frames,
     parse_frames,
     split_exception,
     top_frames,
@@ -241,3 +245,64 @@ def test_batch_equals_single() -> None:
         _failure("c", "y", None, "E"),
     ]
     assert failure_signatures(results) == [failure_signature(r) for r in results]
+
+
+# -- for people: the project's own frames and the real message (traces as CI prints them) --
+TRACES = Path(__file__).parents[1] / "report" / "traces"
+KOTLIN_TEST = "LoginViewModelTest.kt:rejectsEmptyPassword"
+
+
+@pytest.mark.parametrize(
+    ("trace", "name", "frames"),
+    [
+        ("python-traceback.txt", "test_create", ("api.py:create",)),  # not json/, not requests
+        ("python-requests.txt", "test_push", ("client.py:push",)),  # the test itself: in its list
+        ("pytest-long.txt", "test_total", ("models.py:total",)),
+        ("pytest-assert-diff.txt", "test_totals", ("test_cart.py:14",)),
+        ("surefire.txt", "placesOrder", ("Utils.java:check", "OrderService.java:place")),
+        ("surefire-npe-in-main.txt", "createsInvoice", ("Utils.java:slug", "Invoice.java:<init>")),
+        ("kotlin-junit4.txt", "rejectsEmptyPassword", (KOTLIN_TEST,)),  # the only own frame
+        ("jest.txt", "saves", ("Button.test.tsx:toHaveTextContent",)),
+        ("node-mocha.txt", "lists", ("serialize.js:serialize", "orders.js:listOrders")),
+        ("go-panic.txt", "TestSum", ("calc.go:Sum",)),  # not vendor/
+        ("go-test.txt", "TestAdd", ("calc_test.go:27",)),
+        ("dotnet-xunit.txt", "Adds", ("Calculator.cs:Add",)),
+    ],
+)  # fmt: skip
+def test_own_frames_skip_dependencies_stdlib_and_runners(
+    trace: str, name: str, frames: tuple[str, ...]
+) -> None:
+    result = _failure(name, "boom", (TRACES / trace).read_text())
+    assert own_frames(result) == frames
+
+
+def test_own_frames_empty_when_only_library_code_is_on_the_stack() -> None:
+    trace = (
+        "Traceback (most recent call last):\n"
+        '  File "/usr/lib/python3.12/importlib/__init__.py", line 90, in import_module\n'
+        '  File "<frozen importlib._bootstrap>", line 1387, in _gcd_import\n'
+        '  File "/venv/lib/python3.12/site-packages/yaml/__init__.py", line 3, in <module>\n'
+        "ImportError: cannot import name 'CLoader'\n"
+    )
+    assert own_frames(_failure("test_import", "", trace)) == ()
+    assert failure_signature(_failure("test_import", "", trace)).frames  # the signature keeps them
+
+
+def test_example_message_is_the_real_text_with_line_breaks() -> None:
+    diff = (TRACES / "pytest-assert-diff.txt").read_text()
+    result = _failure("test_totals", "", diff)
+    assert example_message(result) == (
+        "assert {'apple': 3, 'pear': 2} == {'apple': 3, 'pear': 3}\n"
+        "\n"
+        "  Omitting 1 identical items, use -vv to show\n"
+        "  Differing items:\n"
+        "  {'pear': 2} != {'pear': 3}\n"
+        "  Use -v to get more diff"
+    )
+    # The signature still masks and keeps one line.
+    assert (
+        failure_signature(result).message
+        == "assert {'apple': <n>, 'pear': <n>} == {'apple': <n>, 'pear': <n>}"
+    )
+    given = _failure("t", "AssertionError: expected 3\n  but got 4", None, "AssertionError")
+    assert example_message(given) == "expected 3\n  but got 4"

@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import html
+import re
 from urllib.parse import urlparse
 
 from bot.history import load_history
 from bot.links import signed_report_url
 from bot.results.model import TestStatus
-from storage import queue
+from storage import orgs, queue
 from storage.models import TestCycle
 from tests.bot.api.conftest import ApiHarness
 from tests.bot.api.test_cycles_api import CONTEXT, JUNIT
 
 
 async def make_analysed_cycle(
-    api: ApiHarness, *, sha: str = "a" * 40, leak: str | None = None
+    api: ApiHarness,
+    *,
+    sha: str = "a" * 40,
+    leak: str | None = None,
+    context: dict[str, object] | None = None,
 ) -> str:
     from bot.analyse import AnalyseCycle
 
     headers = api.auth()
-    cycle = (
-        await api.client.post("/api/v1/cycles", json={**CONTEXT, "sha": sha}, headers=headers)
-    ).json()
+    body = {**CONTEXT, **(context or {}), "sha": sha}
+    cycle = (await api.client.post("/api/v1/cycles", json=body, headers=headers)).json()
     junit = (
         JUNIT
         if leak is None
@@ -103,3 +107,24 @@ async def test_a_finished_cycle_superseded_by_a_new_push_keeps_its_report(
         assert cycle is not None
         history = await load_history(session, cycle, {"tests.test_math::test_div"})
     assert history.recent["tests.test_math::test_div"] == [TestStatus.FAILED]
+
+
+async def test_page_links_a_self_managed_gitlabs_commit_mr_and_pipeline(api: ApiHarness) -> None:
+    async with api.runtime.sessions.begin() as session:
+        org = await orgs.get_org(session, "acme")
+        await orgs.set_integration(
+            session, api.runtime.vault, org, "gitlab", base_url="https://gitlab.example.com"
+        )
+    pipeline = "https://gitlab.example.com/acme/widgets/-/pipelines/9001"
+    context = {"source": "gitlab", "pipeline_url": pipeline}
+    cycle_id = await make_analysed_cycle(api, sha="b" * 40, context=context)
+    page = await api.client.get(f"/cycles/{cycle_id}", headers=api.auth())
+    assert page.status_code == 200
+    links = page.text.split('id="links">', 1)[1].split("</div>", 1)[0]
+    hrefs = [html.unescape(h) for h in re.findall(r'href="([^"]+)"', links)]
+    assert hrefs == [
+        f"https://gitlab.example.com/acme/widgets/-/commit/{'b' * 40}",
+        "https://gitlab.example.com/acme/widgets/-/merge_requests/42",
+        pipeline,
+    ]
+    assert ">MR !42</a>" in links

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
-from playwright.async_api import async_playwright
+from playwright.async_api import Page, async_playwright
 
 from bot.links import signed_report_url
 from tests.bot.e2e.conftest import REPOSITORY, RunningBot, wait_for
@@ -25,16 +26,26 @@ FLAGS = [
 ]
 
 
-async def _cycle(bot: RunningBot, sha: str, junit: bytes, *, pr: int | None) -> str:
+# A pytest-style multi-line message: the page must keep its lines.
+DIFF_JUNIT = FAILING_JUNIT.replace(
+    b'message="AssertionError: expected 201, got 500"',
+    b'message="AssertionError: assert 500 == 201&#10; +  where 500 = response.status_code"',
+)
+
+
+async def _cycle(
+    bot: RunningBot, sha: str, junit: bytes, *, pr: int | None, source: str = "jenkins"
+) -> str:
     headers = {"Authorization": f"Bearer {bot.api_key}"}
     body = {
-        "source": "jenkins",  # stored and analysed, published nowhere
+        "source": source,  # jenkins: stored and analysed, published nowhere
         "repository": REPOSITORY,
         "sha": sha,
         "pr": pr,
         "ref": "main" if pr is None else f"refs/pull/{pr}/merge",
         "base_ref": None if pr is None else "main",
         "suite": "unit",
+        "pipeline_url": f"https://github.com/{REPOSITORY}/actions/runs/{sha[:3]}",
     }
     cycle = (await bot.http.post(f"{bot.url}/api/v1/cycles", json=body, headers=headers)).json()
     await bot.http.post(
@@ -50,37 +61,97 @@ async def _cycle(bot: RunningBot, sha: str, junit: bytes, *, pr: int | None) -> 
     return str(cycle["id"])
 
 
-async def test_report_page_renders_in_chromium(bot: RunningBot) -> None:
+async def _chart_counts(page: Page) -> dict[str, int]:
+    return {
+        what: await page.locator(f"#history-chart {what}").count()
+        for what in ("rect.duration", "circle.pass-rate", "polyline.pass-rate", "text.x-label")
+    }
+
+
+async def test_report_page_renders_in_chromium(bot: RunningBot, tmp_path: Path) -> None:
     if "postgresql" in bot.runtime.settings.database_url:
         pytest.skip("rendering does not depend on the engine; run once")
     passing = FAILING_JUNIT.replace(b"<failure", b"<system-out").replace(
         b"</failure>", b"</system-out>"
     )
-    for n in range(3):
-        await _cycle(bot, f"{n}" * 40, passing, pr=None)
-    cycle_id = await _cycle(bot, "f" * 40, FAILING_JUNIT, pr=7)
-    url = signed_report_url(bot.url, bot.runtime.vault.keyring, cycle_id)
+    first = await _cycle(bot, "0" * 40, passing, pr=None)
+    await _cycle(bot, "1" * 40, passing, pr=None)
+    cycle_id = await _cycle(bot, "f" * 40, DIFF_JUNIT, pr=7, source="github")
+    keyring = bot.runtime.vault.keyring
+    url = signed_report_url(bot.url, keyring, cycle_id)
     errors: list[str] = []
     profile = tempfile.mkdtemp(prefix="aac-chromium-")
     try:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-            page = await browser.new_page()
+            page = await browser.new_page(viewport={"width": 1100, "height": 900})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
+
+            # One cycle: a point and a bar, on labelled axes; a green run needs no legend.
+            response = await page.goto(signed_report_url(bot.url, keyring, first))
+            assert response is not None
+            assert response.status == 200
+            assert await _chart_counts(page) == {
+                "rect.duration": 1,
+                "circle.pass-rate": 1,
+                "polyline.pass-rate": 0,
+                "text.x-label": 1,
+            }
+            assert await page.locator("#history-chart text.axis-pass").all_text_contents() == [
+                "0%",
+                "50%",
+                "100%",
+            ]
+            assert await page.locator("#legend").count() == 0
+            await page.screenshot(path=str(tmp_path / "one-cycle.png"), full_page=True)
+
+            # Three cycles, the last a PR's failing one.
             response = await page.goto(url)
             assert response is not None
             assert response.status == 200
             assert "2 failed" in (await page.inner_text("h1"))
-            assert await page.locator(".verdict.new").count() == 2
+            assert await page.locator(".verdict.new").count() >= 2
             chart = page.locator("#history-chart")
             box = await chart.bounding_box()
             assert box is not None
             assert box["width"] > 300
-            assert await page.locator("#history-chart rect.duration").count() == 4
+            assert await _chart_counts(page) == {
+                "rect.duration": 3,
+                "circle.pass-rate": 3,
+                "polyline.pass-rate": 1,
+                "text.x-label": 3,
+            }
+            labels = await page.locator("#history-chart text.x-label").all_text_contents()
+            assert labels == ["0000000", "1111111", "fffffff · this"]
             line = await page.locator("#history-chart polyline.pass-rate").bounding_box()
             assert line is not None
             assert line["width"] > 100  # drawn across the chart, not a point
+            # Every badge is explained, visibly.
+            legend = page.locator("#legend")
+            assert await legend.is_visible()
+            for label in ("new", "also on base", "flaky", "unknown"):
+                assert await legend.locator("dt", has_text=label).count() >= 1
+            # Links a person follows from here.
+            links = {
+                await a.inner_text(): await a.get_attribute("href")
+                for a in await page.locator("#links a").all()
+            }
+            assert links == {
+                "fffffff": f"https://github.com/{REPOSITORY}/commit/{'f' * 40}",
+                "PR #7": f"https://github.com/{REPOSITORY}/pull/7",
+                "pipeline": f"https://github.com/{REPOSITORY}/actions/runs/fff",
+            }
+            # The multi-line message keeps its lines; the heading is a real message.
+            message = await page.locator("pre.message").first.inner_text()
+            assert message.split("\n") == [
+                "AssertionError: assert 500 == 201",
+                " +  where 500 = response.status_code",
+            ]
+            titles = " ".join(await page.locator(".cluster-title").all_inner_texts())
+            assert "<n>" not in titles
+            assert "assert 500 == 201" in titles
+            await page.screenshot(path=str(tmp_path / "three-cycles.png"), full_page=True)
             # The report page itself logged nothing. (The error page below makes Chromium
             # ask for /favicon.ico, which is a 404 by design.)
             assert errors == []

@@ -92,8 +92,8 @@ def _build(
     )
 
 
-def all_pass() -> ReportModel:
-    results = _passed(120)
+def all_pass(passed: int = 120) -> ReportModel:
+    results = _passed(passed)
     results.append(TestCaseResult(name="test_later", status=TestStatus.SKIPPED))
     return _build(results, _history(results, set()))
 
@@ -102,7 +102,10 @@ def one_failure() -> ReportModel:
     fail = _failure(
         "test_total_rounding",
         "AssertionError",
-        "assert Decimal('10.01') == Decimal('10.00')",
+        # As pytest writes it: the assertion, then its explanation on indented lines.
+        "assert Decimal('10.01') == Decimal('10.00')\n"
+        " +  where Decimal('10.01') = total()\n"
+        " +    where total = <shop.cart.Cart object at 0x7f3a2c>.total",
         _py_trace("test_total_rounding", 31, "AssertionError: assert 10.01 == 10.00"),
     )
     results = [*_passed(50), fail]
@@ -168,7 +171,7 @@ def many_failures() -> ReportModel:
         ClusterExplanation(
             signature=sig,
             likely_cause="PostgreSQL service container did not start",
-            evidence="connect to <n> failed",
+            evidence="connect to 10.0.0.0:5432 failed after 1.5s",
             suggested_fix="Add a health check to the service container",
             confidence=0.8,
         )

@@ -111,6 +111,9 @@ def clusters(draw: st.DrawFn) -> ReportCluster:
         top_frames=tuple(draw(st.lists(text, max_size=3))),
         tests=tuple(tests),
         explanation=explanation,
+        # Multi-line, hostile, huge: shown in headings and fences.
+        example_message=draw(st.one_of(big, st.lists(big, max_size=6).map("\n".join))),
+        own_frames=tuple(draw(st.lists(text, max_size=3))),
     )
 
 
