@@ -246,8 +246,11 @@ async def add_results(
     file_name: str,
     file_format: str,
     results: Iterable[TestCaseResult],
+    *,
+    upload_id: int | None = None,
 ) -> StoredFile:
-    """Store one parsed file's results and add them to the cycle's totals."""
+    """Store one parsed file's results and add them to the cycle's totals; ``upload_id``
+    ties them to the upload they came from (bot/cycle_uploads.py replaces by it)."""
     ensure_collecting(cycle)
     counts: Counter[str] = Counter()
     duration = 0.0
@@ -255,7 +258,7 @@ async def add_results(
     for result in results:
         counts[result.status.value] += 1
         duration += result.duration
-        batch.append(_row(cycle.id, file_name, result))
+        batch.append({**_row(cycle.id, file_name, result), "upload_id": upload_id})
         if len(batch) >= INSERT_BATCH:
             await session.execute(insert(TestResultRow), batch)
             batch = []
@@ -269,7 +272,10 @@ async def add_results(
     cycle.skipped += counts[TestStatus.SKIPPED]
     cycle.flaky += counts[TestStatus.FLAKY]
     cycle.duration += duration
-    cycle.files = [*cycle.files, {"name": file_name, "format": file_format, "tests": tests}]
+    entry: dict[str, Any] = {"name": file_name, "format": file_format, "tests": tests}
+    if upload_id is not None:
+        entry["upload"] = upload_id
+    cycle.files = [*cycle.files, entry]
     return StoredFile(file_name, file_format, tests)
 
 

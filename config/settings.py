@@ -43,6 +43,8 @@ class Settings(BaseModel):
     # CI API
     max_result_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    # One file's XML after gzip is undone (a small gzip body can expand a thousandfold).
+    max_expanded_result_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=1)
 
     # GitHub: map a new installation to the organisation named like its account

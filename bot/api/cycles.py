@@ -13,7 +13,8 @@ from bot import cycles
 from bot.api.auth import require_api_key
 from bot.api.errors import ApiError
 from bot.api.schemas import CycleComplete, CycleCreate, parse_body
-from bot.api.uploads import Upload, read_uploads
+from bot.api.uploads import Upload, UploadLimits, read_uploads
+from bot.cycle_uploads import store_upload
 from bot.results.errors import ResultFileError
 from bot.results.limits import ParseLimits
 from bot.results.parse import parse_results
@@ -94,29 +95,43 @@ async def upload_results(request: Request) -> JSONResponse:
         if cycle is None:
             raise _not_found(cycle_id)
         _collecting(cycle)
-    uploads = await read_uploads(
-        request,
-        max_file_bytes=settings.max_result_file_bytes,
-        max_total=settings.max_upload_bytes,
+    limits = UploadLimits(
+        file_bytes=settings.max_result_file_bytes,
+        expanded_bytes=settings.max_expanded_result_bytes,
+        request_bytes=settings.max_upload_bytes,
     )
+    uploads = await read_uploads(request, limits)
     try:
         # Parse everything before storing anything: a bad file rejects the whole request.
-        limits = ParseLimits(max_file_bytes=settings.max_result_file_bytes)
-        parsed = [await anyio.to_thread.run_sync(_parse, upload, limits) for upload in uploads]
+        parse_limits = ParseLimits(
+            max_file_bytes=limits.file_bytes, max_decompressed_bytes=limits.expanded_bytes
+        )
+        parsed = [
+            (upload, await anyio.to_thread.run_sync(_parse, upload, parse_limits))
+            for upload in uploads
+        ]
     finally:
         for upload in uploads:
             upload.file.close()
     stored: list[dict[str, Any]] = []
     async with runtime.sessions.begin() as session:
-        cycle = await cycles.get_cycle(session, key.org_id, cycle_id)
-        if cycle is None:
+        # Locked: two uploads to one cycle (or a repeat racing its original) run one by one.
+        cycle = await session.get(TestCycle, cycle_id, with_for_update=True, populate_existing=True)
+        if cycle is None or cycle.org_id != key.org_id:
             raise _not_found(cycle_id)
         _collecting(cycle)
-        for result in parsed:
-            item = await cycles.add_results(
-                session, cycle, result.filename, result.format, result.results
+        for upload, result in parsed:
+            item = await store_upload(
+                session, cycle, result, content_sha256=upload.sha256, idempotency_key=upload.key
             )
-            stored.append({"name": item.name, "format": item.format, "tests": item.tests})
+            stored.append(
+                {
+                    "name": item.name,
+                    "format": item.format,
+                    "tests": item.tests,
+                    "replaced": item.replaced,
+                }
+            )
         body = {"files": stored, "totals": cycles.totals(cycle), "cycle": cycle.id}
     return JSONResponse(body)
 
