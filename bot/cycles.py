@@ -14,11 +14,13 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.links import signed_report_url
 from bot.results.model import TestCaseResult, TestStatus
 from providers.context import SCM_SOURCES, CiContext
 from storage import queue
 from storage.models import TestCycle, TestResultRow
 from storage.types import utcnow
+from storage.vault import Keyring
 
 ANALYSE_JOB = "analyse_cycle"
 PUBLISH_JOB = "publish_cycle"
@@ -359,14 +361,15 @@ def totals(cycle: TestCycle) -> dict[str, int]:
     }
 
 
-def cycle_json(cycle: TestCycle, public_url: str) -> dict[str, Any]:
-    """The cycle as the API returns it."""
+def cycle_json(cycle: TestCycle, public_url: str, keyring: Keyring) -> dict[str, Any]:
+    """The cycle as the API returns it; its ``report_url`` is a fresh signed link, which opens
+    in a browser (the page refuses unsigned requests without an API key)."""
     api = f"{public_url}/api/v1/cycles/{cycle.id}"
     analysis = cycle.analysis or {}
     return {
         "id": cycle.id,
         "url": api,
-        "report_url": f"{public_url}/cycles/{cycle.id}",
+        "report_url": signed_report_url(public_url, keyring, cycle.id),
         "upload_url": f"{api}/results",
         "complete_url": f"{api}/complete",
         "status": cycle.status,

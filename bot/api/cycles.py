@@ -34,7 +34,8 @@ def _not_found(cycle_id: str) -> ApiError:
 
 
 def _json(cycle: TestCycle, runtime: Runtime, status: int = 200) -> JSONResponse:
-    return JSONResponse(cycles.cycle_json(cycle, runtime.settings.public_url), status_code=status)
+    body = cycles.cycle_json(cycle, runtime.settings.public_url, runtime.vault.keyring)
+    return JSONResponse(body, status_code=status)
 
 
 async def create_cycle(request: Request) -> JSONResponse:
@@ -70,8 +71,8 @@ async def list_cycles(request: Request) -> JSONResponse:
             sha=params.get("sha"),
             limit=int(limit),
         )
-    url = runtime.settings.public_url
-    return JSONResponse({"cycles": [cycles.cycle_json(c, url) for c in found]})
+    url, keyring = runtime.settings.public_url, runtime.vault.keyring
+    return JSONResponse({"cycles": [cycles.cycle_json(c, url, keyring) for c in found]})
 
 
 async def get_cycle(request: Request) -> JSONResponse:

@@ -52,7 +52,13 @@ async def report_page(request: Request) -> Response:
         org = await session.get(Organization, cycle.org_id)
         assert org is not None
         analysis = await analyse_stored(session, cycle, organisation_redactor(runtime, org))
-        model = report_for(cycle, analysis, runtime.settings.public_url)
+        public_url, keyring = runtime.settings.public_url, runtime.vault.keyring
+        model = report_for(
+            cycle,
+            analysis,
+            public_url,
+            report_url=signed_report_url(public_url, keyring, cycle.id),
+        )
         earlier = (
             await session.execute(
                 select(TestCycle)
