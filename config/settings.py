@@ -13,7 +13,13 @@ ENV_PREFIX = "AAC_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./aac.db"
 # AAC_ variables read elsewhere: not settings, and not typos of one.
 OTHER_VARIABLES = frozenset(
-    {"AAC_SERVE_NO_WORKER", "AAC_API_KEY", "AAC_SERVER_URL", "AAC_TEST_PG_ADMIN_URL"}
+    {
+        "AAC_SERVE_NO_WORKER",
+        "AAC_API_KEY",
+        "AAC_SERVER_URL",
+        "AAC_TEST_PG_ADMIN_URL",
+        "AAC_TEST_PG_PORT",
+    }
 )
 
 
