@@ -158,6 +158,16 @@ async def run_report(
     if api_key:
         console.hide(api_key)
 
+    server = (args.server or environ.get(SERVER_ENV, "")).strip()
+    problem = server_url_problem(server) if server else None
+    if problem is not None:
+        # A configuration error: said at once, before anything else is looked at or sent.
+        origin = "--server" if args.server else SERVER_ENV
+        console.error(
+            f"{origin} {display_url(server)!r} is not a URL aac report can use: {problem}."
+        )
+        return EXIT_USAGE
+
     detected = detect_ci_context(environ, read_file=_read_bytes)
     for note in detected.notes:
         console.warn(note)
@@ -176,16 +186,8 @@ async def run_report(
         )
         return EXIT_USAGE
 
-    server = (args.server or environ.get(SERVER_ENV, "")).strip()
     if not server:
         console.error(f"no server: pass --server URL or set {SERVER_ENV} to the aac-bot URL.")
-        return EXIT_USAGE
-    problem = server_url_problem(server)
-    if problem is not None:
-        origin = "--server" if args.server else SERVER_ENV
-        console.error(
-            f"{origin} {display_url(server)!r} is not a URL aac report can use: {problem}."
-        )
         return EXIT_USAGE
     if not api_key:
         console.error(
