@@ -248,6 +248,8 @@ class CycleUpload(Base):
     # SHA-256 of the file's XML as parsed (after gzip), whatever encoding it travelled in.
     content_sha256: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(500))
+    format: Mapped[str] = mapped_column(String(16))
+    tests: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 

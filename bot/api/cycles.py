@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -21,6 +22,8 @@ from bot.results.parse import parse_results
 from bot.results.parsed import ParsedFile
 from bot.runtime import Runtime
 from storage.models import TestCycle
+
+STORE_ATTEMPTS = 5
 
 
 def _runtime(request: Request) -> Runtime:
@@ -114,11 +117,26 @@ async def upload_results(request: Request) -> JSONResponse:
     finally:
         for upload in uploads:
             upload.file.close()
+    for attempt in range(1, STORE_ATTEMPTS + 1):
+        try:
+            body = await _store(runtime, key.org_id, cycle_id, parsed)
+            break
+        except IntegrityError:
+            # The same file's first upload raced this one in; now it is there to replace.
+            if attempt == STORE_ATTEMPTS:
+                raise
+    return JSONResponse(body)
+
+
+async def _store(
+    runtime: Runtime, org_id: int, cycle_id: str, parsed: list[tuple[Upload, ParsedFile]]
+) -> dict[str, Any]:
+    """Store parsed uploads in one transaction; the upload's JSON answer."""
     stored: list[dict[str, Any]] = []
     async with runtime.sessions.begin() as session:
         # Locked: two uploads to one cycle (or a repeat racing its original) run one by one.
         cycle = await session.get(TestCycle, cycle_id, with_for_update=True, populate_existing=True)
-        if cycle is None or cycle.org_id != key.org_id:
+        if cycle is None or cycle.org_id != org_id:
             raise _not_found(cycle_id)
         _collecting(cycle)
         for upload, result in parsed:
@@ -133,8 +151,7 @@ async def upload_results(request: Request) -> JSONResponse:
                     "replaced": item.replaced,
                 }
             )
-        body = {"files": stored, "totals": cycles.totals(cycle), "cycle": cycle.id}
-    return JSONResponse(body)
+        return {"files": stored, "totals": cycles.totals(cycle), "cycle": cycle.id}
 
 
 def _parse(upload: Upload, limits: ParseLimits) -> ParsedFile:

@@ -42,6 +42,8 @@ def upgrade() -> None:
         sa.Column("idempotency_key", sa.String(200), nullable=True),
         sa.Column("content_sha256", sa.String(64), nullable=False),
         sa.Column("name", sa.String(500), nullable=False),
+        sa.Column("format", sa.String(16), nullable=False),
+        sa.Column("tests", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_cycle_uploads"),
         sa.UniqueConstraint("cycle_id", "idempotency_key", name="uq_cycle_uploads_key"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from typing import Any
 
@@ -106,3 +107,22 @@ async def test_an_overlong_key_is_refused_and_nothing_stored(api: ApiHarness) ->
     assert response.status_code == 422
     assert response.json()["error"] == "invalid_header"
     assert await _stored(api) == (0, 0)
+
+
+async def test_concurrent_repeats_of_one_file_count_it_once(api: ApiHarness) -> None:
+    cycle = await _cycle(api)
+    answers = await asyncio.gather(*(_post(api, cycle, FIVE) for _ in range(4)))
+    assert sorted(a["files"][0]["replaced"] for a in answers) == [False, True, True, True]
+    read = (await api.client.get(cycle["url"], headers=api.auth())).json()
+    assert read["totals"]["total"] == 5
+    assert await _stored(api) == (5, 1)
+
+
+async def test_concurrent_different_files_lose_no_counts(api: ApiHarness) -> None:
+    cycle = await _cycle(api)
+    files = [_junit(n + 1, f"s{n}") for n in range(4)]
+    await asyncio.gather(*(_post(api, cycle, data) for data in files))
+    read = (await api.client.get(cycle["url"], headers=api.auth())).json()
+    assert read["totals"]["total"] == 1 + 2 + 3 + 4
+    assert sorted(f["tests"] for f in read["files"]) == [1, 2, 3, 4]
+    assert await _stored(api) == (10, 4)
