@@ -333,6 +333,7 @@ def keys(args: argparse.Namespace, settings: Settings) -> int:
         path = key_file_path(settings)
         if settings.secret_keys or path is None:
             raise CliError("--add-to-key-file is for the embedded key file; unset AAC_SECRET_KEYS")
+        _require_database_file(settings)  # no key file for a database that is not there
         prepend_key_to_file(path, entry)
         say(f"added key {entry.split(':', 1)[0]} to {path}; next: aac keys rotate", sys.stderr)
         return EXIT_OK

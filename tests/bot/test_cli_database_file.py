@@ -44,6 +44,7 @@ def aac_in(
         ("jobs", "list"),
         ("cycles", "open", "0" * 32),
         ("worker",),
+        ("keys", "generate", "--add-to-key-file"),
     ],
 )
 def test_commands_elsewhere_create_no_database(tmp_path: Path, command: tuple[str, ...]) -> None:
