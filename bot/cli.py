@@ -105,6 +105,15 @@ def _parser() -> argparse.ArgumentParser:
     jretry = jobs.add_parser("retry", help="re-queue a dead job")
     jretry.add_argument("job_id", type=int)
 
+    cycles = sub.add_parser("cycles", help="test cycles").add_subparsers(
+        dest="cycles_cmd", required=True
+    )
+    cycle_open = cycles.add_parser("open", help="print a fresh signed link to a cycle's report")
+    cycle_open.add_argument("cycle_id", metavar="ID")
+    cycle_open.add_argument(
+        "--days", type=int, default=90, choices=range(1, 367), metavar="N", help="valid for (90)"
+    )
+
     gh = sub.add_parser("github-app", help="the GitHub App").add_subparsers(
         dest="github_cmd", required=True
     )
@@ -177,6 +186,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "integration": commands.integration,
         "keys": commands.keys,
         "jobs": commands.jobs,
+        "cycles": commands.cycles,
         "github-app": commands.github_app,
     }
     return table[args.command](args, settings)

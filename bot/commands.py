@@ -17,6 +17,7 @@ from bot.cli import EXIT_OK, EXIT_USAGE, CliError, install_stop_signals, say
 from bot.runtime import Runtime, build_runtime, service_loop_factory
 from config.settings import Settings
 from storage import apikeys, orgs, queue
+from storage.keyring_source import load_keys
 from storage.migrate import current_revision, head_revision, upgrade
 from storage.models import Job
 from storage.rotation import key_ids_in_use, rotate_all
@@ -30,10 +31,19 @@ def _db_label(settings: Settings) -> str:
 
 
 def _with_runtime(
-    settings: Settings, body: Callable[[Runtime], Awaitable[T]], *, service: bool = False
+    settings: Settings,
+    body: Callable[[Runtime], Awaitable[T]],
+    *,
+    service: bool = False,
+    creates_database: bool = False,
 ) -> T:
     """Run ``body`` with a runtime, mapping storage failures to one clear line; ``service``
-    runs it on the faster event loop the web server and workers use."""
+    runs it on the faster event loop the web server and workers use. Only a command that
+    ``creates_database`` may open a SQLite file that does not exist yet."""
+    if not creates_database:
+        if settings.secret_keys:
+            load_keys(settings)  # a malformed key setting is named first; it touches no file
+        _require_database_file(settings)
 
     async def run() -> T:
         runtime = build_runtime(settings)
@@ -53,6 +63,19 @@ def _with_runtime(
         raise CliError(str(exc), EXIT_USAGE) from None
     except VaultError as exc:
         raise CliError(f"vault: {exc}") from None
+
+
+def _require_database_file(settings: Settings) -> None:
+    """Refuse to go on when the SQLite file is missing: opening it would create an empty one
+    wherever the command happened to run (a stray ./aac.db beside the user's work)."""
+    path = settings.sqlite_path
+    if path is None or path.exists():
+        return
+    raise CliError(
+        f"no database at {path.resolve()}: run `aac db upgrade` (or `aac serve`) there to "
+        "create it, or set AAC_DATABASE_URL to the database you meant",
+        EXIT_USAGE,
+    )
 
 
 async def _ensure_migrated(runtime: Runtime) -> None:
@@ -78,7 +101,8 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
 
-    _with_runtime(settings, _ensure_migrated)  # also creates the embedded key file, up front
+    # Creates the database (and the embedded key file) up front.
+    _with_runtime(settings, _ensure_migrated, creates_database=True)
     _ensure_port_free(host, port)
     # Each web process builds its app from the environment (bot/asgi.py).
     if args.no_worker:
@@ -179,6 +203,33 @@ def db(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_OK
         await upgrade(runtime.engine)
         say(f"database upgraded {before or 'empty'} -> {head}")
+        return EXIT_OK
+
+    return _with_runtime(settings, run, creates_database=args.db_cmd == "upgrade")
+
+
+def cycles(args: argparse.Namespace, settings: Settings) -> int:
+    """``aac cycles open ID``: a fresh signed link to the cycle's report page."""
+    from bot.links import signed_report_url
+    from storage.models import TestCycle
+
+    async def run(runtime: Runtime) -> int:
+        cycle_id = args.cycle_id.strip()
+        async with runtime.sessions() as session:
+            cycle = await session.get(TestCycle, cycle_id) if len(cycle_id) <= 32 else None
+        if cycle is None:
+            raise CliError(
+                f"no cycle {cycle_id!r} in {_db_label(settings)}; the id is in `aac report`'s "
+                "output and in GET /api/v1/cycles",
+                EXIT_USAGE,
+            )
+        ttl = args.days * 24 * 3600
+        say(signed_report_url(settings.public_url, runtime.vault.keyring, cycle.id, ttl=ttl))
+        say(
+            f"valid for {args.days} day(s) for anyone who has it; links on {settings.public_url}"
+            " (AAC_PUBLIC_URL)",
+            sys.stderr,
+        )
         return EXIT_OK
 
     return _with_runtime(settings, run)
@@ -282,6 +333,7 @@ def keys(args: argparse.Namespace, settings: Settings) -> int:
         path = key_file_path(settings)
         if settings.secret_keys or path is None:
             raise CliError("--add-to-key-file is for the embedded key file; unset AAC_SECRET_KEYS")
+        _require_database_file(settings)  # no key file for a database that is not there
         prepend_key_to_file(path, entry)
         say(f"added key {entry.split(':', 1)[0]} to {path}; next: aac keys rotate", sys.stderr)
         return EXIT_OK

@@ -118,10 +118,16 @@ def llm_from_json(data: object) -> LlmSummary | None:
 
 
 def report_for(
-    cycle: TestCycle, analysis: CycleAnalysis, public_url: str, *, scm_base_url: str | None = None
+    cycle: TestCycle,
+    analysis: CycleAnalysis,
+    public_url: str,
+    *,
+    scm_base_url: str | None = None,
+    report_url: str | None = None,
 ) -> ReportModel:
-    """The report model of a cycle whose analysis is done; ``scm_base_url``, the integration's,
-    locates its commit and PR/MR pages."""
+    """The report model of a cycle whose analysis is done. ``scm_base_url``, the
+    integration's, locates its commit and PR/MR pages; ``report_url`` is the link that reaches
+    readers (a signed one for anything published), by default the bare page URL."""
     stored = cycle.analysis or {}
     failing = [t for c in analysis.clusters for t in c.tests]
     verdicts = decide_verdicts([*failing, *flaky_results(analysis.results)], analysis.history)
@@ -136,7 +142,7 @@ def report_for(
         llm_from_json(stored.get("llm")),
         duration=cycle.duration,
         pipeline_failed=infra or cycle.outcome == "failure",
-        report_url=f"{public_url}/cycles/{cycle.id}",
+        report_url=report_url or f"{public_url}/cycles/{cycle.id}",
         cycle_id=cycle.id,
         llm_note=stored.get("llm_note"),
         infra_reason=(

@@ -14,11 +14,13 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.links import signed_report_url
 from bot.results.model import TestCaseResult, TestStatus
 from providers.context import SCM_SOURCES, CiContext
 from storage import queue
 from storage.models import TestCycle, TestResultRow
 from storage.types import utcnow
+from storage.vault import Keyring
 
 ANALYSE_JOB = "analyse_cycle"
 PUBLISH_JOB = "publish_cycle"
@@ -246,8 +248,11 @@ async def add_results(
     file_name: str,
     file_format: str,
     results: Iterable[TestCaseResult],
+    *,
+    upload_id: int | None = None,
 ) -> StoredFile:
-    """Store one parsed file's results and add them to the cycle's totals."""
+    """Store one parsed file's results and add them to the cycle's totals; ``upload_id``
+    ties them to the upload they came from (bot/cycle_uploads.py replaces by it)."""
     ensure_collecting(cycle)
     counts: Counter[str] = Counter()
     duration = 0.0
@@ -255,7 +260,7 @@ async def add_results(
     for result in results:
         counts[result.status.value] += 1
         duration += result.duration
-        batch.append(_row(cycle.id, file_name, result))
+        batch.append({**_row(cycle.id, file_name, result), "upload_id": upload_id})
         if len(batch) >= INSERT_BATCH:
             await session.execute(insert(TestResultRow), batch)
             batch = []
@@ -269,7 +274,10 @@ async def add_results(
     cycle.skipped += counts[TestStatus.SKIPPED]
     cycle.flaky += counts[TestStatus.FLAKY]
     cycle.duration += duration
-    cycle.files = [*cycle.files, {"name": file_name, "format": file_format, "tests": tests}]
+    entry: dict[str, Any] = {"name": file_name, "format": file_format, "tests": tests}
+    if upload_id is not None:
+        entry["upload"] = upload_id
+    cycle.files = [*cycle.files, entry]
     return StoredFile(file_name, file_format, tests)
 
 
@@ -353,14 +361,15 @@ def totals(cycle: TestCycle) -> dict[str, int]:
     }
 
 
-def cycle_json(cycle: TestCycle, public_url: str) -> dict[str, Any]:
-    """The cycle as the API returns it."""
+def cycle_json(cycle: TestCycle, public_url: str, keyring: Keyring) -> dict[str, Any]:
+    """The cycle as the API returns it; its ``report_url`` is a fresh signed link, which opens
+    in a browser (the page refuses unsigned requests without an API key)."""
     api = f"{public_url}/api/v1/cycles/{cycle.id}"
     analysis = cycle.analysis or {}
     return {
         "id": cycle.id,
         "url": api,
-        "report_url": f"{public_url}/cycles/{cycle.id}",
+        "report_url": signed_report_url(public_url, keyring, cycle.id),
         "upload_url": f"{api}/results",
         "complete_url": f"{api}/complete",
         "status": cycle.status,

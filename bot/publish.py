@@ -233,7 +233,8 @@ class PublishCycle:
             if status is None:
                 redactor = organisation_redactor(runtime, org)
                 analysis = await analyse_stored(session, cycle, redactor)
-                model = report_for(cycle, analysis, public_url)
+                # The comment's and check run's "full report" links open in a browser too.
+                model = report_for(cycle, analysis, public_url, report_url=details_url)
             previous_status = _previous(cycle, "status")
         # Only network from here on, with no session open: on PostgreSQL a session that has
         # read stays "idle in transaction" until it closes, and the tree read can take long.

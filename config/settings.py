@@ -13,7 +13,13 @@ ENV_PREFIX = "AAC_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./aac.db"
 # AAC_ variables read elsewhere: not settings, and not typos of one.
 OTHER_VARIABLES = frozenset(
-    {"AAC_SERVE_NO_WORKER", "AAC_API_KEY", "AAC_SERVER_URL", "AAC_TEST_PG_ADMIN_URL"}
+    {
+        "AAC_SERVE_NO_WORKER",
+        "AAC_API_KEY",
+        "AAC_SERVER_URL",
+        "AAC_TEST_PG_ADMIN_URL",
+        "AAC_TEST_PG_PORT",
+    }
 )
 
 
@@ -43,6 +49,8 @@ class Settings(BaseModel):
     # CI API
     max_result_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    # One file's XML after gzip is undone (a small gzip body can expand a thousandfold).
+    max_expanded_result_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=1)
 
     # GitHub: map a new installation to the organisation named like its account

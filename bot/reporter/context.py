@@ -120,3 +120,11 @@ def idempotency_key(context: CiContext, job_id: str | None = None) -> str:
     }
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
     return f"aac-report-{digest[:40]}"
+
+
+def upload_key(cycle_key: str, name: str, content: bytes) -> str:
+    """The Idempotency-Key of one file's upload: this job's cycle, this path, these bytes.
+    A retried or repeated upload of it replaces the first on the server."""
+    digest = hashlib.sha256(content).hexdigest()
+    key = hashlib.sha256(f"{cycle_key}\0{name}\0{digest}".encode()).hexdigest()
+    return f"aac-upload-{key[:40]}"

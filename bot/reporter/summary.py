@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from providers.context import SCM_SOURCES
+
 FINAL_STATUSES = frozenset({"done", "infra_error", "cancelled", "superseded"})
 COUNT_KEYS = ("total", "passed", "failed", "errored", "skipped", "flaky")
 SUMMARY_LINES = 20
@@ -53,3 +55,44 @@ def format_summary(cycle: dict[str, Any]) -> list[str]:
         if len(body) > SUMMARY_LINES:
             lines.append(f"... ({len(body) - SUMMARY_LINES} more lines in the report)")
     return lines
+
+
+def awaits_publication(cycle: dict[str, Any]) -> bool:
+    """True while an analysed cycle of an SCM source has no publication recorded yet (the
+    publish job runs just after the analysis)."""
+    published = cycle.get("published")
+    return (
+        cycle.get("status") in ("done", "infra_error")
+        and cycle.get("source") in SCM_SOURCES
+        and not (isinstance(published, dict) and published)
+    )
+
+
+def publication_note(cycle: dict[str, Any]) -> str | None:
+    """A line saying what was not published and why (the server's reason); None when all was."""
+    source = cycle.get("source")
+    published = cycle.get("published")
+    entries = (
+        {k: v for k, v in published.items() if isinstance(v, dict)}
+        if isinstance(published, dict)
+        else {}
+    )
+    if not entries:
+        if source not in SCM_SOURCES:
+            scms = ", ".join(sorted(SCM_SOURCES))
+            return (
+                f"nothing was published: source {source!r} is no SCM the bot publishes to "
+                f"({scms}); the report page has the results"
+            )
+        return "nothing was published yet: the server recorded no publication for this cycle"
+    failed = [
+        f"{entry.get('kind') or name}: {entry.get('reason') or 'no reason given'}"
+        for name, entry in sorted(entries.items())
+        if entry.get("succeeded") is not True
+    ]
+    if not failed:
+        return None
+    lead = (
+        "nothing was published" if len(failed) == len(entries) else "not everything was published"
+    )
+    return f"{lead} to {source}: {'; '.join(failed)}"

@@ -123,16 +123,23 @@ async def test_invalid_json_and_missing_or_wrong_keys(api: ApiHarness) -> None:
         assert (await session.execute(select(func.count()).select_from(Job))).scalar_one() == 0
 
 
+def _variant(n: int) -> bytes:
+    """JUNIT with another suite name: other content, the same three tests' outcomes."""
+    return JUNIT.replace(b'name="pytest"', f'name="pytest-{n}"'.encode())
+
+
 async def test_upload_raw_gzip_and_multipart_accumulate_totals(api: ApiHarness) -> None:
     cycle = (await _create(api)).json()
     raw = await _upload(api, cycle["id"], JUNIT)
     assert raw.status_code == 200, raw.text
-    assert raw.json()["files"] == [{"name": "junit.xml", "format": "junit", "tests": 3}]
-    zipped = await _upload(api, cycle["id"], gzip.compress(JUNIT), "junit.xml.gz")
+    assert raw.json()["files"] == [
+        {"name": "junit.xml", "format": "junit", "tests": 3, "replaced": False}
+    ]
+    zipped = await _upload(api, cycle["id"], gzip.compress(_variant(1)), "junit.xml.gz")
     assert zipped.status_code == 200, zipped.text
     multi = await api.client.post(
         cycle["upload_url"],
-        files=[("file", ("a.xml", JUNIT)), ("file", ("b.xml", JUNIT))],
+        files=[("file", ("a.xml", _variant(2))), ("file", ("b.xml", _variant(3)))],
         headers=api.auth(),
     )
     assert multi.status_code == 200, multi.text

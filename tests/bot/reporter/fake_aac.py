@@ -90,6 +90,11 @@ class FakeAac:
         }
     )
     summary: str | None = "All green."
+    # Set both to answer like the real server: the cycle's source, and what publishing
+    # recorded (shown once ``published_after`` final GETs have passed).
+    source: str | None = None
+    published: dict[str, Any] | None = None
+    published_after: int = 0
     # Where created cycles say uploads go; None means this server's own URL.
     upload_base: str | None = None
     cycles: dict[str, int] = field(default_factory=dict)
@@ -175,7 +180,15 @@ class FakeAac:
         base = self.upload_base or self.url
         status = self.status.get(cycle_id, "collecting")
         final = status in {"done", "infra_error", "cancelled", "superseded"}
+        shown: dict[str, Any] = {}
+        if self.source is not None:
+            shown["source"] = self.source
+            ready = final and self.published_after <= 0
+            shown["published"] = (self.published or {}) if ready else {}
+            if final:
+                self.published_after -= 1
         return {
+            **shown,
             "id": cycle_id,
             "url": f"{self.url}/api/v1/cycles/{cycle_id}",
             "report_url": f"{self.url}/cycles/{cycle_id}",

@@ -434,3 +434,100 @@ def test_main_runs_on_its_own_loop(fake_aac: FakeAac, workdir: Path, monkeypatch
     assert code == 0, err.getvalue()
     assert [name for name, _ in fake_aac.stored] == ["reports/unit/TEST-a.xml"]
     assert fake_aac.api_key not in out.getvalue() + err.getvalue()
+
+
+@pytest.mark.parametrize("server", ["127.0.0.1:8000", "ftp://aac.example.com", "http://"])
+async def test_a_server_without_a_usable_scheme_exits_2_at_once(
+    run: Any, fake_aac: FakeAac, fake_time: FakeTime, server: str
+) -> None:
+    result = await run(server=server)
+
+    assert result.code == 2
+    [line] = result.err.strip().splitlines()
+    assert f"--server {server!r} is not a URL aac report can use" in line
+    assert fake_aac.requests == []
+    assert fake_time.sleeps == []
+
+
+async def test_uploads_carry_a_key_per_file_that_a_retry_repeats(
+    run: Any, fake_aac: FakeAac
+) -> None:
+    fake_aac.force("upload", 503, {"error": "unavailable", "detail": "try again"})
+
+    result = await run()
+
+    assert result.code == 0, result.err
+    keys = [r.headers.get("idempotency-key") for r in fake_aac.of("upload")]
+    assert len(keys) == 3  # one retried, then each file once
+    assert all(k and k.startswith("aac-upload-") for k in keys)
+    assert keys[0] == keys[1]  # the retry is the same upload
+    assert keys[1] != keys[2]  # another file is another upload
+    await run()
+    assert [r.headers["idempotency-key"] for r in fake_aac.of("upload")][3:] == keys[1:]
+
+
+async def test_a_run_whose_every_file_was_refused_leaves_the_cycle_open(
+    run: Any, fake_aac: FakeAac, workdir: Path
+) -> None:
+    for path in (workdir / "reports").rglob("*.xml"):
+        path.write_bytes(b"garbage")
+
+    result = await run()
+
+    assert result.code == 2
+    assert fake_aac.of("complete") == []
+    assert "none of the 2 file(s) was accepted" in result.err
+    assert "--complete-anyway" in result.err
+    anyway = await run("--complete-anyway")
+    assert anyway.code == 2
+    assert len(fake_aac.of("complete")) == 1
+
+
+async def test_wait_waits_for_the_publication_and_says_why_nothing_was_published(
+    run: Any, fake_aac: FakeAac
+) -> None:
+    fake_aac.source = "github"
+    fake_aac.published_after = 2
+    reason = "no GitHub App installation or token for acme-corp/payments-api"
+    fake_aac.published = {
+        "status": {"attempted": False, "succeeded": False, "kind": "check_run", "reason": reason}
+    }
+
+    result = await run("--wait")
+
+    assert result.code == 0, result.err
+    # The completion and the first poll say done without a publication; the second has it.
+    assert len(fake_aac.of("get")) == 2
+    assert f"nothing was published to github: check_run: {reason}." in result.err
+
+
+async def test_wait_is_quiet_when_everything_was_published(run: Any, fake_aac: FakeAac) -> None:
+    fake_aac.source = "github"
+    fake_aac.published = {
+        "status": {"attempted": True, "succeeded": True, "kind": "check_run"},
+        "comment": {"attempted": True, "succeeded": True, "kind": "comment"},
+    }
+
+    result = await run("--wait")
+
+    assert result.code == 0, result.err
+    assert "published" not in result.text
+
+
+async def test_wait_names_a_source_that_is_never_published(run: Any, fake_aac: FakeAac) -> None:
+    fake_aac.source = "jenkins"
+
+    result = await run("--wait")
+
+    assert "nothing was published: source 'jenkins' is no SCM the bot publishes to" in result.err
+
+
+async def test_wait_timeout_before_the_publication_says_so(run: Any, fake_aac: FakeAac) -> None:
+    fake_aac.source = "github"
+    fake_aac.published_after = 10**6
+
+    result = await run("--wait", "--timeout", "12", "--poll-interval", "5")
+
+    assert result.code == 0
+    assert "cycle 1 done" in result.out
+    assert "nothing was published to github: publication: not recorded within 12s" in result.err
