@@ -25,8 +25,7 @@ from bot.runtime import Runtime
 from bot.worker import PermanentJobError
 from storage.models import AnalysisCache, Organization, TestCycle
 from storage.queue import ClaimedJob
-from storage.secret_fields import integration_owner
-from storage.vault import Vault, VaultError
+from storage.secret_fields import integration_owner, secrets_for_redaction
 
 log = logging.getLogger("aac.analyse")
 T = TypeVar("T")
@@ -60,30 +59,18 @@ class DbSummaryCache:
                 row.value = value
 
 
-def organisation_secrets(vault: Vault, org: Organization) -> list[str]:
-    """Every secret value stored for the organisation, decrypted for the redactor only."""
-    values: list[str] = []
-    for provider, integration in org.integrations.items():
-        for field, stored in (
-            ("token", integration.token_enc),
-            ("webhook_secret", integration.webhook_secret_enc),
-        ):
-            if stored:
-                try:
-                    values.append(
-                        vault.decrypt(stored, integration_owner(org.id, provider, field)).reveal()
-                    )
-                except VaultError:
-                    log.warning("a stored secret could not be decrypted for redaction")
-    return values
-
-
-def organisation_redactor(
+async def organisation_redactor(
     runtime: Runtime, org: Organization, config: LlmConfig | None = None
 ) -> Redactor:
-    """Redacts the organisation's stored secrets and the LLM key, plus credential shapes."""
+    """Redacts every vault value that could reach the organisation's output (its integration
+    tokens and webhook secrets, the GitHub App's private key and webhook secret) and the LLM
+    key, plus credential shapes."""
     config = config or llm_config_for(runtime, org)
-    return Redactor([*organisation_secrets(runtime.vault, org), config.api_key or ""])
+    async with runtime.sessions() as session:
+        values, unreadable = await secrets_for_redaction(session, runtime.vault, org.id)
+    if unreadable:
+        log.warning("stored secrets could not be decrypted for redaction", extra={"n": unreadable})
+    return Redactor([*values, config.api_key or ""])
 
 
 def llm_config_for(runtime: Runtime, org: Organization) -> LlmConfig:
@@ -140,7 +127,7 @@ class AnalyseCycle:
             org = await session.get(Organization, cycle.org_id)
             assert org is not None
             config = llm_config_for(self.runtime, org)
-            redactor = organisation_redactor(self.runtime, org, config)
+            redactor = await organisation_redactor(self.runtime, org, config)
             analysis = await analyse_stored(session, cycle, redactor)
         ctx = cycle_context(cycle)
         hosts = {urlparse(public_url).hostname or "", "github.com"}

@@ -231,7 +231,7 @@ class PublishCycle:
             )
             status = interim_status(cycle, details_url)
             if status is None:
-                redactor = organisation_redactor(runtime, org)
+                redactor = await organisation_redactor(runtime, org)
                 analysis = await analyse_stored(session, cycle, redactor)
                 model = report_for(cycle, analysis, public_url)
             previous_status = _previous(cycle, "status")

@@ -51,7 +51,7 @@ async def report_page(request: Request) -> Response:
             raise ApiError(404, "cycle_not_found", f"no cycle {cycle_id}")
         org = await session.get(Organization, cycle.org_id)
         assert org is not None
-        analysis = await analyse_stored(session, cycle, organisation_redactor(runtime, org))
+        analysis = await analyse_stored(session, cycle, await organisation_redactor(runtime, org))
         model = report_for(cycle, analysis, runtime.settings.public_url)
         earlier = (
             await session.execute(

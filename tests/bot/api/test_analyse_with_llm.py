@@ -17,6 +17,18 @@ ORG_LLM_KEY = "sk-org-" + "k" * 24
 GITHUB_TOKEN = "ghp_" + "Q" * 36
 
 
+def use_fake_model(api: ApiHarness, fake_llm: FakeLlmServer) -> None:
+    """The operator's model setting pointed at the fake."""
+    api.runtime.settings = api.runtime.settings.model_copy(
+        update={
+            "llm_model": "openai/fake-model",
+            "llm_api_base": fake_llm.base_url,
+            "llm_api_key": "sk-test",
+            "llm_timeout": 5.0,
+        }
+    )
+
+
 @pytest.fixture
 def fake_llm() -> Iterator[FakeLlmServer]:
     with running_fake_llm(slow_seconds=3.0) as server:
@@ -67,14 +79,7 @@ async def test_model_failure_falls_back_to_the_deterministic_report(
     from tests.fakes.llm import Behaviour
 
     fake_llm.script(Behaviour.ERROR_500, Behaviour.ERROR_500, Behaviour.ERROR_500)
-    api.runtime.settings = api.runtime.settings.model_copy(
-        update={
-            "llm_model": "openai/fake-model",
-            "llm_api_base": fake_llm.base_url,
-            "llm_api_key": "sk-test",
-            "llm_timeout": 5.0,
-        }
-    )
+    use_fake_model(api, fake_llm)
     cycle_id = await make_analysed_cycle(api)
     async with api.runtime.sessions() as session:
         cycle = await session.get(TestCycle, cycle_id)
@@ -84,3 +89,28 @@ async def test_model_failure_falls_back_to_the_deterministic_report(
         assert cycle.analysis["llm"] is None
         assert cycle.analysis["llm_note"]
         assert "500" not in cycle.analysis["llm_note"]
+
+
+async def test_github_app_secrets_never_reach_the_model(
+    api: ApiHarness, fake_llm: FakeLlmServer, github_app_key: tuple[str, str]
+) -> None:
+    """The App's private key and webhook secret are vault fields like any token: a test log
+    printing them (a line of the PEM, the secret on its own) is redacted before the model."""
+    from bot.github_app import configure_app
+
+    webhook_secret = "hook-Ab12Cd34Ef56Gh78"
+    pem_line = next(line for line in github_app_key[0].splitlines() if len(line) == 64)
+    use_fake_model(api, fake_llm)
+    async with api.runtime.sessions.begin() as session:
+        await configure_app(
+            session,
+            api.runtime.vault,
+            app_id=1,
+            private_key_pem=github_app_key[0],
+            webhook_secret=webhook_secret,
+        )
+    await make_analysed_cycle(api, leak=f"{webhook_secret} {pem_line}")
+    [request] = fake_llm.requests
+    assert "ZeroDivisionError" in request.text
+    assert webhook_secret not in request.text
+    assert pem_line not in request.text
