@@ -9,12 +9,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import urlparse
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import cycles
+from bot.analysis.link_hosts import allowed_link_hosts
 from bot.analysis.llm import LlmConfig, summarise
 from bot.analysis.model import LlmSummary
 from bot.analysis.redact import Redactor
@@ -23,7 +23,8 @@ from bot.cycles import queue_publish
 from bot.report.headline import headline
 from bot.runtime import Runtime
 from bot.worker import PermanentJobError
-from storage.models import AnalysisCache, Organization, TestCycle
+from providers.context import CiContext
+from storage.models import AnalysisCache, GithubApp, Organization, TestCycle
 from storage.queue import ClaimedJob
 from storage.secret_fields import integration_owner, secrets_for_redaction
 
@@ -71,6 +72,20 @@ async def organisation_redactor(
     if unreadable:
         log.warning("stored secrets could not be decrypted for redaction", extra={"n": unreadable})
     return Redactor([*values, config.api_key or ""])
+
+
+async def link_hosts_for(
+    session: AsyncSession, runtime: Runtime, org: Organization, ctx: CiContext
+) -> frozenset[str]:
+    """The hosts the organisation's AI summary may link to (see ``allowed_link_hosts``)."""
+    api_urls = (await session.execute(select(GithubApp.api_url))).scalars()
+    return allowed_link_hosts(
+        public_url=runtime.settings.public_url,
+        integrations={p: (i.enabled, i.base_url) for p, i in org.integrations.items()},
+        github_app_api_urls=list(api_urls),
+        ci_hosts=[*runtime.settings.ci_hosts, *((org.settings or {}).get("ci_hosts") or [])],
+        pipeline_url=ctx.pipeline_url,
+    )
 
 
 def llm_config_for(runtime: Runtime, org: Organization) -> LlmConfig:
@@ -129,17 +144,15 @@ class AnalyseCycle:
             config = llm_config_for(self.runtime, org)
             redactor = await organisation_redactor(self.runtime, org, config)
             analysis = await analyse_stored(session, cycle, redactor)
-        ctx = cycle_context(cycle)
-        hosts = {urlparse(public_url).hostname or "", "github.com"}
-        if ctx.pipeline_url:
-            hosts.add(urlparse(ctx.pipeline_url).hostname or "")
+            ctx = cycle_context(cycle)
+            hosts = await link_hosts_for(session, self.runtime, org, ctx)
         summarising = summarise(
             analysis.clusters,
             log_tail=None,
             config=config,
             redactor=redactor,
             cache=self.cache,
-            allowed_link_hosts={h for h in hosts if h},
+            allowed_link_hosts=hosts,
             cache_scope=f"org:{org.id}",
         )
         if ctx.publishes:

@@ -45,6 +45,11 @@ class Settings(BaseModel):
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=1)
 
+    # Hosts of the CI systems every organisation runs (e.g. jenkins.example.com): the only
+    # pipeline-URL hosts the AI summary may link to (an organisation adds its own in its
+    # settings as ``ci_hosts``). A CI key holder's pipeline URL alone never allows a host.
+    ci_hosts: tuple[str, ...] = ()
+
     # GitHub: map a new installation to the organisation named like its account
     github_auto_link: bool = True
 
@@ -75,7 +80,7 @@ class Settings(BaseModel):
             raise ValueError("must be an http:// or https:// URL, e.g. https://aac.example.com")
         return value.rstrip("/")
 
-    @field_validator("llm_fallback_models", mode="before")
+    @field_validator("llm_fallback_models", "ci_hosts", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):

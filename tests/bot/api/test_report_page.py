@@ -15,13 +15,15 @@ from tests.bot.api.test_cycles_api import CONTEXT, JUNIT
 
 
 async def make_analysed_cycle(
-    api: ApiHarness, *, sha: str = "a" * 40, leak: str | None = None
+    api: ApiHarness, *, sha: str = "a" * 40, leak: str | None = None, **context: str
 ) -> str:
     from bot.analyse import AnalyseCycle
 
     headers = api.auth()
     cycle = (
-        await api.client.post("/api/v1/cycles", json={**CONTEXT, "sha": sha}, headers=headers)
+        await api.client.post(
+            "/api/v1/cycles", json={**CONTEXT, "sha": sha, **context}, headers=headers
+        )
     ).json()
     junit = (
         JUNIT
