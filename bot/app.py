@@ -148,6 +148,7 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.auth_failure_limiter = RateLimiter(settings.auth_failures_per_minute)
     app.state.wake_worker = None
     app.state.github_apps = AppCache()
     app.state.delivery_writer = DeliveryWriter(

@@ -207,10 +207,13 @@ def apikey(args: argparse.Namespace, settings: Settings) -> int:
     async def run(runtime: Runtime) -> int:
         async with runtime.sessions.begin() as session:
             organisation = await orgs.get_org(session, args.org)
-            row, full = await apikeys.create_api_key(session, organisation, args.name)
+            row, full = await apikeys.create_api_key(
+                session, organisation, args.name, args.scope or apikeys.SCOPES
+            )
         say(full)
         say(
-            f"created API key {row.prefix} for {args.org}; it is shown only now: "
+            f"created API key {row.prefix} for {args.org} with scope {row.scopes}; "
+            "it is shown only now: "
             "store it in your CI's secret store (e.g. as AAC_API_KEY)",
             sys.stderr,
         )

@@ -44,6 +44,8 @@ class Settings(BaseModel):
     max_result_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=1)
+    # Failed API key authentications per client address (key guessing needs no organisation).
+    auth_failures_per_minute: int = Field(default=30, ge=1)
 
     # Hosts of the CI systems every organisation runs (e.g. jenkins.example.com): the only
     # pipeline-URL hosts the AI summary may link to (an organisation adds its own in its

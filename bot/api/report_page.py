@@ -43,7 +43,7 @@ async def report_page(request: Request) -> Response:
                 )
             cycle = await session.get(TestCycle, cycle_id)
         else:
-            key = await require_api_key(request, session)
+            key = await require_api_key(request, session, scope="read")
             cycle = await session.get(TestCycle, cycle_id)
             if cycle is not None and cycle.org_id != key.org_id:
                 cycle = None
