@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ from providers.base import (
     CommitStatus,
     Conclusion,
     ListsRepositoryFiles,
+    ProviderError,
     PublishResult,
     RequestedAction,
     StatusState,
@@ -97,6 +99,23 @@ def interim_status(cycle: TestCycle, details_url: str) -> CommitStatus | None:
             **common,
         )
     return None
+
+
+def failed_result(key: str, previous: PublishResult | None, exc: Exception) -> PublishResult:
+    """What a provider call that raised leaves stored: the reason, and the ids of what an
+    earlier call created, so the next attempt still updates it instead of creating another."""
+    # Provider errors never carry secrets; anything else may, so only its class is kept.
+    reason = (
+        f"{type(exc).__name__}: {exc}" if isinstance(exc, ProviderError) else type(exc).__name__
+    )
+    return PublishResult(
+        attempted=True,
+        succeeded=False,
+        kind=previous.kind if previous is not None else key,
+        ids=dict(previous.ids) if previous is not None else {},
+        url=previous.url if previous is not None else None,
+        reason=reason,
+    )
 
 
 def _result_json(result: PublishResult) -> dict[str, Any]:
@@ -241,8 +260,12 @@ class PublishCycle:
         if model is not None:
             status, comment = await self._render_report(provider, ctx, cycle_id, model, details_url)
         assert status is not None
-        result = await provider.update_commit_status(ctx, status, previous=previous_status)
-        await self._store(cycle_id, "status", result)
+        result = await self._sent(
+            cycle_id,
+            "status",
+            previous_status,
+            provider.update_commit_status(ctx, status, previous=previous_status),
+        )
         if comment is not None:
             # One writer per (PR, suite) in every process: two cycles (or two jobs) publishing
             # at once would otherwise both find no comment and both create one.
@@ -251,8 +274,12 @@ class PublishCycle:
                     current = await session.get(TestCycle, cycle_id)
                     plan = await comment_plan(session, current or cycle)
                 if plan.write:
-                    posted = await provider.post_comment_to_pr(ctx, comment, previous=plan.previous)
-                    await self._store(cycle_id, "comment", posted)
+                    await self._sent(
+                        cycle_id,
+                        "comment",
+                        plan.previous,
+                        provider.post_comment_to_pr(ctx, comment, previous=plan.previous),
+                    )
         log.info(
             "published",
             extra={"cycle": cycle_id, "state": status.state.value, "attempted": result.attempted},
@@ -283,6 +310,23 @@ class PublishCycle:
         if ctx.pr is not None and provider.capabilities.comments:
             comment = render_comment(model, provider.name, provider.limits)
         return status, comment
+
+    async def _sent(
+        self,
+        cycle_id: str,
+        key: str,
+        previous: PublishResult | None,
+        call: Coroutine[Any, Any, PublishResult],
+    ) -> PublishResult:
+        """``call``'s result, stored; a call that raises stores why and raises on (the worker
+        decides from the error's class whether to retry)."""
+        try:
+            result = await call
+        except Exception as exc:
+            await self._store(cycle_id, key, failed_result(key, previous, exc))
+            raise
+        await self._store(cycle_id, key, result)
+        return result
 
     async def _store(self, cycle_id: str, key: str, result: PublishResult) -> None:
         """Merge ``result`` into what the cycle has published, losing no other entry: the row

@@ -9,6 +9,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.engine import make_url
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.listener import NotifyListener
 from bot.log import job_id_var
-from providers.base import RateLimited
+from providers.base import AuthFailed, NotConfigured, NotFound, RateLimited, TooLarge
 from storage import queue
 from storage.queue import Backoff, ClaimedJob
 from storage.types import utcnow
@@ -36,6 +37,34 @@ LISTEN_BACKOFF = Backoff(base=0.5, cap=30.0)
 
 class PermanentJobError(Exception):
     """A failure retrying cannot fix (bad payload, deleted cycle): the job goes dead at once."""
+
+
+class Decision(StrEnum):
+    """What a failed job's error means for the job."""
+
+    RETRY = "retry"  # again after a backoff, while attempts remain
+    RESCHEDULE = "reschedule"  # at the time the error names, without spending an attempt
+    STOP = "stop"  # dead now, the error recorded: retrying cannot fix it
+
+
+# Refused credentials, a missing repository or installation, no integration, a body the
+# platform will not take: the same request gets the same answer until an operator acts.
+_STOPS: tuple[type[Exception], ...] = (
+    PermanentJobError,
+    AuthFailed,
+    NotFound,
+    NotConfigured,
+    TooLarge,
+)
+
+
+def decide(exc: Exception) -> Decision:
+    """The error's class alone decides: ``Transient`` and unknown errors are retried."""
+    if isinstance(exc, RateLimited):
+        return Decision.RESCHEDULE
+    if isinstance(exc, _STOPS):
+        return Decision.STOP
+    return Decision.RETRY
 
 
 @dataclass(slots=True)
@@ -198,25 +227,8 @@ class Worker:
             except asyncio.CancelledError:
                 await self._release(job, "worker shut down before the job finished")
                 raise
-            except RateLimited as exc:
-                await self._settle(
-                    queue.reschedule, job, self.worker_id, exc.retry_at, f"rate limited: {exc}"
-                )
-                log.info("job rescheduled after a rate limit", extra={"retry_at": exc.retry_at})
-            except PermanentJobError as exc:
-                dead = ClaimedJob(job.id, job.kind, job.payload, job.max_attempts, job.max_attempts)
-                await self._settle(queue.fail, dead, self.worker_id, str(exc))
-                log.error("job failed permanently", extra={"kind": job.kind, "error": str(exc)})
             except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                status = await self._settle(
-                    queue.fail, job, self.worker_id, error, backoff=self.config.backoff
-                )
-                log.warning(
-                    "job failed",
-                    extra={"kind": job.kind, "attempt": job.attempts, "next": status},
-                    exc_info=True,
-                )
+                await self._failed(job, exc)
             else:
                 self._succeeded.append(job.id)
         finally:
@@ -225,6 +237,31 @@ class Worker:
             # job's slot free and its completion pending, and serves both in one round trip.
             self._running.pop(job.id, None)
             self._job_done()
+
+    async def _failed(self, job: ClaimedJob, exc: Exception) -> None:
+        """Record a failed attempt as its error's class decides."""
+        decision = decide(exc)
+        if decision is Decision.RESCHEDULE:
+            assert isinstance(exc, RateLimited)
+            await self._settle(
+                queue.reschedule, job, self.worker_id, exc.retry_at, f"rate limited: {exc}"
+            )
+            log.info("job rescheduled after a rate limit", extra={"retry_at": exc.retry_at})
+            return
+        error = str(exc) if isinstance(exc, PermanentJobError) else f"{type(exc).__name__}: {exc}"
+        if decision is Decision.STOP:
+            dead = ClaimedJob(job.id, job.kind, job.payload, job.max_attempts, job.max_attempts)
+            await self._settle(queue.fail, dead, self.worker_id, error)
+            log.error("job failed permanently", extra={"kind": job.kind, "error": error})
+            return
+        status = await self._settle(
+            queue.fail, job, self.worker_id, error, backoff=self.config.backoff
+        )
+        log.warning(
+            "job failed",
+            extra={"kind": job.kind, "attempt": job.attempts, "next": status},
+            exc_info=True,
+        )
 
     def _job_done(self) -> None:
         """Run the loop now if the freed slot can take waiting work, else soon."""

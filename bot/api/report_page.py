@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from bot import cycles
 from bot.analyse import organisation_redactor
 from bot.api.auth import require_api_key
 from bot.api.errors import ApiError
@@ -72,7 +73,13 @@ async def report_page(request: Request) -> Response:
             for c in reversed(list(earlier))
         ]
         successor = await _successor(runtime, session, cycle)
-    html = render_page(model, chart=chart, recent=analysis.history.recent, superseded_by=successor)
+    html = render_page(
+        model,
+        chart=chart,
+        recent=analysis.history.recent,
+        superseded_by=successor,
+        publish_failures=cycles.publish_failures(cycle.published),
+    )
     return HTMLResponse(
         html,
         headers={
