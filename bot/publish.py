@@ -39,7 +39,7 @@ from providers.context import CiContext
 from providers.factory import NullProvider, resolve_provider
 from storage.models import TestCycle
 from storage.queue import ClaimedJob
-from storage.write_slots import WriteSlots
+from storage.write_slots import Hold, WriteSlots
 
 log = logging.getLogger("aac.publish")
 # How many of a PR's latest cycles of a suite are searched for the comment they share.
@@ -227,10 +227,10 @@ class PublishCycle:
         check run stored would both create one. The slots are always taken in one order:
         this cycle's, then its PR comment's, then (inside the provider) the installation's.
         """
-        async with self._slots.hold(cycle_slot_key(cycle_id), 0.0):
-            await self._publish(cycle_id, only_if_status)
+        async with self._slots.lease(cycle_slot_key(cycle_id), 0.0) as held:
+            await self._publish(cycle_id, only_if_status, held)
 
-    async def _publish(self, cycle_id: str, only_if_status: str | None) -> None:
+    async def _publish(self, cycle_id: str, only_if_status: str | None, held: Hold) -> None:
         runtime = self.hctx.runtime
         public_url = runtime.settings.public_url
         details_url = signed_report_url(public_url, runtime.vault.keyring, cycle_id)
@@ -260,6 +260,8 @@ class PublishCycle:
         if model is not None:
             status, comment = await self._render_report(provider, ctx, cycle_id, model, details_url)
         assert status is not None
+        # Not sent once the slot's lease is lost: another publisher may be writing meanwhile.
+        await self._slots.confirm(held)
         result = await self._sent(
             cycle_id,
             "status",
@@ -269,11 +271,13 @@ class PublishCycle:
         if comment is not None:
             # One writer per (PR, suite) in every process: two cycles (or two jobs) publishing
             # at once would otherwise both find no comment and both create one.
-            async with self._slots.hold(comment_slot_key(cycle), 0.0):
+            async with self._slots.lease(comment_slot_key(cycle), 0.0) as comment_held:
                 async with runtime.sessions() as session:
                     current = await session.get(TestCycle, cycle_id)
                     plan = await comment_plan(session, current or cycle)
                 if plan.write:
+                    await self._slots.confirm(held)
+                    await self._slots.confirm(comment_held)
                     await self._sent(
                         cycle_id,
                         "comment",

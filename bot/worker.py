@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -105,6 +106,9 @@ class Worker:
         self._wake = asyncio.Event()
         # Handlers in flight; each holds one of the ``concurrency`` slots.
         self._running: dict[int, asyncio.Task[None]] = {}
+        # When the database last confirmed each running job's lease (this process's monotonic
+        # clock: only durations are measured with it, never compared with stored times).
+        self._confirmed: dict[int, float] = {}
         # Handlers that succeeded; recorded as done with the next claim, in one round trip.
         self._succeeded: list[int] = []
         self._notified = False
@@ -151,6 +155,7 @@ class Worker:
                 for job in claimed:
                     task = asyncio.create_task(self._execute(job))
                     self._running[job.id] = task
+                    self._confirmed[job.id] = time.monotonic()
                 if claimed and len(claimed) == free:
                     await asyncio.sleep(0)
                     continue
@@ -236,6 +241,7 @@ class Worker:
             # Freed here rather than in a done callback, so the loop's next pass sees a quick
             # job's slot free and its completion pending, and serves both in one round trip.
             self._running.pop(job.id, None)
+            self._confirmed.pop(job.id, None)
             self._job_done()
 
     async def _failed(self, job: ClaimedJob, exc: Exception) -> None:
@@ -286,11 +292,13 @@ class Worker:
         interval = max(0.2, self.config.lease_seconds / 3)
         while True:
             await asyncio.sleep(interval)
-            held = [*self._running, *self._succeeded]
+            running = list(self._running)
+            held = [*running, *self._succeeded]
             if not held:
                 continue
+            asked = time.monotonic()
             try:
-                await self._settle(
+                still = await self._settle(
                     queue.renew_leases,
                     self.worker_id,
                     held,
@@ -298,6 +306,25 @@ class Worker:
                 )
             except Exception:
                 log.warning("could not renew leases", exc_info=True)
+                # Unconfirmed for a whole lease: another worker may have claimed them.
+                lease = self.config.lease_seconds
+                self._stop_lost(
+                    [j for j in running if asked - self._confirmed.get(j, asked) >= lease]
+                )
+                continue
+            for job_id in still:
+                if job_id in self._confirmed:
+                    self._confirmed[job_id] = asked
+            self._stop_lost([j for j in running if j not in still])
+
+    def _stop_lost(self, job_ids: list[int]) -> None:
+        """Cancel handlers whose lease was lost, so they stop before their next side effect:
+        the job is another worker's now, and two running it would do its work twice."""
+        for job_id in job_ids:
+            task = self._running.get(job_id)
+            if task is not None and not task.done():
+                log.warning("lost the lease of a running job; stopping it", extra={"job": job_id})
+                task.cancel()
 
     async def _drain(self) -> None:
         """On shutdown: give running jobs a grace period, then cancel and release them."""
