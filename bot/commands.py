@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.cli import EXIT_OK, EXIT_USAGE, CliError, install_stop_signals, say
+from bot.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, install_stop_signals, say
 from bot.runtime import Runtime, build_runtime, service_loop_factory
 from config.settings import Settings
 from storage import apikeys, orgs, queue
@@ -298,6 +298,15 @@ def keys(args: argparse.Namespace, settings: Settings) -> int:
             f"rotation done: {report.rotated} value(s) re-encrypted, "
             f"{report.already_current} already under key {current}"
         )
+        if report.unreadable:
+            say(
+                f"{len(report.unreadable)} value(s) decrypt with no key in the keyring and were "
+                f"left as they are: {', '.join(report.unreadable)}. Add the key they were "
+                "sealed with and run `aac keys rotate` again, or store them anew (e.g. "
+                "`aac integration set`, `aac github-app configure`)",
+                sys.stderr,
+            )
+            return EXIT_FAILED
         in_use = await key_ids_in_use(runtime.sessions)
         unused = [k for k in runtime.vault.keyring.key_ids if k not in in_use and k != current]
         if unused and args.drop_old_keys and runtime.keys.key_file is not None:
