@@ -130,7 +130,7 @@ def _ensure_port_free(host: str, port: int) -> None:
 
 
 def worker(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.jobs import job_handlers
+    from bot.jobs import job_handlers, periodic_jobs
     from bot.worker import Worker, WorkerConfig, listen_dsn_for
 
     async def run(runtime: Runtime) -> None:
@@ -141,6 +141,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
             concurrency=args.concurrency or settings.worker_concurrency,
             lease_seconds=settings.job_lease_seconds,
             poll_interval=settings.worker_poll_interval,
+            periodic=periodic_jobs(settings),
         )
         instance = Worker(
             runtime.sessions,

@@ -16,8 +16,10 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot import periodic
 from bot.listener import NotifyListener
 from bot.log import job_id_var
+from bot.periodic import PeriodicJob
 from providers.base import AuthFailed, NotConfigured, NotFound, RateLimited, TooLarge
 from storage import queue
 from storage.queue import Backoff, ClaimedJob
@@ -77,6 +79,9 @@ class WorkerConfig:
     backoff: Backoff = field(default_factory=Backoff)
     kinds: list[str] | None = None
     listen_backoff: Backoff = LISTEN_BACKOFF
+    # Jobs queued once per period by whichever worker looks first (bot/periodic.py).
+    periodic: tuple[PeriodicJob, ...] = ()
+    periodic_check_seconds: float = 30.0
 
 
 def default_worker_id() -> str:
@@ -132,6 +137,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish or release the jobs in hand."""
         renewer = asyncio.create_task(self._renew_leases())
+        scheduler = asyncio.create_task(self._schedule_periodic())
         if self._listener is not None:
             await self._listener.start()
         stopper = asyncio.ensure_future(stop.wait())
@@ -164,7 +170,7 @@ class Worker:
             await self._drain()
             with contextlib.suppress(Exception):
                 await self._complete_and_claim(0)
-            for helper in (renewer, stopper):
+            for helper in (renewer, scheduler, stopper):
                 helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
@@ -287,6 +293,22 @@ class Worker:
             await asyncio.shield(
                 self._settle(queue.reschedule, job, self.worker_id, utcnow(), reason)
             )
+
+    async def _schedule_periodic(self) -> None:
+        """Queue the periodic jobs whose period began (once across every worker)."""
+        # Only what this worker can run: another process's jobs are queued by it.
+        jobs = [job for job in self.config.periodic if job.kind in self.handlers]
+        if not jobs:
+            return
+        while True:
+            try:
+                async with self.sessions.begin() as session:
+                    queued = await periodic.enqueue_due(session, jobs)
+                if queued:
+                    self.wake()
+            except Exception:
+                log.warning("could not queue periodic jobs", exc_info=True)
+            await asyncio.sleep(self.config.periodic_check_seconds)
 
     async def _renew_leases(self) -> None:
         interval = max(0.2, self.config.lease_seconds / 3)

@@ -40,6 +40,14 @@ class Settings(BaseModel):
     worker_poll_interval: float = Field(default=0.5, gt=0, le=60)
     job_lease_seconds: float = Field(default=60.0, ge=1, le=3600)
 
+    # Retention: finished jobs, webhook deliveries and per-test results older than this are
+    # pruned by a periodic job; each kind may keep its own number of days.
+    retention_days: int = Field(default=30, ge=1, le=36500)
+    retention_jobs_days: int | None = Field(default=None, ge=1, le=36500)
+    retention_deliveries_days: int | None = Field(default=None, ge=1, le=36500)
+    retention_history_days: int | None = Field(default=None, ge=1, le=36500)
+    retention_interval_seconds: float = Field(default=3600.0, ge=1, le=7 * 86400)
+
     # CI API
     max_result_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)

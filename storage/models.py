@@ -316,3 +316,13 @@ class AnalysisCache(Base):
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column(JsonType)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Counter(Base):
+    """A named counter that only moves up (storage/counters.py): the highest SQLite intake id
+    ever handed out, the last period each periodic job was queued for."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
