@@ -9,12 +9,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import urlparse
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import cycles
+from bot.analysis.link_hosts import allowed_link_hosts
 from bot.analysis.llm import LlmConfig, summarise
 from bot.analysis.model import LlmSummary
 from bot.analysis.redact import Redactor
@@ -23,10 +23,10 @@ from bot.cycles import queue_publish
 from bot.report.headline import headline
 from bot.runtime import Runtime
 from bot.worker import PermanentJobError
-from storage.models import AnalysisCache, Organization, TestCycle
+from providers.context import CiContext
+from storage.models import AnalysisCache, GithubApp, Organization, TestCycle
 from storage.queue import ClaimedJob
-from storage.secret_fields import integration_owner
-from storage.vault import Vault, VaultError
+from storage.secret_fields import integration_owner, secrets_for_redaction
 
 log = logging.getLogger("aac.analyse")
 T = TypeVar("T")
@@ -60,30 +60,32 @@ class DbSummaryCache:
                 row.value = value
 
 
-def organisation_secrets(vault: Vault, org: Organization) -> list[str]:
-    """Every secret value stored for the organisation, decrypted for the redactor only."""
-    values: list[str] = []
-    for provider, integration in org.integrations.items():
-        for field, stored in (
-            ("token", integration.token_enc),
-            ("webhook_secret", integration.webhook_secret_enc),
-        ):
-            if stored:
-                try:
-                    values.append(
-                        vault.decrypt(stored, integration_owner(org.id, provider, field)).reveal()
-                    )
-                except VaultError:
-                    log.warning("a stored secret could not be decrypted for redaction")
-    return values
-
-
-def organisation_redactor(
+async def organisation_redactor(
     runtime: Runtime, org: Organization, config: LlmConfig | None = None
 ) -> Redactor:
-    """Redacts the organisation's stored secrets and the LLM key, plus credential shapes."""
+    """Redacts every vault value that could reach the organisation's output (its integration
+    tokens and webhook secrets, the GitHub App's private key and webhook secret) and the LLM
+    key, plus credential shapes."""
     config = config or llm_config_for(runtime, org)
-    return Redactor([*organisation_secrets(runtime.vault, org), config.api_key or ""])
+    async with runtime.sessions() as session:
+        values, unreadable = await secrets_for_redaction(session, runtime.vault, org.id)
+    if unreadable:
+        log.warning("stored secrets could not be decrypted for redaction", extra={"n": unreadable})
+    return Redactor([*values, config.api_key or ""])
+
+
+async def link_hosts_for(
+    session: AsyncSession, runtime: Runtime, org: Organization, ctx: CiContext
+) -> frozenset[str]:
+    """The hosts the organisation's AI summary may link to (see ``allowed_link_hosts``)."""
+    api_urls = (await session.execute(select(GithubApp.api_url))).scalars()
+    return allowed_link_hosts(
+        public_url=runtime.settings.public_url,
+        integrations={p: (i.enabled, i.base_url) for p, i in org.integrations.items()},
+        github_app_api_urls=list(api_urls),
+        ci_hosts=[*runtime.settings.ci_hosts, *((org.settings or {}).get("ci_hosts") or [])],
+        pipeline_url=ctx.pipeline_url,
+    )
 
 
 def llm_config_for(runtime: Runtime, org: Organization) -> LlmConfig:
@@ -140,19 +142,17 @@ class AnalyseCycle:
             org = await session.get(Organization, cycle.org_id)
             assert org is not None
             config = llm_config_for(self.runtime, org)
-            redactor = organisation_redactor(self.runtime, org, config)
+            redactor = await organisation_redactor(self.runtime, org, config)
             analysis = await analyse_stored(session, cycle, redactor)
-        ctx = cycle_context(cycle)
-        hosts = {urlparse(public_url).hostname or "", "github.com"}
-        if ctx.pipeline_url:
-            hosts.add(urlparse(ctx.pipeline_url).hostname or "")
+            ctx = cycle_context(cycle)
+            hosts = await link_hosts_for(session, self.runtime, org, ctx)
         summarising = summarise(
             analysis.clusters,
             log_tail=None,
             config=config,
             redactor=redactor,
             cache=self.cache,
-            allowed_link_hosts={h for h in hosts if h},
+            allowed_link_hosts=hosts,
             cache_scope=f"org:{org.id}",
         )
         if ctx.publishes:

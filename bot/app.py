@@ -20,6 +20,7 @@ from bot.api.errors import ApiError, api_error_handler
 from bot.api.ratelimit import RateLimiter
 from bot.api.webhooks import GithubWebhookEndpoint
 from bot.github_app import AppCache
+from bot.jobs import periodic_jobs
 from bot.log import request_id_var
 from bot.runtime import Runtime
 from bot.webhooks.intake import DeliveryWriter
@@ -113,6 +114,7 @@ def create_app(
                     concurrency=settings.worker_concurrency,
                     lease_seconds=settings.job_lease_seconds,
                     poll_interval=settings.worker_poll_interval,
+                    periodic=periodic_jobs(settings),
                 ),
                 listen_dsn=listen_dsn_for(settings.database_url),
                 pacer=IntakeFirstPacer(app.state.intake_activity),
@@ -148,6 +150,7 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.auth_failure_limiter = RateLimiter(settings.auth_failures_per_minute)
     app.state.wake_worker = None
     app.state.github_apps = AppCache()
     app.state.delivery_writer = DeliveryWriter(

@@ -62,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     apikey_create = apikey.add_parser("create", help="create an API key (shown once)")
     apikey_create.add_argument("--org", required=True)
     apikey_create.add_argument("--name", default="")
+    apikey_create.add_argument(
+        "--scope",
+        action="append",
+        choices=API_KEY_SCOPES,
+        help="report: create cycles and upload; read: read cycles and reports "
+        "(repeat for both; default: both)",
+    )
 
     integration = sub.add_parser("integration", help="SCM credentials").add_subparsers(
         dest="integration_cmd", required=True
@@ -172,6 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code
     except KeyboardInterrupt:
         return 130
+
+
+# storage.apikeys.SCOPES, spelt out so building the parser imports no storage code.
+API_KEY_SCOPES = ("report", "read")
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.cli import EXIT_OK, EXIT_USAGE, CliError, install_stop_signals, say
+from bot.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, install_stop_signals, say
 from bot.runtime import Runtime, build_runtime, service_loop_factory
 from config.settings import Settings
 from storage import apikeys, orgs, queue
@@ -154,7 +154,7 @@ def _ensure_port_free(host: str, port: int) -> None:
 
 
 def worker(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.jobs import job_handlers
+    from bot.jobs import job_handlers, periodic_jobs
     from bot.worker import Worker, WorkerConfig, listen_dsn_for
 
     async def run(runtime: Runtime) -> None:
@@ -165,6 +165,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
             concurrency=args.concurrency or settings.worker_concurrency,
             lease_seconds=settings.job_lease_seconds,
             poll_interval=settings.worker_poll_interval,
+            periodic=periodic_jobs(settings),
         )
         instance = Worker(
             runtime.sessions,
@@ -258,10 +259,13 @@ def apikey(args: argparse.Namespace, settings: Settings) -> int:
     async def run(runtime: Runtime) -> int:
         async with runtime.sessions.begin() as session:
             organisation = await orgs.get_org(session, args.org)
-            row, full = await apikeys.create_api_key(session, organisation, args.name)
+            row, full = await apikeys.create_api_key(
+                session, organisation, args.name, args.scope or apikeys.SCOPES
+            )
         say(full)
         say(
-            f"created API key {row.prefix} for {args.org}; it is shown only now: "
+            f"created API key {row.prefix} for {args.org} with scope {row.scopes}; "
+            "it is shown only now: "
             "store it in your CI's secret store (e.g. as AAC_API_KEY)",
             sys.stderr,
         )
@@ -347,6 +351,15 @@ def keys(args: argparse.Namespace, settings: Settings) -> int:
             f"rotation done: {report.rotated} value(s) re-encrypted, "
             f"{report.already_current} already under key {current}"
         )
+        if report.unreadable:
+            say(
+                f"{len(report.unreadable)} value(s) decrypt with no key in the keyring and were "
+                f"left as they are: {', '.join(report.unreadable)}. Add the key they were "
+                "sealed with and run `aac keys rotate` again, or store them anew (e.g. "
+                "`aac integration set`, `aac github-app configure`)",
+                sys.stderr,
+            )
+            return EXIT_FAILED
         in_use = await key_ids_in_use(runtime.sessions)
         unused = [k for k in runtime.vault.keyring.key_ids if k not in in_use and k != current]
         if unused and args.drop_old_keys and runtime.keys.key_file is not None:

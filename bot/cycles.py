@@ -401,3 +401,12 @@ def cycle_json(cycle: TestCycle, public_url: str, keyring: Keyring) -> dict[str,
         "created_at": cycle.created_at.isoformat(),
         "completed_at": cycle.completed_at.isoformat() if cycle.completed_at else None,
     }
+
+
+def publish_failures(published: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """(what, why) for each stored publication whose last attempt failed."""
+    return [
+        (key, str(result.get("reason") or "unknown"))
+        for key, result in sorted((published or {}).items())
+        if isinstance(result, dict) and result.get("attempted") and not result.get("succeeded")
+    ]

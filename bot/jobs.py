@@ -11,10 +11,13 @@ from bot.handlers.installation import (
     gone_installation_is_permanent,
 )
 from bot.handlers.webhook_event import WebhookEventJob
+from bot.periodic import PeriodicJob
 from bot.publish import PublishCycle
+from bot.retention import PRUNE_JOB, PruneJob, prune_periodically
 from bot.runtime import Runtime
 from bot.webhooks.intake import WEBHOOK_JOB
 from bot.worker import Handler
+from config.settings import Settings
 from providers.factory import ProviderShared
 from providers.github import GithubShared
 from storage.write_slots import WriteSlots
@@ -36,4 +39,10 @@ def job_handlers(runtime: Runtime, shared: ProviderShared | None = None) -> dict
         READ_REPOSITORIES_JOB: gone_installation_is_permanent(
             sessions, ReadInstallationRepositories(hctx).run
         ),
+        PRUNE_JOB: PruneJob(runtime).run,
     }
+
+
+def periodic_jobs(settings: Settings) -> tuple[PeriodicJob, ...]:
+    """The jobs every worker queues once per period (see bot/periodic.py)."""
+    return (prune_periodically(settings),)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ from providers.base import (
     CommitStatus,
     Conclusion,
     ListsRepositoryFiles,
+    ProviderError,
     PublishResult,
     RequestedAction,
     StatusState,
@@ -37,7 +39,7 @@ from providers.context import CiContext
 from providers.factory import NullProvider, resolve_provider
 from storage.models import TestCycle
 from storage.queue import ClaimedJob
-from storage.write_slots import WriteSlots
+from storage.write_slots import Hold, WriteSlots
 
 log = logging.getLogger("aac.publish")
 # How many of a PR's latest cycles of a suite are searched for the comment they share.
@@ -97,6 +99,23 @@ def interim_status(cycle: TestCycle, details_url: str) -> CommitStatus | None:
             **common,
         )
     return None
+
+
+def failed_result(key: str, previous: PublishResult | None, exc: Exception) -> PublishResult:
+    """What a provider call that raised leaves stored: the reason, and the ids of what an
+    earlier call created, so the next attempt still updates it instead of creating another."""
+    # Provider errors never carry secrets; anything else may, so only its class is kept.
+    reason = (
+        f"{type(exc).__name__}: {exc}" if isinstance(exc, ProviderError) else type(exc).__name__
+    )
+    return PublishResult(
+        attempted=True,
+        succeeded=False,
+        kind=previous.kind if previous is not None else key,
+        ids=dict(previous.ids) if previous is not None else {},
+        url=previous.url if previous is not None else None,
+        reason=reason,
+    )
 
 
 def _result_json(result: PublishResult) -> dict[str, Any]:
@@ -208,10 +227,10 @@ class PublishCycle:
         check run stored would both create one. The slots are always taken in one order:
         this cycle's, then its PR comment's, then (inside the provider) the installation's.
         """
-        async with self._slots.hold(cycle_slot_key(cycle_id), 0.0):
-            await self._publish(cycle_id, only_if_status)
+        async with self._slots.lease(cycle_slot_key(cycle_id), 0.0) as held:
+            await self._publish(cycle_id, only_if_status, held)
 
-    async def _publish(self, cycle_id: str, only_if_status: str | None) -> None:
+    async def _publish(self, cycle_id: str, only_if_status: str | None, held: Hold) -> None:
         runtime = self.hctx.runtime
         public_url = runtime.settings.public_url
         details_url = signed_report_url(public_url, runtime.vault.keyring, cycle_id)
@@ -231,7 +250,7 @@ class PublishCycle:
             )
             status = interim_status(cycle, details_url)
             if status is None:
-                redactor = organisation_redactor(runtime, org)
+                redactor = await organisation_redactor(runtime, org)
                 analysis = await analyse_stored(session, cycle, redactor)
                 # The comment's and check run's "full report" links open in a browser too.
                 model = report_for(cycle, analysis, public_url, report_url=details_url)
@@ -242,18 +261,30 @@ class PublishCycle:
         if model is not None:
             status, comment = await self._render_report(provider, ctx, cycle_id, model, details_url)
         assert status is not None
-        result = await provider.update_commit_status(ctx, status, previous=previous_status)
-        await self._store(cycle_id, "status", result)
+        # Not sent once the slot's lease is lost: another publisher may be writing meanwhile.
+        await self._slots.confirm(held)
+        result = await self._sent(
+            cycle_id,
+            "status",
+            previous_status,
+            provider.update_commit_status(ctx, status, previous=previous_status),
+        )
         if comment is not None:
             # One writer per (PR, suite) in every process: two cycles (or two jobs) publishing
             # at once would otherwise both find no comment and both create one.
-            async with self._slots.hold(comment_slot_key(cycle), 0.0):
+            async with self._slots.lease(comment_slot_key(cycle), 0.0) as comment_held:
                 async with runtime.sessions() as session:
                     current = await session.get(TestCycle, cycle_id)
                     plan = await comment_plan(session, current or cycle)
                 if plan.write:
-                    posted = await provider.post_comment_to_pr(ctx, comment, previous=plan.previous)
-                    await self._store(cycle_id, "comment", posted)
+                    await self._slots.confirm(held)
+                    await self._slots.confirm(comment_held)
+                    await self._sent(
+                        cycle_id,
+                        "comment",
+                        plan.previous,
+                        provider.post_comment_to_pr(ctx, comment, previous=plan.previous),
+                    )
         log.info(
             "published",
             extra={"cycle": cycle_id, "state": status.state.value, "attempted": result.attempted},
@@ -284,6 +315,23 @@ class PublishCycle:
         if ctx.pr is not None and provider.capabilities.comments:
             comment = render_comment(model, provider.name, provider.limits)
         return status, comment
+
+    async def _sent(
+        self,
+        cycle_id: str,
+        key: str,
+        previous: PublishResult | None,
+        call: Coroutine[Any, Any, PublishResult],
+    ) -> PublishResult:
+        """``call``'s result, stored; a call that raises stores why and raises on (the worker
+        decides from the error's class whether to retry)."""
+        try:
+            result = await call
+        except Exception as exc:
+            await self._store(cycle_id, key, failed_result(key, previous, exc))
+            raise
+        await self._store(cycle_id, key, result)
+        return result
 
     async def _store(self, cycle_id: str, key: str, result: PublishResult) -> None:
         """Merge ``result`` into what the cycle has published, losing no other entry: the row

@@ -7,16 +7,20 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot import periodic
 from bot.listener import NotifyListener
 from bot.log import job_id_var
-from providers.base import RateLimited
+from bot.periodic import PeriodicJob
+from providers.base import AuthFailed, NotConfigured, NotFound, RateLimited, TooLarge
 from storage import queue
 from storage.queue import Backoff, ClaimedJob
 from storage.types import utcnow
@@ -38,6 +42,34 @@ class PermanentJobError(Exception):
     """A failure retrying cannot fix (bad payload, deleted cycle): the job goes dead at once."""
 
 
+class Decision(StrEnum):
+    """What a failed job's error means for the job."""
+
+    RETRY = "retry"  # again after a backoff, while attempts remain
+    RESCHEDULE = "reschedule"  # at the time the error names, without spending an attempt
+    STOP = "stop"  # dead now, the error recorded: retrying cannot fix it
+
+
+# Refused credentials, a missing repository or installation, no integration, a body the
+# platform will not take: the same request gets the same answer until an operator acts.
+_STOPS: tuple[type[Exception], ...] = (
+    PermanentJobError,
+    AuthFailed,
+    NotFound,
+    NotConfigured,
+    TooLarge,
+)
+
+
+def decide(exc: Exception) -> Decision:
+    """The error's class alone decides: ``Transient`` and unknown errors are retried."""
+    if isinstance(exc, RateLimited):
+        return Decision.RESCHEDULE
+    if isinstance(exc, _STOPS):
+        return Decision.STOP
+    return Decision.RETRY
+
+
 @dataclass(slots=True)
 class WorkerConfig:
     concurrency: int = 4
@@ -47,6 +79,9 @@ class WorkerConfig:
     backoff: Backoff = field(default_factory=Backoff)
     kinds: list[str] | None = None
     listen_backoff: Backoff = LISTEN_BACKOFF
+    # Jobs queued once per period by whichever worker looks first (bot/periodic.py).
+    periodic: tuple[PeriodicJob, ...] = ()
+    periodic_check_seconds: float = 30.0
 
 
 def default_worker_id() -> str:
@@ -76,6 +111,9 @@ class Worker:
         self._wake = asyncio.Event()
         # Handlers in flight; each holds one of the ``concurrency`` slots.
         self._running: dict[int, asyncio.Task[None]] = {}
+        # When the database last confirmed each running job's lease (this process's monotonic
+        # clock: only durations are measured with it, never compared with stored times).
+        self._confirmed: dict[int, float] = {}
         # Handlers that succeeded; recorded as done with the next claim, in one round trip.
         self._succeeded: list[int] = []
         self._notified = False
@@ -99,6 +137,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish or release the jobs in hand."""
         renewer = asyncio.create_task(self._renew_leases())
+        scheduler = asyncio.create_task(self._schedule_periodic())
         if self._listener is not None:
             await self._listener.start()
         stopper = asyncio.ensure_future(stop.wait())
@@ -122,6 +161,7 @@ class Worker:
                 for job in claimed:
                     task = asyncio.create_task(self._execute(job))
                     self._running[job.id] = task
+                    self._confirmed[job.id] = time.monotonic()
                 if claimed and len(claimed) == free:
                     await asyncio.sleep(0)
                     continue
@@ -130,7 +170,7 @@ class Worker:
             await self._drain()
             with contextlib.suppress(Exception):
                 await self._complete_and_claim(0)
-            for helper in (renewer, stopper):
+            for helper in (renewer, scheduler, stopper):
                 helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
@@ -198,25 +238,8 @@ class Worker:
             except asyncio.CancelledError:
                 await self._release(job, "worker shut down before the job finished")
                 raise
-            except RateLimited as exc:
-                await self._settle(
-                    queue.reschedule, job, self.worker_id, exc.retry_at, f"rate limited: {exc}"
-                )
-                log.info("job rescheduled after a rate limit", extra={"retry_at": exc.retry_at})
-            except PermanentJobError as exc:
-                dead = ClaimedJob(job.id, job.kind, job.payload, job.max_attempts, job.max_attempts)
-                await self._settle(queue.fail, dead, self.worker_id, str(exc))
-                log.error("job failed permanently", extra={"kind": job.kind, "error": str(exc)})
             except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                status = await self._settle(
-                    queue.fail, job, self.worker_id, error, backoff=self.config.backoff
-                )
-                log.warning(
-                    "job failed",
-                    extra={"kind": job.kind, "attempt": job.attempts, "next": status},
-                    exc_info=True,
-                )
+                await self._failed(job, exc)
             else:
                 self._succeeded.append(job.id)
         finally:
@@ -224,7 +247,33 @@ class Worker:
             # Freed here rather than in a done callback, so the loop's next pass sees a quick
             # job's slot free and its completion pending, and serves both in one round trip.
             self._running.pop(job.id, None)
+            self._confirmed.pop(job.id, None)
             self._job_done()
+
+    async def _failed(self, job: ClaimedJob, exc: Exception) -> None:
+        """Record a failed attempt as its error's class decides."""
+        decision = decide(exc)
+        if decision is Decision.RESCHEDULE:
+            assert isinstance(exc, RateLimited)
+            await self._settle(
+                queue.reschedule, job, self.worker_id, exc.retry_at, f"rate limited: {exc}"
+            )
+            log.info("job rescheduled after a rate limit", extra={"retry_at": exc.retry_at})
+            return
+        error = str(exc) if isinstance(exc, PermanentJobError) else f"{type(exc).__name__}: {exc}"
+        if decision is Decision.STOP:
+            dead = ClaimedJob(job.id, job.kind, job.payload, job.max_attempts, job.max_attempts)
+            await self._settle(queue.fail, dead, self.worker_id, error)
+            log.error("job failed permanently", extra={"kind": job.kind, "error": error})
+            return
+        status = await self._settle(
+            queue.fail, job, self.worker_id, error, backoff=self.config.backoff
+        )
+        log.warning(
+            "job failed",
+            extra={"kind": job.kind, "attempt": job.attempts, "next": status},
+            exc_info=True,
+        )
 
     def _job_done(self) -> None:
         """Run the loop now if the freed slot can take waiting work, else soon."""
@@ -245,15 +294,33 @@ class Worker:
                 self._settle(queue.reschedule, job, self.worker_id, utcnow(), reason)
             )
 
+    async def _schedule_periodic(self) -> None:
+        """Queue the periodic jobs whose period began (once across every worker)."""
+        # Only what this worker can run: another process's jobs are queued by it.
+        jobs = [job for job in self.config.periodic if job.kind in self.handlers]
+        if not jobs:
+            return
+        while True:
+            try:
+                async with self.sessions.begin() as session:
+                    queued = await periodic.enqueue_due(session, jobs)
+                if queued:
+                    self.wake()
+            except Exception:
+                log.warning("could not queue periodic jobs", exc_info=True)
+            await asyncio.sleep(self.config.periodic_check_seconds)
+
     async def _renew_leases(self) -> None:
         interval = max(0.2, self.config.lease_seconds / 3)
         while True:
             await asyncio.sleep(interval)
-            held = [*self._running, *self._succeeded]
+            running = list(self._running)
+            held = [*running, *self._succeeded]
             if not held:
                 continue
+            asked = time.monotonic()
             try:
-                await self._settle(
+                still = await self._settle(
                     queue.renew_leases,
                     self.worker_id,
                     held,
@@ -261,6 +328,25 @@ class Worker:
                 )
             except Exception:
                 log.warning("could not renew leases", exc_info=True)
+                # Unconfirmed for a whole lease: another worker may have claimed them.
+                lease = self.config.lease_seconds
+                self._stop_lost(
+                    [j for j in running if asked - self._confirmed.get(j, asked) >= lease]
+                )
+                continue
+            for job_id in still:
+                if job_id in self._confirmed:
+                    self._confirmed[job_id] = asked
+            self._stop_lost([j for j in running if j not in still])
+
+    def _stop_lost(self, job_ids: list[int]) -> None:
+        """Cancel handlers whose lease was lost, so they stop before their next side effect:
+        the job is another worker's now, and two running it would do its work twice."""
+        for job_id in job_ids:
+            task = self._running.get(job_id)
+            if task is not None and not task.done():
+                log.warning("lost the lease of a running job; stopping it", extra={"job": job_id})
+                task.cancel()
 
     async def _drain(self) -> None:
         """On shutdown: give running jobs a grace period, then cancel and release them."""

@@ -46,12 +46,27 @@ class Settings(BaseModel):
     worker_poll_interval: float = Field(default=0.5, gt=0, le=60)
     job_lease_seconds: float = Field(default=60.0, ge=1, le=3600)
 
+    # Retention: finished jobs, webhook deliveries and per-test results older than this are
+    # pruned by a periodic job; each kind may keep its own number of days.
+    retention_days: int = Field(default=30, ge=1, le=36500)
+    retention_jobs_days: int | None = Field(default=None, ge=1, le=36500)
+    retention_deliveries_days: int | None = Field(default=None, ge=1, le=36500)
+    retention_history_days: int | None = Field(default=None, ge=1, le=36500)
+    retention_interval_seconds: float = Field(default=3600.0, ge=1, le=7 * 86400)
+
     # CI API
     max_result_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
     # One file's XML after gzip is undone (a small gzip body can expand a thousandfold).
     max_expanded_result_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(default=600, ge=1)
+    # Failed API key authentications per client address (key guessing needs no organisation).
+    auth_failures_per_minute: int = Field(default=30, ge=1)
+
+    # Hosts of the CI systems every organisation runs (e.g. jenkins.example.com): the only
+    # pipeline-URL hosts the AI summary may link to (an organisation adds its own in its
+    # settings as ``ci_hosts``). A CI key holder's pipeline URL alone never allows a host.
+    ci_hosts: tuple[str, ...] = ()
 
     # GitHub: map a new installation to the organisation named like its account
     github_auto_link: bool = True
@@ -83,7 +98,7 @@ class Settings(BaseModel):
             raise ValueError("must be an http:// or https:// URL, e.g. https://aac.example.com")
         return value.rstrip("/")
 
-    @field_validator("llm_fallback_models", mode="before")
+    @field_validator("llm_fallback_models", "ci_hosts", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):

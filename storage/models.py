@@ -95,6 +95,10 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(32), unique=True)
     key_hash: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200), default="")
+    # Comma-separated: "report" (create cycles, upload, complete), "read" (list cycles, pages).
+    scopes: Mapped[str] = mapped_column(
+        String(64), default="report,read", server_default="report,read"
+    )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -335,3 +339,13 @@ class AnalysisCache(Base):
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column(JsonType)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Counter(Base):
+    """A named counter that only moves up (storage/counters.py): the highest SQLite intake id
+    ever handed out, the last period each periodic job was queued for."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Executable,
+    Float,
     Select,
     String,
     Table,
@@ -42,6 +43,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from storage.clock import db_now
 from storage.models import Job
 from storage.types import utcnow
 
@@ -232,15 +234,16 @@ async def claim(
 ) -> list[ClaimedJob]:
     """Atomically take up to ``limit`` due jobs (or jobs whose lease expired) for ``worker_id``.
 
+    Leases are written and checked by the database's clock (storage/clock.py), so a worker
+    whose host clock runs ahead cannot see a live lease as expired.
+
     A keyed job waits while a job with its unique key runs; an expired job that had its last
     attempt is parked dead instead. The caller commits right after, so the lease is visible to
     other workers.
     """
-    now = utcnow()
     stmt = _claim_statement(_is_postgresql(session), bool(kinds))
     params: dict[str, Any] = {
-        "now": now,
-        "lease": now + timedelta(seconds=lease_seconds),
+        "lease_seconds": lease_seconds,
         "worker": worker_id,
         "limit": limit,
         "kinds": kinds or [],
@@ -258,6 +261,10 @@ async def claim(
 
 @functools.cache
 def _claim_statement(postgresql: bool, with_kinds: bool) -> Executable:
+    dialect = "postgresql" if postgresql else "sqlite"
+    now = db_now(dialect)
+    lease = db_now(dialect, bindparam("lease_seconds", type_=Float))
+
     def due(*conditions: ColumnElement[bool]) -> Select[tuple[int]]:
         query = select(_jobs.c.id).where(*conditions)
         if with_kinds:
@@ -269,7 +276,7 @@ def _claim_statement(postgresql: bool, with_kinds: bool) -> Executable:
     # read and sort the whole backlog on every claim. An expired job that has had its last
     # attempt is "spent": the claim parks it dead rather than hand it out again.
     expired = (
-        due(_jobs.c.status == JobStatus.RUNNING, _jobs.c.lease_expires_at < bindparam("now"))
+        due(_jobs.c.status == JobStatus.RUNNING, _jobs.c.lease_expires_at < now)
         .add_columns((_jobs.c.attempts >= _jobs.c.max_attempts).label("spent"))
         .limit(bindparam("limit"))
     )
@@ -283,9 +290,7 @@ def _claim_statement(postgresql: bool, with_kinds: bool) -> Executable:
         .where(~expired_cte.c.spent)
         .scalar_subquery()
     )
-    queued = due(
-        _jobs.c.status == JobStatus.QUEUED, _jobs.c.run_at <= bindparam("now"), _key_free()
-    ).limit(room)
+    queued = due(_jobs.c.status == JobStatus.QUEUED, _jobs.c.run_at <= now, _key_free()).limit(room)
     if postgresql:
         queued = queued.with_for_update(skip_locked=True)
     queued_cte = queued.cte("queued")
@@ -296,16 +301,15 @@ def _claim_statement(postgresql: bool, with_kinds: bool) -> Executable:
         select(queued_cte.c.id, false().label("spent")),
     ).cte("picked")
     spent = picked.c.spent
-    when = _jobs.c.lease_expires_at.type
     return (
         update(_jobs)
         .where(_jobs.c.id == picked.c.id)
         .values(
             status=case((spent, JobStatus.DEAD), else_=JobStatus.RUNNING),
             locked_by=case((spent, null()), else_=bindparam("worker", type_=String)),
-            lease_expires_at=case((spent, null()), else_=bindparam("lease", type_=when)),
+            lease_expires_at=case((spent, null()), else_=lease),
             attempts=case((spent, _jobs.c.attempts), else_=_jobs.c.attempts + 1),
-            finished_at=case((spent, bindparam("now", type_=when)), else_=_jobs.c.finished_at),
+            finished_at=case((spent, now), else_=_jobs.c.finished_at),
             last_error=case((spent, _LEASE_EXPIRED_ERROR), else_=_jobs.c.last_error),
         )
         .returning(
@@ -365,17 +369,23 @@ def _key_free() -> ColumnElement[bool]:
 
 async def renew_leases(
     session: AsyncSession, worker_id: str, job_ids: list[int], *, lease_seconds: float
-) -> int:
-    """Extend the leases this worker still holds; returns how many it still holds."""
+) -> set[int]:
+    """Extend the leases this worker still holds (by the database's clock); returns the ids
+    it still holds. A job missing from them was taken over after its lease ran out."""
     if not job_ids:
-        return 0
-    result = await session.execute(
-        update(Job)
-        .where(Job.id.in_(job_ids), Job.locked_by == worker_id, Job.status == JobStatus.RUNNING)
-        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
-        .execution_options(synchronize_session=False)
+        return set()
+    dialect = session.get_bind().dialect.name
+    rows = await session.execute(
+        update(_jobs)
+        .where(
+            _jobs.c.id.in_(job_ids),
+            _jobs.c.locked_by == worker_id,
+            _jobs.c.status == JobStatus.RUNNING,
+        )
+        .values(lease_expires_at=db_now(dialect, literal(lease_seconds, Float)))
+        .returning(_jobs.c.id)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return {int(row_id) for row_id in rows.scalars()}
 
 
 async def complete(session: AsyncSession, job_id: int, worker_id: str) -> bool:
@@ -439,14 +449,12 @@ async def complete_and_claim(
         raise ValueError("complete_and_claim commits on its own on PostgreSQL")
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None
-    now = utcnow()
     # SQLAlchemy's asyncpg dialect installs the JSONB codec, so payloads arrive decoded.
     rows = await driver.fetch(
         _PG_COMPLETE_AND_CLAIM,
         done,
         worker_id,
-        now,
-        now + timedelta(seconds=lease_seconds),
+        float(lease_seconds),
         limit,
         kinds or [],
         not kinds,
@@ -461,40 +469,44 @@ async def complete_and_claim(
     return held, sorted(claimed, key=lambda job: job.id)
 
 
-# The claim is _claim_statement's (expired leases first, then queued jobs, each in index order;
-# spent expired jobs parked dead; a keyed job only if no running job holds its key, see
-# _key_free). Data-modifying CTEs all see one snapshot, so ``expired`` skips the rows ``done``
-# finishes, and the key check skips them too: their keys are free once this statement commits.
+# The claim is _claim_statement's, on the database's clock (expired leases first, then queued
+# jobs, each in index order; spent expired jobs parked dead; a keyed job only if no running
+# job holds its key, see _key_free). Data-modifying CTEs all see one snapshot, so ``expired``
+# skips the rows ``done`` finishes, and the key check skips them too: their keys are free once
+# this statement commits.
 _PG_COMPLETE_AND_CLAIM = """
 WITH done AS (
-    UPDATE jobs SET status = 'done', finished_at = $3, lease_expires_at = NULL
+    UPDATE jobs SET status = 'done', finished_at = statement_timestamp(), lease_expires_at = NULL
     WHERE id = ANY($1::bigint[]) AND locked_by = $2 AND status = 'running'
     RETURNING id
 ), expired AS (
     SELECT id, attempts >= max_attempts AS spent FROM jobs
-    WHERE status = 'running' AND lease_expires_at < $3 AND id <> ALL($1::bigint[])
-      AND ($7 OR kind = ANY($6::text[]))
+    WHERE status = 'running' AND lease_expires_at < statement_timestamp()
+      AND id <> ALL($1::bigint[])
+      AND ($6 OR kind = ANY($5::text[]))
     ORDER BY run_at, id
-    LIMIT $5
+    LIMIT $4
     FOR UPDATE SKIP LOCKED
 ), queued AS (
     SELECT id FROM jobs
-    WHERE status = 'queued' AND run_at <= $3 AND ($7 OR kind = ANY($6::text[]))
+    WHERE status = 'queued' AND run_at <= statement_timestamp() AND ($6 OR kind = ANY($5::text[]))
       AND (unique_key IS NULL OR NOT EXISTS (
           SELECT FROM jobs running
           WHERE running.unique_key = jobs.unique_key AND running.status = 'running'
             AND running.unique_key IS NOT NULL AND running.id NOT IN (SELECT id FROM done)
       ))
     ORDER BY run_at, id
-    LIMIT $5 - (SELECT count(*) FROM expired WHERE NOT spent)
+    LIMIT $4 - (SELECT count(*) FROM expired WHERE NOT spent)
     FOR UPDATE SKIP LOCKED
 ), dead AS (
-    UPDATE jobs SET status = 'dead', finished_at = $3, locked_by = NULL, lease_expires_at = NULL,
+    UPDATE jobs SET status = 'dead', finished_at = statement_timestamp(), locked_by = NULL,
+        lease_expires_at = NULL,
         last_error = 'lease expired on its last attempt (' || attempts || ' of '
             || max_attempts || '): its worker died or hung'
     WHERE id = ANY(ARRAY(SELECT id FROM expired WHERE spent))
 ), claimed AS (
-    UPDATE jobs SET status = 'running', locked_by = $2, lease_expires_at = $4,
+    UPDATE jobs SET status = 'running', locked_by = $2,
+        lease_expires_at = statement_timestamp() + $3::float8 * interval '1 second',
         attempts = jobs.attempts + 1
     WHERE id = ANY(ARRAY(SELECT id FROM expired WHERE NOT spent UNION ALL SELECT id FROM queued))
     RETURNING id, kind, payload, attempts, max_attempts

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.secret_fields import ENCRYPTED_FIELDS, EncryptedField
-from storage.vault import Vault, key_id_of
+from storage.vault import Vault, VaultError, key_id_of
 
 BATCH = 200
 
@@ -19,6 +19,8 @@ BATCH = 200
 class RotationReport:
     rotated: int = 0
     already_current: int = 0
+    # "table.column id N" of values no key in the keyring decrypts: left as they are.
+    unreadable: list[str] = field(default_factory=list)
 
 
 async def rotate_all(
@@ -27,7 +29,10 @@ async def rotate_all(
     *,
     progress: Callable[[str], None] | None = None,
 ) -> RotationReport:
-    """Re-encrypt values not under the current key; each batch commits, so a re-run resumes."""
+    """Re-encrypt values not under the current key; each batch commits, so a re-run resumes.
+
+    A value no key decrypts is skipped and named in the report, the others are rotated.
+    """
     report = RotationReport()
     for spec in ENCRYPTED_FIELDS:
         column = getattr(spec.model, spec.column)
@@ -45,7 +50,16 @@ async def rotate_all(
                     ).scalars()
                 )
                 for row in rows:
-                    if await _rotate_value(session, vault, spec, row):
+                    try:
+                        rotated = await _rotate_value(session, vault, spec, row)
+                    except VaultError:
+                        # Sealed by a key that is gone, or damaged: one such value must not
+                        # stop every other from moving to the current key.
+                        report.unreadable.append(
+                            f"{spec.model.__tablename__}.{spec.column} id {row.id}"
+                        )
+                        continue
+                    if rotated:
                         report.rotated += 1
                     else:
                         report.already_current += 1

@@ -214,16 +214,37 @@ def load_or_create_key_file(path: Path) -> tuple[Keyring, bool]:
 
     Returns the keyring and whether the file was created now.
     """
-    if path.exists():
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            raise VaultError(f"key file {path} is readable by others (mode {mode:o}); chmod 600 it")
-        return Keyring.parse(path.read_text().strip()), False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(generate_key_entry("k1") + "\n")
-    return Keyring.parse(path.read_text().strip()), True
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if _publish_new_key_file(path):
+            return Keyring.parse(path.read_text().strip()), True
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise VaultError(f"key file {path} is readable by others (mode {mode:o}); chmod 600 it")
+    return Keyring.parse(path.read_text().strip()), False
+
+
+def _publish_new_key_file(path: Path) -> bool:
+    """Write a fresh key beside ``path`` and hard-link it into place; False when another
+    process got there first (its key wins and ours is discarded).
+
+    The link appears whole or not at all: processes starting together (``aac serve`` with
+    workers) never read a half-written file, and never end up with two different keys.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(generate_key_entry("k1") + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def prepend_key_to_file(path: Path, entry: str) -> None:

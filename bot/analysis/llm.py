@@ -143,9 +143,14 @@ class InMemorySummaryCache:
         return len(self._entries)
 
 
-def cache_key(signatures: Iterable[str], model: str, *, scope: str = "") -> str:
-    """Key for a set of cluster signatures answered by ``model`` within ``scope`` (tenant)."""
-    material = json.dumps([PROMPT_VERSION, scope, model, sorted(set(signatures))])
+def cache_key(
+    signatures: Iterable[str], model: str, *, scope: str = "", evidence: Iterable[str] = ()
+) -> str:
+    """Key for an answer by ``model`` within ``scope`` (tenant), grounded on ``evidence`` (the
+    prompt's DATA texts) about the clusters with these signatures. A signature masks numbers,
+    names and paths, so two cycles sharing one can show different failures: keyed on the
+    signatures alone, one cycle's explanation, quoting its data, would be posted on another."""
+    material = json.dumps([PROMPT_VERSION, scope, model, sorted(set(signatures)), sorted(evidence)])
     return hashlib.sha256(material.encode()).hexdigest()
 
 
@@ -172,11 +177,6 @@ async def summarise(
     def finish(summary: LlmSummary) -> LlmSummary:
         return _sanitised(summary, redactor, allowed_link_hosts)
 
-    key = cache_key((c.signature for c in clusters), config.model, scope=cache_scope)
-    cached = await _cache_get(cache, key)
-    if cached is not None:
-        return LlmOutcome(finish(cached), OutcomeReason.CACHED)
-
     prompt = build_prompt(
         clusters,
         redactor=redactor,
@@ -187,6 +187,14 @@ async def summarise(
     if not prompt.fits:
         logger.warning("llm summary skipped: prompt does not fit the token budget")
         return LlmOutcome(None, OutcomeReason.BUDGET_EXHAUSTED, NOTE_UNAVAILABLE)
+
+    key = cache_key(
+        (c.signature for c in clusters), config.model, scope=cache_scope, evidence=prompt.evidence
+    )
+    cached = await _cache_get(cache, key)
+    if cached is not None:
+        # A stored answer is data too: its quotes are checked against this cycle's own.
+        return LlmOutcome(finish(_regrounded(cached, prompt)), OutcomeReason.CACHED)
 
     completion = _import_litellm_completion()
     requests = 0
@@ -380,6 +388,24 @@ def _explanations(
             )
         )
     return out
+
+
+def _regrounded(summary: LlmSummary, prompt: Prompt) -> LlmSummary:
+    """A cached answer held to this prompt: explanations of clusters it does not name are
+    dropped, and quotes absent from its data are removed with their confidence capped."""
+    haystack = _normalise("\n".join(prompt.data))
+    kept: list[ClusterExplanation] = []
+    for explanation in summary.clusters:
+        if explanation.signature not in prompt.represented:
+            continue
+        if explanation.evidence and not _grounded(explanation.evidence, haystack):
+            explanation = replace(
+                explanation,
+                evidence="",
+                confidence=min(explanation.confidence, UNGROUNDED_CONFIDENCE_CAP),
+            )
+        kept.append(explanation)
+    return replace(summary, clusters=kept)
 
 
 _ELLIPSIS = re.compile(r"\.\.\.|…")

@@ -68,6 +68,14 @@ class Prompt:
     log_lines: int  # CI log lines included
     fits: bool = True  # False: not even the minimal prompt fits the budget; do not send it
     data: tuple[str, ...] = field(default=(), repr=False)  # every fenced DATA text, for grounding
+    boundary: str = field(default="", repr=False)  # the random fence token inside ``data``
+
+    @property
+    def evidence(self) -> tuple[str, ...]:
+        """The DATA texts without the (random) fence token, in a stable order: what an answer
+        to this prompt is grounded on."""
+        texts = (d.replace(self.boundary, "") if self.boundary else d for d in self.data)
+        return tuple(sorted(texts))
 
     @property
     def messages(self) -> list[dict[str, str]]:
@@ -123,6 +131,7 @@ def build_prompt(
                 summarised=layout.summarised,
                 log_lines=user.log_lines,
                 data=user.data,
+                boundary=boundary,
             )
         available -= tokens - token_budget + 8
     return Prompt(

@@ -16,6 +16,9 @@ REDACTED = "[REDACTED]"
 
 # Shorter stored values would shred ordinary words in logs; real tokens are far longer.
 DEFAULT_MIN_SECRET_LENGTH = 4
+# A line of a multi-line secret is redacted on its own when at least this long (a PEM body
+# line is 64 characters; shorter tails would match ordinary text).
+_MIN_LINE_LENGTH = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +183,14 @@ class Redactor:
             variants.add(value)
             # The same value is often printed inside a URL, percent-encoded.
             variants.add(quote(value, safe=""))
+            if "\n" in value:
+                # A multi-line value (a PEM key) is printed JSON-escaped, or a line at a time.
+                variants.add(value.replace("\n", "\\n"))
+                variants.update(
+                    line.strip()
+                    for line in value.splitlines()
+                    if len(line.strip()) >= _MIN_LINE_LENGTH and not line.startswith("-----")
+                )
         # Longest first so a secret containing another is replaced whole.
         self._secrets = tuple(sorted(variants, key=len, reverse=True))
 

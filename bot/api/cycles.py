@@ -48,7 +48,7 @@ async def create_cycle(request: Request) -> JSONResponse:
     if idem is not None and not 1 <= len(idem) <= 200:
         raise ApiError(422, "invalid_header", "Idempotency-Key must be 1-200 characters")
     async with runtime.sessions.begin() as session:
-        key = await require_api_key(request, session)
+        key = await require_api_key(request, session, scope="report")
         cycle, created = await cycles.create_cycle(
             session, key.org_id, body.to_context(), idempotency_key=idem
         )
@@ -65,7 +65,7 @@ async def list_cycles(request: Request) -> JSONResponse:
     if not limit.isdigit() or not 1 <= int(limit) <= 500:
         raise ApiError(422, "invalid_query", "limit must be a number from 1 to 500")
     async with runtime.sessions.begin() as session:
-        key = await require_api_key(request, session)
+        key = await require_api_key(request, session, scope="read")
         found = await cycles.list_cycles(
             session,
             key.org_id,
@@ -82,7 +82,8 @@ async def get_cycle(request: Request) -> JSONResponse:
     runtime = _runtime(request)
     cycle_id = request.path_params["cycle_id"]
     async with runtime.sessions.begin() as session:
-        key = await require_api_key(request, session)
+        # Either scope: `aac report --wait` polls the cycle it created with a report key.
+        key = await require_api_key(request, session, scope=None)
         cycle = await cycles.get_cycle(session, key.org_id, cycle_id)
         if cycle is None:
             raise _not_found(cycle_id)
@@ -94,7 +95,7 @@ async def upload_results(request: Request) -> JSONResponse:
     settings = runtime.settings
     cycle_id = request.path_params["cycle_id"]
     async with runtime.sessions.begin() as session:
-        key = await require_api_key(request, session)
+        key = await require_api_key(request, session, scope="report")
         cycle = await cycles.get_cycle(session, key.org_id, cycle_id)
         if cycle is None:
             raise _not_found(cycle_id)
@@ -176,7 +177,7 @@ async def complete_cycle(request: Request) -> JSONResponse:
     cycle_id = request.path_params["cycle_id"]
     body = parse_body(CycleComplete, await request.body())
     async with runtime.sessions.begin() as session:
-        key = await require_api_key(request, session)
+        key = await require_api_key(request, session, scope="report")
         cycle = await cycles.get_cycle(session, key.org_id, cycle_id)
         if cycle is None:
             raise _not_found(cycle_id)

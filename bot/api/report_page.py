@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from bot import cycles
 from bot.analyse import organisation_redactor
 from bot.api.auth import require_api_key
 from bot.api.errors import ApiError
@@ -44,7 +45,7 @@ async def report_page(request: Request) -> Response:
                 )
             cycle = await session.get(TestCycle, cycle_id)
         else:
-            key = await require_api_key(request, session)
+            key = await require_api_key(request, session, scope="read")
             cycle = await session.get(TestCycle, cycle_id)
             if cycle is not None and cycle.org_id != key.org_id:
                 cycle = None
@@ -52,7 +53,7 @@ async def report_page(request: Request) -> Response:
             raise ApiError(404, "cycle_not_found", f"no cycle {cycle_id}")
         org = await session.get(Organization, cycle.org_id)
         assert org is not None
-        analysis = await analyse_stored(session, cycle, organisation_redactor(runtime, org))
+        analysis = await analyse_stored(session, cycle, await organisation_redactor(runtime, org))
         integration = org.integrations.get(cycle.source)
         public_url, keyring = runtime.settings.public_url, runtime.vault.keyring
         model = report_for(
@@ -83,7 +84,13 @@ async def report_page(request: Request) -> Response:
             for c in reversed(list(earlier))
         ]
         successor = await _successor(runtime, session, cycle)
-    html = render_page(model, chart=chart, recent=analysis.history.recent, superseded_by=successor)
+    html = render_page(
+        model,
+        chart=chart,
+        recent=analysis.history.recent,
+        superseded_by=successor,
+        publish_failures=cycles.publish_failures(cycle.published),
+    )
     return HTMLResponse(
         html,
         headers={

@@ -46,7 +46,7 @@ async def read_repo_config(
         return parse_repo_config(raw)
     except RepoConfigError as exc:
         error = exc
-    redactor = organisation_redactor(hctx.runtime, org)
+    redactor = await organisation_redactor(hctx.runtime, org)
     log.warning(
         "invalid repository configuration",
         extra={"repository": repository, "sha": sha, "error": redactor.redact(str(error))},

@@ -229,6 +229,7 @@ def render_page(
     chart: Sequence[SuitePoint],
     recent: Mapping[str, Sequence[TestStatus]],
     superseded_by: Successor | None = None,
+    publish_failures: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The whole HTML document."""
     ident = model.identity
@@ -254,6 +255,12 @@ def render_page(
             f'<a href="{escape(superseded_by.url)}">{escape(superseded_by.cycle_id)}</a> '
             f"for a newer commit, {escape(superseded_by.sha[:7])}. This report describes "
             f"commit {escape(ident.short_sha)}.</div>"
+        )
+    if publish_failures:
+        parts.append(
+            '<div class="card superseded" id="publish-failures"><b>Not published.</b><ul>'
+            + "".join(f"<li>{escape(what)}: {escape(why)}</li>" for what, why in publish_failures)
+            + "</ul></div>"
         )
     if model.infra_reason:
         parts.append(

@@ -26,6 +26,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.counters import reserve_delivery_ids
 from storage.delivery_body import encode_body
 from storage.models import Job, WebhookDelivery
 from storage.queue import NOTIFY_CHANNEL
@@ -235,8 +236,8 @@ class SqliteBatchWriter:
         self, conn: sqlite3.Connection, items: list[Pending], bodies: list[bytes], stamp: str
     ) -> list[tuple[str, str]]:
         # Under BEGIN IMMEDIATE no one else writes, so one query finds the redeliveries and the
-        # new rows take the ids SQLite would give them (max + 1, ...), written with two
-        # executemany calls instead of a statement and a fetch per delivery.
+        # new rows take ids reserved from a counter (never reused after pruning), written
+        # with two executemany calls instead of a statement and a fetch per delivery.
         conn.execute("BEGIN IMMEDIATE")
         try:
             known: set[tuple[str, str]] = set()
@@ -251,9 +252,8 @@ class SqliteBatchWriter:
                         (provider, *ids),
                     )
                 )
-            next_id = int(
-                conn.execute("SELECT coalesce(max(id), 0) FROM webhook_deliveries").fetchone()[0]
-            )
+            fresh = sum((item.provider, item.delivery_id) not in known for item in items)
+            next_id = reserve_delivery_ids(conn, fresh)
             deliveries: list[tuple[Any, ...]] = []
             jobs: list[tuple[str, str, str, str]] = []
             inserted: list[tuple[str, str]] = []

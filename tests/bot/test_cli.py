@@ -225,3 +225,16 @@ def test_a_misspelt_setting_is_reported_and_the_command_still_runs(tmp_path: Pat
     assert "AAC_LOG_LEVL is not a setting and is ignored; did you mean AAC_LOG_LEVEL?" in (
         result.stderr
     )
+
+
+def test_apikey_create_takes_a_scope(db: str) -> None:
+    assert aac("db", "upgrade", db=db).returncode == 0
+    assert aac("org", "create", "acme", db=db).returncode == 0
+    read = aac("apikey", "create", "--org", "acme", "--scope", "read", db=db)
+    assert read.returncode == 0, read.stderr
+    assert "with scope read;" in read.stderr
+    both = aac("apikey", "create", "--org", "acme", db=db)
+    assert "with scope report,read;" in both.stderr
+    bad = aac("apikey", "create", "--org", "acme", "--scope", "admin", db=db)
+    assert bad.returncode == 2
+    assert "invalid choice: 'admin'" in bad.stderr

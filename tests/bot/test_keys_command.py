@@ -18,6 +18,7 @@ from bot.runtime import Runtime, build_runtime
 from config.settings import load_settings
 from providers.github_auth import AppCredentials
 from storage import orgs
+from storage.vault import generate_key_entry
 from tests.bot.test_cli import aac
 from tests.conftest import TEST_KEYS
 from tests.db_snapshot import places_holding
@@ -117,5 +118,36 @@ async def test_rotation_covers_the_github_app_and_the_old_key_can_go(
         pem_line = private_pem.splitlines()[5]
         for secret in (TOKEN, WEBHOOK_SECRET, pem_line, "PRIVATE KEY"):
             assert await places_holding(runtime.engine, sqlite_path, secret) == [], secret
+    finally:
+        await runtime.close()
+
+
+async def test_rotation_skips_and_names_values_no_key_decrypts(database_url: str) -> None:
+    """A value sealed by a key the keyring no longer has is left as it is and named; every
+    other value still moves to the current key, and the command says it did not finish."""
+    lost_key = {"AAC_SECRET_KEYS": generate_key_entry("k9")}
+    db = database_url
+    assert aac("db", "upgrade", db=db, env=OLD_ONLY).returncode == 0
+    for slug, env in (("acme", OLD_ONLY), ("globex", lost_key)):
+        assert aac("org", "create", slug, db=db, env=env).returncode == 0
+        stored = aac(
+            "integration", "set", "github", "--org", slug, "--token-stdin",
+            db=db, env=env, stdin=TOKEN + "\n",
+        )  # fmt: skip
+        assert stored.returncode == 0, stored.stderr
+
+    rotated = aac("keys", "rotate", db=db, env=BOTH)
+    assert rotated.returncode == 1
+    assert "Traceback" not in rotated.stderr
+    assert "rotation done: 1 value(s) re-encrypted" in rotated.stdout
+    assert "1 value(s) decrypt with no key" in rotated.stderr
+    assert "integrations.token_enc id 2" in rotated.stderr
+    runtime = _only_new_key_runtime(db)
+    try:
+        async with runtime.sessions() as session:
+            acme = await orgs.get_org(session, "acme")
+            token = orgs.integration_token(runtime.vault, acme, "github")
+        assert token is not None
+        assert token.reveal() == TOKEN
     finally:
         await runtime.close()

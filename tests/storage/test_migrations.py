@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from alembic import command
@@ -14,7 +14,24 @@ from sqlalchemy.exc import IntegrityError
 from bot.runtime import Runtime
 from storage import queue
 from storage.migrate import alembic_config, current_revision, head_revision
-from storage.models import Base, GithubApp, Installation
+from storage.models import ApiKey, Base, GithubApp, Installation
+
+Move = Callable[[Callable[[Config, str], None], str], Awaitable[None]]
+
+
+def mover(runtime: Runtime) -> Move:
+    """``move(command.upgrade | command.downgrade, revision)`` on the runtime's database."""
+    config = alembic_config(runtime.engine.url.render_as_string(hide_password=False))
+
+    async def move(step: Callable[[Config, str], None], revision: str) -> None:
+        def run(connection: Connection) -> None:
+            config.attributes["connection"] = connection
+            step(config, revision)
+
+        async with runtime.engine.begin() as conn:
+            await conn.run_sync(run)
+
+    return move
 
 
 async def test_migrations_build_exactly_the_models(runtime: Runtime) -> None:
@@ -29,15 +46,7 @@ async def test_migrations_build_exactly_the_models(runtime: Runtime) -> None:
 async def test_0002_keeps_pending_jobs_and_their_coalescing(runtime: Runtime) -> None:
     """Down to 0001 with jobs queued, back up: nothing lost, keyed jobs still coalesce, and only
     keyed jobs are in the pending-key index."""
-    config = alembic_config(runtime.engine.url.render_as_string(hide_password=False))
-
-    async def move(step: Callable[[Config, str], None], revision: str) -> None:
-        def run(connection: Connection) -> None:
-            config.attributes["connection"] = connection
-            step(config, revision)
-
-        async with runtime.engine.begin() as conn:
-            await conn.run_sync(run)
+    move = mover(runtime)
 
     await move(command.downgrade, "0001")
     async with runtime.sessions.begin() as session:
@@ -60,15 +69,7 @@ async def test_0002_keeps_pending_jobs_and_their_coalescing(runtime: Runtime) ->
 async def test_0005_keys_installations_by_app_and_keeps_them(runtime: Runtime) -> None:
     """Down to 0004 with an installation stored, back up: the row is kept as it was, and a
     second host's App may now hold the same installation id (it could not before)."""
-    config = alembic_config(runtime.engine.url.render_as_string(hide_password=False))
-
-    async def move(step: Callable[[Config, str], None], revision: str) -> None:
-        def run(connection: Connection) -> None:
-            config.attributes["connection"] = connection
-            step(config, revision)
-
-        async with runtime.engine.begin() as conn:
-            await conn.run_sync(run)
+    move = mover(runtime)
 
     def app(row_id: int, api_url: str) -> GithubApp:
         return GithubApp(
@@ -137,3 +138,26 @@ async def test_0005_keys_installations_by_app_and_keeps_them(runtime: Runtime) -
             lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
         )
     assert diff == []
+
+
+async def test_0008_gives_existing_api_keys_both_scopes(runtime: Runtime) -> None:
+    """Keys created before scopes existed keep doing everything they did."""
+    move = mover(runtime)
+    await move(command.downgrade, "0005")
+    async with runtime.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO organizations (slug, name, settings, created_at) "
+                "VALUES ('acme', 'acme', '{}', '2026-01-01 00:00:00')"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO api_keys (org_id, prefix, key_hash, name, created_at) "
+                "SELECT id, 'aac_old', 'h', 'ci', '2026-01-01 00:00:00' FROM organizations"
+            )
+        )
+    await move(command.upgrade, "head")
+    async with runtime.sessions() as session:
+        scopes = (await session.execute(select(ApiKey.scopes))).scalar_one()
+    assert scopes == "report,read"

@@ -426,3 +426,40 @@ async def test_shutdown_releases_jobs_that_do_not_finish(runtime: Runtime) -> No
     assert row.attempts == 0  # released, not failed
     async with runtime.sessions() as session:
         assert (await session.execute(select(Job.id))).scalars().all() == [job_id]
+
+
+async def test_a_job_whose_lease_was_lost_stops_before_its_next_side_effect(
+    runtime: Runtime,
+) -> None:
+    """Another worker took the job over (its lease ran out while this one was stalled): the
+    next renewal finds it gone, and the handler is stopped before it writes again."""
+    [job_id] = await _enqueue(runtime, 1, kind="two-steps")
+    effects: list[str] = []
+    started = asyncio.Event()
+
+    async def two_steps(job: ClaimedJob) -> None:
+        effects.append("first")
+        started.set()
+        await asyncio.sleep(3)
+        effects.append("second")  # must not happen: the job is another worker's now
+
+    worker = Worker(
+        runtime.sessions,
+        {"two-steps": two_steps},
+        WorkerConfig(poll_interval=0.05, lease_seconds=1.0),
+        worker_id="stalled",
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await asyncio.wait_for(started.wait(), 10)
+    async with runtime.sessions.begin() as session:
+        await session.execute(update(Job).where(Job.id == job_id).values(locked_by="successor"))
+    for _ in range(100):
+        if not worker._running:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    assert effects == ["first"]
+    row = await _job(runtime, job_id)
+    assert (row.status, row.locked_by) == (JobStatus.RUNNING, "successor")  # left to it

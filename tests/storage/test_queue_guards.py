@@ -168,9 +168,9 @@ async def test_a_renewed_lease_is_not_taken_over_nor_is_its_key(
     second = await _enqueue(runtime, "publish:1")
     await asyncio.sleep(lease / 2)
     async with runtime.sessions.begin() as session:
-        assert await queue.renew_leases(session, "w1", [first], lease_seconds=30) == 1
+        assert await queue.renew_leases(session, "w1", [first], lease_seconds=30) == {first}
         # Only the holder renews.
-        assert await queue.renew_leases(session, "w2", [first], lease_seconds=30) == 0
+        assert await queue.renew_leases(session, "w2", [first], lease_seconds=30) == set()
     await _sleep_until(expires)
     # Past the first lease: still w1's job, and its key still held.
     assert await _claim(runtime, "w2", together) == []

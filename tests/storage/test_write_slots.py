@@ -8,13 +8,13 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.runtime import Runtime
 from storage.db import create_engine
 from storage.models import WriteSlot
-from storage.write_slots import WriteSlots, slot_id
+from storage.write_slots import LeaseLost, WriteSlots, slot_id
 
 KEY = "('https://api.github.com', 'installation', 77)"
 
@@ -164,3 +164,31 @@ async def test_cancelling_a_waiting_or_acquiring_writer_never_strands_the_slot(
     async with asyncio.timeout(5):
         async with WriteSlots(other_engine).hold(KEY, 0.0):
             pass
+
+
+async def test_a_write_whose_lease_was_lost_is_not_sent(
+    runtime: Runtime, other_engine: AsyncEngine
+) -> None:
+    """A holder that lost its slot (the lease ran out, another process took it) learns so
+    before sending, and the other holder's lease is untouched."""
+    slow = WriteSlots(runtime.engine, lease_seconds=0.3)
+    sent: list[str] = []
+    async with slow.lease(KEY, 0.0) as held:
+        await slow.confirm(held)  # live: the write may go
+        sent.append("first")
+        # The renewer stalls (a long GC pause, a stopped VM): the lease runs out and another
+        # process takes the slot.
+        async with other_engine.begin() as conn:
+            await conn.execute(
+                update(WriteSlot)
+                .where(WriteSlot.slot == slot_id(KEY))
+                .values(holder="another-process:1", held_until=time.time() + 60)
+            )
+        with pytest.raises(LeaseLost):
+            await slow.confirm(held)
+    assert sent == ["first"]
+    async with other_engine.connect() as conn:
+        holder = (
+            await conn.execute(select(WriteSlot.holder).where(WriteSlot.slot == slot_id(KEY)))
+        ).scalar_one()
+    assert holder == "another-process:1"  # releasing the lost slot left the new holder alone

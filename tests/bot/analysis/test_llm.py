@@ -20,7 +20,8 @@ from bot.analysis.llm import (
     cache_key,
     summarise,
 )
-from bot.analysis.model import FailureCluster, LlmSummary
+from bot.analysis.model import ClusterExplanation, FailureCluster, LlmSummary
+from bot.analysis.prompt import build_prompt
 from bot.analysis.redact import Redactor
 from bot.results.model import TestCaseResult, TestStatus
 from tests.fakes.llm import (
@@ -230,11 +231,54 @@ async def test_failed_calls_are_not_cached(fake: FakeLlmServer) -> None:
     assert (await run(fake, cache=cache)).reason is OutcomeReason.OK
 
 
-def test_cache_key_scopes_tenants_models_and_order() -> None:
-    base = cache_key(["a", "b"], "m")
-    assert cache_key(["b", "a", "a"], "m") == base
-    assert cache_key(["a", "b"], "m2") != base
-    assert cache_key(["a", "b"], "m", scope="org-2") != base
+def test_cache_key_scopes_tenants_models_evidence_and_order() -> None:
+    base = cache_key(["a", "b"], "m", evidence=["x", "y"])
+    assert cache_key(["b", "a", "a"], "m", evidence=["y", "x"]) == base
+    assert cache_key(["a", "b"], "m2", evidence=["x", "y"]) != base
+    assert cache_key(["a", "b"], "m", scope="org-2", evidence=["x", "y"]) != base
+    assert cache_key(["a", "b"], "m", evidence=["x", "z"]) != base
+
+
+async def test_same_signatures_with_other_evidence_ask_again(fake: FakeLlmServer) -> None:
+    """A signature masks the numbers and names in a message: another cycle's failure with the
+    same signature but other details gets its own answer, quoting its own data."""
+    cache = InMemorySummaryCache()
+    first = await run(fake, [cluster(1)], cache=cache)
+    other = cluster(1, message="ConnectionRefusedError: db-7:6432 refused the connection")
+    second = await run(fake, [other], cache=cache)
+    assert first.reason is OutcomeReason.OK
+    assert second.reason is OutcomeReason.OK
+    assert len(fake.requests) == 2
+    assert second.summary is not None
+    assert second.summary.clusters[0].evidence.startswith("ConnectionRefusedError: db-7:6432")
+
+
+async def test_a_cached_answer_is_held_to_this_cycles_data(fake: FakeLlmServer) -> None:
+    """Whatever the cache holds (a shared table, an older writer), its quotes are checked
+    against the data of the cycle it is used for, and clusters not asked about are dropped."""
+    clusters = [cluster(1)]
+    prompt = build_prompt(clusters, redactor=Redactor([ORG_SECRET]))
+    key = cache_key(["sig-001"], "openai/fake-model", evidence=prompt.evidence)
+    cache = InMemorySummaryCache()
+    foreign = "ValueError: customer 4711 of globex has no invoice"
+    await cache.put(
+        key,
+        LlmSummary(
+            summary="One root cause.",
+            clusters=[
+                ClusterExplanation("sig-001", "cause", foreign, "fix", 0.9),
+                ClusterExplanation("sig-999", "cause", "db-1:5432 refused", "fix", 0.9),
+            ],
+        ),
+    )
+    outcome = await run(fake, clusters, cache=cache)
+    assert outcome.reason is OutcomeReason.CACHED
+    assert fake.requests == []
+    assert outcome.summary is not None
+    [explanation] = outcome.summary.clusters
+    assert explanation.signature == "sig-001"
+    assert explanation.evidence == ""
+    assert explanation.confidence <= UNGROUNDED_CONFIDENCE_CAP
 
 
 async def test_in_memory_cache_is_bounded() -> None:

@@ -193,3 +193,12 @@ def test_fast_on_megabytes_of_logs() -> None:
     assert GITHUB_TOKEN not in out
     # Measured ~0.4 s on a shared 2-core runner; generous bound against noise.
     assert elapsed < 3.0
+
+
+def test_a_multi_line_secret_is_redacted_json_escaped_and_line_by_line() -> None:
+    body = ["A" * 64, "B" * 64, "C" * 20]
+    pem = "\n".join(["-----BEGIN RSA PRIVATE KEY-----", *body, "-----END RSA PRIVATE KEY-----"])
+    redactor = Redactor([pem])
+    escaped = pem.replace("\n", "\\n")
+    out = redactor.redact(f'{{"key": "{escaped}"}} then a line {body[1]} alone')
+    assert all(line not in out for line in body)
