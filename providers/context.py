@@ -20,6 +20,9 @@ class CiContext:
     source: str
     repository: str
     sha: str
+    # The SCM's API host ("api.github.com", "gitlab.example.com"): with the organisation,
+    # ``source`` and repository it names the change; "" for sources that publish nowhere.
+    host: str = ""
     pr: int | None = None
     ref: str | None = None
     base_ref: str | None = None

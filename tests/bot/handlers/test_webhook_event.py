@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
-from bot.github_app import configure_app
 from bot.handlers.context import HandlerContext
 from bot.handlers.webhook_event import WebhookEventJob
 from bot.runtime import Runtime
 from bot.webhooks.intake import WEBHOOK_JOB, DeliveryWriter
 from providers.factory import ProviderShared
+from providers.github.app import configure_app
 from storage import orgs, queue
 from storage.models import Installation, WebhookDelivery
 from tests.github_constants import _pem_pair
