@@ -68,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read the webhook secret from stdin (the line after the token when both are given)",
     )
+    iset.add_argument(
+        "--generate-webhook-secret",
+        action="store_true",
+        help="generate a webhook secret, store it and print it once (for the SCM's hook)",
+    )
     iset.add_argument("--base-url", help="self-hosted API URL (GHES, GitLab, Azure DevOps Server)")
     iset.add_argument(
         "--disable", action="store_true", help="keep the settings but stop using them"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -221,6 +222,14 @@ def apikey(args: argparse.Namespace, settings: Settings) -> int:
 
 def integration(args: argparse.Namespace, settings: Settings) -> int:
     token, secret = _read_secrets(args)
+    generated = args.generate_webhook_secret
+    if generated:
+        if secret is not None:
+            raise CliError(
+                "pass either --webhook-secret-stdin or --generate-webhook-secret, not both",
+                EXIT_USAGE,
+            )
+        secret = secrets.token_urlsafe(32)
 
     async def run(runtime: Runtime) -> int:
         async with runtime.sessions.begin() as session:
@@ -237,16 +246,37 @@ def integration(args: argparse.Namespace, settings: Settings) -> int:
             )
         stored = [n for n, v in (("token", token), ("webhook secret", secret)) if v] or ["settings"]
         say(f"{args.provider} integration of {args.org} updated ({' and '.join(stored)} stored)")
+        if generated:
+            # Shown this once: only its ciphertext is stored.
+            say(f"webhook secret: {secret}")
+            say(f"next: {_webhook_hint(args.provider, args.org, settings)}", sys.stderr)
         return EXIT_OK
 
     return with_runtime(settings, run)
 
 
+def _webhook_hint(source: str, org_slug: str, settings: Settings) -> str:
+    """Where the generated secret goes: the SCM's hook for this organisation's URL."""
+    from providers.registry import package_for
+
+    package = package_for(source)
+    where = ""
+    if package is not None and package.webhook.per_org:
+        where = f", with URL {settings.public_url}{package.webhook.path}/{org_slug}"
+    return f"put it in the {source} webhook's secret token field{where}; it is not shown again"
+
+
 def _read_secrets(args: argparse.Namespace) -> tuple[str | None, str | None]:
-    if not (args.token_stdin or args.webhook_secret_stdin or args.base_url or args.disable):
+    if not (
+        args.token_stdin
+        or args.webhook_secret_stdin
+        or args.generate_webhook_secret
+        or args.base_url
+        or args.disable
+    ):
         raise CliError(
             "nothing to set: pass --token-stdin (and pipe the token in), "
-            "--webhook-secret-stdin or --base-url",
+            "--webhook-secret-stdin, --generate-webhook-secret or --base-url",
             EXIT_USAGE,
         )
     lines = sys.stdin.read().splitlines() if args.token_stdin or args.webhook_secret_stdin else []

@@ -107,8 +107,9 @@ class ScmPackage:
 def packages() -> tuple[ScmPackage, ...]:
     """Every SCM package, in the order their commands are listed."""
     from providers.github.package import PACKAGE as GITHUB
+    from providers.gitlab.package import PACKAGE as GITLAB
 
-    return (GITHUB,)
+    return (GITHUB, GITLAB)
 
 
 def package_for(source: str) -> ScmPackage | None:

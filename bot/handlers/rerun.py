@@ -23,7 +23,7 @@ from bot.cycles import same_change
 from bot.events import RerunRequested
 from bot.handlers.context import EventRun
 from bot.handlers.pipeline import RERUN_PIPELINE_KEYS
-from providers.base import ChecksCommandPermission, RerunsPipelines
+from providers.base import ChecksCommandPermission, KnowsBotIdentity, RerunsPipelines
 from storage import queue
 from storage.models import TestCycle
 
@@ -84,7 +84,12 @@ async def allowed(run: EventRun, event: RerunRequested) -> bool:
             "ignored /aac command from a user who may not write to the repository",
             extra={"user": event.requested_by},
         )
-    return may
+        return False
+    # The bot's own notes, where the SCM's payload could not tell (GitLab names no bot).
+    if isinstance(provider, KnowsBotIdentity) and event.requested_by == await provider.bot_login():
+        log.info("ignored /aac command written by the bot itself")
+        return False
+    return True
 
 
 async def _nothing(_session: AsyncSession) -> None:
