@@ -248,6 +248,16 @@ class ChecksCommandPermission(Protocol):
 
 
 @runtime_checkable
+class AnswersRefusedCommands(Protocol):
+    """A provider that tells a user, on the change, why their ``/aac`` command was refused."""
+
+    async def refuse_command(self, ctx: CiContext, user: str) -> None:
+        """Reply on ``ctx.pr`` to ``user`` saying who may run commands (in the platform's
+        terms: "Developer or above" on GitLab)."""
+        ...
+
+
+@runtime_checkable
 class KnowsBotIdentity(Protocol):
     """A provider that knows the login its own writes appear under, to ignore its own events."""
 

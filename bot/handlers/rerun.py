@@ -23,7 +23,13 @@ from bot.cycles import same_change
 from bot.events import RerunRequested
 from bot.handlers.context import EventRun
 from bot.handlers.pipeline import RERUN_PIPELINE_KEYS
-from providers.base import ChecksCommandPermission, KnowsBotIdentity, RerunsPipelines
+from providers.base import (
+    AnswersRefusedCommands,
+    ChecksCommandPermission,
+    KnowsBotIdentity,
+    RerunsPipelines,
+)
+from providers.context import CiContext
 from storage import queue
 from storage.models import TestCycle
 
@@ -84,6 +90,15 @@ async def allowed(run: EventRun, event: RerunRequested) -> bool:
             "ignored /aac command from a user who may not write to the repository",
             extra={"user": event.requested_by},
         )
+        if isinstance(provider, AnswersRefusedCommands) and event.requested_by and event.number:
+            ctx = CiContext(
+                source=event.source,
+                host=run.host,
+                repository=event.repository,
+                sha=event.sha or "",
+                pr=event.number,
+            )
+            await provider.refuse_command(ctx, event.requested_by)
         return False
     # The bot's own notes, where the SCM's payload could not tell (GitLab names no bot).
     if isinstance(provider, KnowsBotIdentity) and event.requested_by == await provider.bot_login():

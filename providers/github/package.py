@@ -3,6 +3,7 @@ the organisation and host an event is for, and its provider for a cycle."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,7 @@ from storage.orgs import integration_token
 from storage.secret_fields import github_app_owner
 from storage.vault import Vault
 
+log = logging.getLogger("aac.github")
 SOURCE = inbound.SOURCE
 PATH = "/webhooks/github"
 _HEADERS = frozenset({b"x-hub-signature-256", b"x-github-event", b"x-github-delivery"})
@@ -72,9 +74,7 @@ async def scope(session: AsyncSession, origin: Origin, org_id: int | None) -> Ev
         return None
     row = await installation_for_event(session, origin.installation_id, origin.api_url)
     if row is None or row.org_id is None or row.deleted_at or row.suspended_at:
-        import logging
-
-        logging.getLogger("aac.github").info(
+        log.info(
             "installation is unknown, unlinked or suspended; event ignored",
             extra={"installation": origin.installation_id},
         )

@@ -54,6 +54,9 @@ class RecordingProvider:
         self.calls.append(("may_run_commands", repository, user))
         return user in self.writers
 
+    async def refuse_command(self, ctx: CiContext, user: str) -> None:
+        self.calls.append(("refuse_command", str(ctx.pr), user))
+
     async def bot_login(self) -> str:
         return self.login
 
