@@ -15,19 +15,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.api import cycles as cycles_api
-from bot.api import health, openapi, report_page, webhooks
+from bot.api import health, openapi, report_page
 from bot.api.errors import ApiError, api_error_handler
 from bot.api.ratelimit import RateLimiter
-from bot.api.webhooks import GithubWebhookEndpoint
-from bot.github_app import AppCache
 from bot.jobs import periodic_jobs
 from bot.log import request_id_var
 from bot.runtime import Runtime
+from bot.webhooks.endpoint import WebhookEndpoint, WebhookEndpoints
 from bot.webhooks.intake import DeliveryWriter
 from bot.webhooks.pacing import IntakeActivity, IntakeFirstPacer
 from bot.worker import Handler, Worker, WorkerConfig, listen_dsn_for
+from providers.registry import packages
 
 log = logging.getLogger("aac.app")
+WEBHOOKS_PREFIX = "/webhooks/"
 
 
 class RequestIdMiddleware:
@@ -57,11 +58,16 @@ class RequestIdMiddleware:
 
 class BotApp(Starlette):
     """Starlette, except that webhook deliveries skip routing and middleware: they are the
-    busiest requests and the endpoint sets its own request id and error shape."""
+    busiest requests and each SCM's endpoint sets its own request id and error shape."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == webhooks.PATH:
-            await self.state.github_webhook_endpoint(scope, receive, send)
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"].startswith(WEBHOOKS_PREFIX)
+            and (found := self.state.webhook_endpoints.find(scope["path"])) is not None
+        ):
+            await found[0](scope, receive, send, found[1])
             return
         await super().__call__(scope, receive, send)
 
@@ -128,14 +134,33 @@ def create_app(
             if task is not None:
                 await task
             await app.state.delivery_writer.close()
-            app.state.github_webhook_endpoint.rejections.flush()
+            for endpoint in app.state.webhook_endpoints.all():
+                endpoint.rejections.flush()
             await runtime.close()
 
+    delivery_writer = DeliveryWriter(
+        runtime.sessions, runtime.engine.dialect.name, sqlite_path=settings.sqlite_path
+    )
+    intake_activity = IntakeActivity()
+    # One endpoint per SCM package, each verifying with its own receiver.
+    endpoints = WebhookEndpoints()
+    for package in packages():
+        route = package.webhook
+        endpoints.add(
+            route,
+            WebhookEndpoint(
+                package.source,
+                route.receiver(runtime.sessions, runtime.vault),
+                delivery_writer,
+                wake_worker=lambda: app.state.wake_worker,
+                activity=intake_activity,
+            ),
+        )
     routes = [
         *health.ROUTES,
         *openapi.ROUTES,
         *cycles_api.ROUTES,
-        *webhooks.ROUTES,
+        *endpoints.routes(),
         *report_page.ROUTES,
     ]
     app = BotApp(
@@ -152,16 +177,7 @@ def create_app(
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     app.state.auth_failure_limiter = RateLimiter(settings.auth_failures_per_minute)
     app.state.wake_worker = None
-    app.state.github_apps = AppCache()
-    app.state.delivery_writer = DeliveryWriter(
-        runtime.sessions, runtime.engine.dialect.name, sqlite_path=settings.sqlite_path
-    )
-    app.state.intake_activity = IntakeActivity()
-    app.state.github_webhook_endpoint = GithubWebhookEndpoint(
-        runtime,
-        app.state.github_apps,
-        app.state.delivery_writer,
-        wake_worker=lambda: app.state.wake_worker,
-        activity=app.state.intake_activity,
-    )
+    app.state.delivery_writer = delivery_writer
+    app.state.intake_activity = intake_activity
+    app.state.webhook_endpoints = endpoints
     return app

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import TextIO
 
 from config.settings import Settings, SettingsError, load_settings, misspelt_variables
+from providers.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, say
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class CliError(Exception):
-    """A message for the user and an exit code; never a traceback."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "CliError", "main", "say"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read the webhook secret from stdin (the line after the token when both are given)",
     )
+    iset.add_argument(
+        "--generate-webhook-secret",
+        action="store_true",
+        help="generate a webhook secret, store it and print it once (for the SCM's hook)",
+    )
     iset.add_argument("--base-url", help="self-hosted API URL (GHES, GitLab, Azure DevOps Server)")
     iset.add_argument(
         "--disable", action="store_true", help="keep the settings but stop using them"
@@ -121,30 +119,11 @@ def _parser() -> argparse.ArgumentParser:
         "--days", type=int, default=90, choices=range(1, 367), metavar="N", help="valid for (90)"
     )
 
-    gh = sub.add_parser("github-app", help="the GitHub App").add_subparsers(
-        dest="github_cmd", required=True
-    )
-    configure = gh.add_parser("configure", help="store an existing App's credentials")
-    configure.add_argument("--app-id", type=int, required=True)
-    configure.add_argument("--private-key-file", required=True, help="the App's PEM key")
-    configure.add_argument(
-        "--webhook-secret-stdin", action="store_true", help="read the webhook secret from stdin"
-    )
-    configure.add_argument(
-        "--slug",
-        help="the App's slug (its bot is <slug>[bot]); default: asked from GitHub, which also "
-        "checks the key",
-    )
-    configure.add_argument(
-        "--api-url", default="https://api.github.com", help="GitHub Enterprise Server API URL"
-    )
-    link = gh.add_parser(
-        "link", help="map an installation to an organisation (reads it from GitHub)"
-    )
-    link.add_argument("--installation", type=int, required=True)
-    link.add_argument("--org", required=True)
-    link.add_argument("--app-id", type=int, help="which App, when several are configured")
-    link.add_argument("--api-url", help="which host's App, when App IDs repeat across hosts")
+    from providers.registry import packages
+
+    for package in packages():
+        if package.cli is not None:
+            package.cli.add_parser(sub)
 
     from bot.reporter.command import add_report_arguments
 
@@ -198,8 +177,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "keys": commands.keys,
         "jobs": commands.jobs,
         "cycles": commands.cycles,
-        "github-app": commands.github_app,
     }
+    from providers.registry import packages
+
+    for package in packages():
+        group = package.cli
+        if group is not None:
+            table[group.name] = functools.partial(group.run, with_runtime=commands.with_runtime)
     return table[args.command](args, settings)
 
 
@@ -208,7 +192,3 @@ def install_stop_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-
-
-def say(message: str, stream: TextIO | None = None) -> None:
-    print(message, file=stream or sys.stdout, flush=True)

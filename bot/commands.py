@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -30,7 +31,7 @@ def _db_label(settings: Settings) -> str:
     return make_url(settings.database_url).render_as_string(hide_password=True)
 
 
-def _with_runtime(
+def with_runtime(
     settings: Settings,
     body: Callable[[Runtime], Awaitable[T]],
     *,
@@ -102,7 +103,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     port = args.port or settings.port
 
     # Creates the database (and the embedded key file) up front.
-    _with_runtime(settings, _ensure_migrated, creates_database=True)
+    with_runtime(settings, _ensure_migrated, creates_database=True)
     _ensure_port_free(host, port)
     # Each web process builds its app from the environment (bot/asgi.py).
     if args.no_worker:
@@ -182,7 +183,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
             sys.stderr,
         )
 
-    _with_runtime(settings, run, service=True)
+    with_runtime(settings, run, service=True)
     return EXIT_OK
 
 
@@ -206,7 +207,7 @@ def db(args: argparse.Namespace, settings: Settings) -> int:
         say(f"database upgraded {before or 'empty'} -> {head}")
         return EXIT_OK
 
-    return _with_runtime(settings, run, creates_database=args.db_cmd == "upgrade")
+    return with_runtime(settings, run, creates_database=args.db_cmd == "upgrade")
 
 
 def cycles(args: argparse.Namespace, settings: Settings) -> int:
@@ -233,7 +234,7 @@ def cycles(args: argparse.Namespace, settings: Settings) -> int:
         )
         return EXIT_OK
 
-    return _with_runtime(settings, run)
+    return with_runtime(settings, run)
 
 
 def org(args: argparse.Namespace, settings: Settings) -> int:
@@ -252,7 +253,7 @@ def org(args: argparse.Namespace, settings: Settings) -> int:
                 say(f"{item.slug}\t{item.name}\tintegrations: {providers}")
             return EXIT_OK
 
-    return _with_runtime(settings, run)
+    return with_runtime(settings, run)
 
 
 def apikey(args: argparse.Namespace, settings: Settings) -> int:
@@ -271,11 +272,19 @@ def apikey(args: argparse.Namespace, settings: Settings) -> int:
         )
         return EXIT_OK
 
-    return _with_runtime(settings, run)
+    return with_runtime(settings, run)
 
 
 def integration(args: argparse.Namespace, settings: Settings) -> int:
     token, secret = _read_secrets(args)
+    generated = args.generate_webhook_secret
+    if generated:
+        if secret is not None:
+            raise CliError(
+                "pass either --webhook-secret-stdin or --generate-webhook-secret, not both",
+                EXIT_USAGE,
+            )
+        secret = secrets.token_urlsafe(32)
 
     async def run(runtime: Runtime) -> int:
         async with runtime.sessions.begin() as session:
@@ -292,16 +301,37 @@ def integration(args: argparse.Namespace, settings: Settings) -> int:
             )
         stored = [n for n, v in (("token", token), ("webhook secret", secret)) if v] or ["settings"]
         say(f"{args.provider} integration of {args.org} updated ({' and '.join(stored)} stored)")
+        if generated:
+            # Shown this once: only its ciphertext is stored.
+            say(f"webhook secret: {secret}")
+            say(f"next: {_webhook_hint(args.provider, args.org, settings)}", sys.stderr)
         return EXIT_OK
 
-    return _with_runtime(settings, run)
+    return with_runtime(settings, run)
+
+
+def _webhook_hint(source: str, org_slug: str, settings: Settings) -> str:
+    """Where the generated secret goes: the SCM's hook for this organisation's URL."""
+    from providers.registry import package_for
+
+    package = package_for(source)
+    where = ""
+    if package is not None and package.webhook.per_org:
+        where = f", with URL {settings.public_url}{package.webhook.path}/{org_slug}"
+    return f"put it in the {source} webhook's secret token field{where}; it is not shown again"
 
 
 def _read_secrets(args: argparse.Namespace) -> tuple[str | None, str | None]:
-    if not (args.token_stdin or args.webhook_secret_stdin or args.base_url or args.disable):
+    if not (
+        args.token_stdin
+        or args.webhook_secret_stdin
+        or args.generate_webhook_secret
+        or args.base_url
+        or args.disable
+    ):
         raise CliError(
             "nothing to set: pass --token-stdin (and pipe the token in), "
-            "--webhook-secret-stdin or --base-url",
+            "--webhook-secret-stdin, --generate-webhook-secret or --base-url",
             EXIT_USAGE,
         )
     lines = sys.stdin.read().splitlines() if args.token_stdin or args.webhook_secret_stdin else []
@@ -371,7 +401,7 @@ def keys(args: argparse.Namespace, settings: Settings) -> int:
             say(f"no stored value uses key(s) {', '.join(unused)} any more; you may remove them")
         return EXIT_OK
 
-    return _with_runtime(settings, run)
+    return with_runtime(settings, run)
 
 
 def jobs(args: argparse.Namespace, settings: Settings) -> int:
@@ -393,7 +423,7 @@ def jobs(args: argparse.Namespace, settings: Settings) -> int:
                 )
             return EXIT_OK
 
-    return _with_runtime(settings, run)
+    return with_runtime(settings, run)
 
 
 async def _retry_dead(session: AsyncSession, job_id: int) -> None:
@@ -414,184 +444,3 @@ async def _retry_dead(session: AsyncSession, job_id: int) -> None:
         ) from None
     if not retried:
         raise CliError(f"job {job_id} is no longer dead (retried meanwhile?)", EXIT_USAGE)
-
-
-def github_app(args: argparse.Namespace, settings: Settings) -> int:
-    if args.github_cmd == "configure":
-        return _configure_github_app(args, settings)
-    return _with_runtime(settings, lambda runtime: _link_installation(args, runtime))
-
-
-def _checked_api_url(api_url: str, consequence: str) -> str:
-    """``--api-url`` under the rule integration base URLs follow (storage/orgs.py): the App's
-    JWT travels to it, so https:// only, http:// to this machine, no credentials in it."""
-    try:
-        return orgs.checked_base_url(api_url)
-    except orgs.OrgError as exc:
-        raise CliError(f"--api-url: {exc}; {consequence}", EXIT_USAGE) from None
-
-
-def _configure_github_app(args: argparse.Namespace, settings: Settings) -> int:
-    """Store an App's credentials. Without ``--slug`` the slug is asked from GitHub first
-    (``GET /app`` with the App's JWT), which also proves the key belongs to the App ID:
-    a refused key stores nothing."""
-    from pathlib import Path
-
-    from bot.github_app import check_private_key, configure_app
-    from providers.base import AuthFailed, NotFound, ProviderError, Transient
-    from providers.factory import ProviderShared
-    from providers.github import GithubAppClient
-
-    if not args.webhook_secret_stdin:
-        raise CliError("pass --webhook-secret-stdin and pipe the App's webhook secret in", 2)
-    api_url = _checked_api_url(args.api_url, "nothing stored")
-    key_path = Path(args.private_key_file)
-    try:
-        pem = key_path.read_text()
-    except OSError as exc:
-        raise CliError(f"cannot read {key_path}: {exc.strerror}", EXIT_USAGE) from None
-    try:
-        check_private_key(pem)
-    except ValueError as exc:
-        raise CliError(f"{key_path}: {exc}", EXIT_USAGE) from None
-    secret = sys.stdin.read().strip()
-    if not secret:
-        raise CliError("no webhook secret on stdin", EXIT_USAGE)
-
-    async def ask_slug() -> str:
-        shared = ProviderShared()
-        try:
-            client = GithubAppClient(
-                app_id=args.app_id,
-                private_key=pem,
-                http=shared.http,
-                shared=shared.github,
-                api_url=api_url,
-            )
-            identity = await client.identity()
-        except AuthFailed:
-            raise CliError(
-                f"GitHub at {api_url} refused the App's JWT: the private key in {key_path} "
-                f"does not belong to App ID {args.app_id} (or the App ID is wrong); "
-                "nothing stored",
-                EXIT_USAGE,
-            ) from None
-        except NotFound:
-            raise CliError(
-                f"GitHub at {api_url} has no App API: is --api-url right (GitHub Enterprise "
-                "Server: https://HOST/api/v3)? nothing stored",
-                EXIT_USAGE,
-            ) from None
-        except Transient as exc:
-            raise CliError(
-                f"cannot reach GitHub at {api_url} ({exc}); nothing stored. Try again, or pass "
-                "--slug to configure without asking GitHub"
-            ) from None
-        except ProviderError as exc:
-            raise CliError(f"{exc}; nothing stored") from None
-        finally:
-            await shared.close()
-        return identity.slug
-
-    # Asked before the runtime opens: a refusal must leave the database and key file alone.
-    slug: str = args.slug or asyncio.run(ask_slug())
-
-    async def run(runtime: Runtime) -> int:
-        async with runtime.sessions.begin() as session:
-            app = await configure_app(
-                session,
-                runtime.vault,
-                app_id=args.app_id,
-                private_key_pem=pem,
-                webhook_secret=secret,
-                api_url=api_url,
-                slug=slug,
-            )
-        say(f"GitHub App {app.app_id} ({slug}, bot {app.bot_login}) configured for {app.api_url}")
-        linking = (
-            "installations link to the organisation named like the account, or use "
-            "`aac github-app link`"
-            if settings.github_auto_link
-            else "link each installation with `aac github-app link`"
-        )
-        say(
-            f"next: point its webhook at {settings.public_url}/webhooks/github, then "
-            f"install it; {linking}"
-        )
-        return EXIT_OK
-
-    return _with_runtime(settings, run)
-
-
-async def _link_installation(args: argparse.Namespace, runtime: Runtime) -> int:
-    """Read the installation from GitHub as its App, then map it to the organisation; any
-    refusal or failure from GitHub changes nothing stored."""
-    from bot.github_app import choose_app
-    from bot.handlers.installation import link_installation
-    from providers.base import AuthFailed, NotFound, ProviderError, Transient
-    from providers.factory import ProviderShared
-    from providers.github import GithubAppClient
-    from storage.models import GithubApp
-    from storage.secret_fields import github_app_owner
-
-    installation_id = args.installation
-    wanted_url = None if args.api_url is None else _checked_api_url(args.api_url, "nothing sent")
-    async with runtime.sessions() as session:
-        organisation = await orgs.get_org(session, args.org)
-        try:
-            app = await choose_app(session, app_id=args.app_id, api_url=wanted_url)
-        except LookupError as exc:
-            raise CliError(str(exc), EXIT_USAGE) from None
-        app_row_id, app_id = app.id, app.app_id
-        # Stored before the rule existed, perhaps: checked again before the JWT goes there.
-        api_url = _checked_api_url(
-            app.api_url, f"App {app_id} is stored with it: `aac github-app configure` it again"
-        )
-        key = runtime.vault.decrypt(app.private_key_enc, github_app_owner(app.id, "private_key"))
-    shared = ProviderShared()
-    try:
-        client = GithubAppClient(
-            app_id=app_id,
-            private_key=key.reveal(),
-            http=shared.http,
-            shared=shared.github,
-            api_url=api_url,
-        )
-        details = await client.installation(installation_id)
-    except NotFound:
-        raise CliError(
-            f"GitHub App {app_id} at {api_url} has no installation {installation_id} (a wrong "
-            "ID, uninstalled, or another App's: see --app-id); nothing changed",
-            EXIT_USAGE,
-        ) from None
-    except AuthFailed as exc:
-        raise CliError(
-            f"GitHub at {api_url} refused App {app_id}'s credentials ({exc}); nothing changed. "
-            "Check them with `aac github-app configure`"
-        ) from None
-    except Transient as exc:
-        raise CliError(f"cannot reach GitHub at {api_url} ({exc}); nothing changed") from None
-    except ProviderError as exc:
-        raise CliError(f"{exc}; nothing changed") from None
-    finally:
-        await shared.close()
-    async with runtime.sessions.begin() as session:
-        app = await session.get_one(GithubApp, app_row_id)
-        organisation = await orgs.get_org(session, args.org)
-        await link_installation(session, app, details, organisation)
-    account = details.account_login or "an unnamed account"
-    if details.suspended:
-        # GitHub mints no token for a suspended installation, so its repositories are unread.
-        say(
-            f"installation {installation_id} of {account} linked to {organisation.slug}; "
-            "suspended; repositories will be read when it is unsuspended, and nothing is "
-            "published until then"
-        )
-        return EXIT_OK
-    count = len(details.repositories)
-    say(
-        f"installation {installation_id} of {account} "
-        f"({count} {'repository' if count == 1 else 'repositories'}) now publishes for "
-        f"{organisation.slug}"
-    )
-    return EXIT_OK

@@ -34,6 +34,7 @@ def cycle_context(cycle: TestCycle) -> CiContext:
     """The CI context stored at the cycle's root."""
     return CiContext(
         source=cycle.source,
+        host=cycle.host,
         repository=cycle.repository,
         sha=cycle.sha,
         pr=cycle.pr,

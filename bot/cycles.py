@@ -53,7 +53,7 @@ async def create_cycle(
     existing = await _find_existing(session, org_id, ctx, idempotency_key)
     if existing is not None:
         return existing, False
-    waiting = await find_waiting_cycle(session, org_id, ctx.repository, ctx.sha, ctx.suite)
+    waiting = await find_waiting_cycle(session, org_id, ctx)
     if waiting is not None and ctx.pipeline_id:
         # A webhook opened this cycle (its check run shows "queued"); the pipeline's report
         # fills it instead of starting a second one for the same commit and suite.
@@ -66,6 +66,7 @@ async def create_cycle(
         org_id=org_id,
         status="collecting",
         source=ctx.source,
+        host=ctx.host,
         repository=ctx.repository,
         pr=ctx.pr,
         sha=ctx.sha,
@@ -111,8 +112,7 @@ async def _find_existing(
     return (
         await session.execute(
             select(TestCycle).where(
-                TestCycle.org_id == org_id,
-                TestCycle.repository == ctx.repository,
+                *same_change(org_id, ctx.source, ctx.host, ctx.repository),
                 TestCycle.sha == ctx.sha,
                 TestCycle.suite == ctx.suite,
                 TestCycle.pipeline_id == (ctx.pipeline_id or ""),
@@ -122,8 +122,19 @@ async def _find_existing(
     ).scalar_one_or_none()
 
 
+def same_change(org_id: int, source: str, host: str, repository: str) -> tuple[Any, ...]:
+    """The conditions naming one repository of one SCM host in an organisation: the prefix of
+    every cycle lookup by commit or change (a mirror on another SCM is another repository)."""
+    return (
+        TestCycle.org_id == org_id,
+        TestCycle.source == source,
+        TestCycle.host == host,
+        TestCycle.repository == repository,
+    )
+
+
 async def find_waiting_cycle(
-    session: AsyncSession, org_id: int, repository: str, sha: str, suite: str
+    session: AsyncSession, org_id: int, ctx: CiContext
 ) -> TestCycle | None:
     """A cycle opened by an SCM event for this commit and suite that no pipeline has claimed."""
     return (
@@ -131,10 +142,9 @@ async def find_waiting_cycle(
             await session.execute(
                 select(TestCycle)
                 .where(
-                    TestCycle.org_id == org_id,
-                    TestCycle.repository == repository,
-                    TestCycle.sha == sha,
-                    TestCycle.suite == suite,
+                    *same_change(org_id, ctx.source, ctx.host, ctx.repository),
+                    TestCycle.sha == ctx.sha,
+                    TestCycle.suite == ctx.suite,
                     TestCycle.pipeline_id == "",
                     TestCycle.status == "collecting",
                 )
@@ -147,12 +157,13 @@ async def find_waiting_cycle(
 
 
 async def cycles_for_commit(
-    session: AsyncSession, org_id: int, repository: str, sha: str
+    session: AsyncSession, org_id: int, source: str, host: str, repository: str, sha: str
 ) -> list[TestCycle]:
-    """Every cycle of a commit in this organisation, newest first."""
+    """Every cycle of a commit of one SCM host's repository in this organisation, newest
+    first."""
     rows = await session.execute(
         select(TestCycle)
-        .where(TestCycle.org_id == org_id, TestCycle.repository == repository, TestCycle.sha == sha)
+        .where(*same_change(org_id, source, host, repository), TestCycle.sha == sha)
         .order_by(TestCycle.created_at.desc())
     )
     return list(rows.scalars())
@@ -174,8 +185,7 @@ async def supersede_older(session: AsyncSession, cycle: TestCycle) -> list[TestC
         return []
     rows = await session.execute(
         select(TestCycle).where(
-            TestCycle.org_id == cycle.org_id,
-            TestCycle.repository == cycle.repository,
+            *same_change(cycle.org_id, cycle.source, cycle.host, cycle.repository),
             TestCycle.pr == cycle.pr,
             TestCycle.suite == cycle.suite,
             TestCycle.sha != cycle.sha,
@@ -374,6 +384,7 @@ def cycle_json(cycle: TestCycle, public_url: str, keyring: Keyring) -> dict[str,
         "complete_url": f"{api}/complete",
         "status": cycle.status,
         "source": cycle.source,
+        "host": cycle.host or None,
         "repository": cycle.repository,
         "pr": cycle.pr,
         "sha": cycle.sha,

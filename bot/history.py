@@ -46,6 +46,8 @@ async def load_history(
     wanted = set(interesting)
     same_suite = (
         TestCycle.org_id == cycle.org_id,
+        TestCycle.source == cycle.source,
+        TestCycle.host == cycle.host,
         TestCycle.repository == cycle.repository,
         TestCycle.suite == cycle.suite,
         TestCycle.id != cycle.id,

@@ -5,11 +5,7 @@ from __future__ import annotations
 from bot.analyse import AnalyseCycle
 from bot.cycles import ANALYSE_JOB, PUBLISH_JOB
 from bot.handlers.context import HandlerContext
-from bot.handlers.installation import (
-    READ_REPOSITORIES_JOB,
-    ReadInstallationRepositories,
-    gone_installation_is_permanent,
-)
+from bot.handlers.installation import ReadInstallationRepositories, gone_installation_is_permanent
 from bot.handlers.webhook_event import WebhookEventJob
 from bot.periodic import PeriodicJob
 from bot.publish import PublishCycle
@@ -19,7 +15,7 @@ from bot.webhooks.intake import WEBHOOK_JOB
 from bot.worker import Handler
 from config.settings import Settings
 from providers.factory import ProviderShared
-from providers.github import GithubShared
+from providers.github.installations import READ_REPOSITORIES_JOB
 from storage.write_slots import WriteSlots
 
 
@@ -27,7 +23,7 @@ def job_handlers(runtime: Runtime, shared: ProviderShared | None = None) -> dict
     """Handlers by job kind, bound to this process's runtime and provider state."""
     if shared is None:
         # SCM writes are paced per installation across every process sharing this database.
-        shared = ProviderShared(github=GithubShared(write_slots=WriteSlots(runtime.engine)))
+        shared = ProviderShared.paced(WriteSlots(runtime.engine))
     hctx = HandlerContext(runtime, shared)
     sessions = runtime.sessions
     publish = PublishCycle(hctx)

@@ -157,6 +157,7 @@ async def comment_plan(session: AsyncSession, cycle: TestCycle) -> CommentPlan:
         .where(
             TestCycle.org_id == cycle.org_id,
             TestCycle.source == cycle.source,
+            TestCycle.host == cycle.host,
             TestCycle.repository == cycle.repository,
             TestCycle.pr == cycle.pr,
             TestCycle.suite == cycle.suite,
@@ -179,7 +180,9 @@ async def comment_plan(session: AsyncSession, cycle: TestCycle) -> CommentPlan:
 
 def comment_slot_key(cycle: TestCycle) -> str:
     """The write slot shared by every cycle that edits the same PR comment."""
-    return repr(("comment", cycle.org_id, cycle.source, cycle.repository, cycle.pr, cycle.suite))
+    return repr(
+        ("comment", cycle.org_id, cycle.source, cycle.host, cycle.repository, cycle.pr, cycle.suite)
+    )
 
 
 def cycle_slot_key(cycle_id: str) -> str:
@@ -240,14 +243,7 @@ class PublishCycle:
             if only_if_status is not None and cycle.status != only_if_status:
                 return
             ctx = cycle_context(cycle)
-            provider = await resolve_provider(
-                session,
-                runtime.vault,
-                org,
-                ctx,
-                self.hctx.shared,
-                installation_id=ctx.extra.get("installation_id"),
-            )
+            provider = await resolve_provider(session, runtime.vault, org, ctx, self.hctx.shared)
             status = interim_status(cycle, details_url)
             if status is None:
                 redactor = await organisation_redactor(runtime, org)

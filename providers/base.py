@@ -5,6 +5,7 @@ No SDK object crosses this boundary: providers take and return only the types be
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -166,19 +167,6 @@ class NotFound(ProviderError):
     """The repository, PR, comment or installation does not exist (or is not visible)."""
 
 
-class InstallationGone(NotFound):
-    """GitHub does not know this App installation: a token was refused with 404 and the App
-    itself (``GET /app/installations/{id}``) confirmed it. Uninstalled, or never this App's;
-    retrying cannot help until it is installed or linked again. ``app_id`` and ``api_url``
-    name the App, since installation ids repeat across hosts."""
-
-    def __init__(self, message: str, installation_id: int, *, app_id: int, api_url: str) -> None:
-        super().__init__(message)
-        self.installation_id = installation_id
-        self.app_id = app_id
-        self.api_url = api_url
-
-
 class RateLimited(ProviderError):
     """A primary or secondary rate limit; retry no earlier than ``retry_at``."""
 
@@ -260,6 +248,16 @@ class ChecksCommandPermission(Protocol):
 
 
 @runtime_checkable
+class AnswersRefusedCommands(Protocol):
+    """A provider that tells a user, on the change, why their ``/aac`` command was refused."""
+
+    async def refuse_command(self, ctx: CiContext, user: str) -> None:
+        """Reply on ``ctx.pr`` to ``user`` saying who may run commands (in the platform's
+        terms: "Developer or above" on GitLab)."""
+        ...
+
+
+@runtime_checkable
 class KnowsBotIdentity(Protocol):
     """A provider that knows the login its own writes appear under, to ignore its own events."""
 
@@ -294,10 +292,15 @@ class ReportedCase:
 
 @dataclass(frozen=True, slots=True)
 class ResultFileBlob:
-    """A raw result file fetched from a pipeline (an artifact), parsed later by the core."""
+    """A raw result file fetched from a pipeline (an artifact), parsed later by the core.
+
+    With ``archive`` the content is a zip of result files (a GitHub artifact), which the core
+    opens and picks files from by the suite's ``files`` patterns; ``name`` is the archive's.
+    """
 
     name: str
     content: bytes
+    archive: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,3 +311,28 @@ class PipelineResults:
     files: tuple[ResultFileBlob, ...] = ()
     # Where the results came from, for the cycle's record ("test_report", "artifacts").
     origin: str = ""
+
+
+# Which artifacts a results source should fetch: by name, before downloading anything.
+ArtifactFilter = Callable[[str], bool]
+
+
+@runtime_checkable
+class FetchesPipelineResults(Protocol):
+    """A provider that can fetch a finished pipeline's test results (its results source)."""
+
+    async def pipeline_results(
+        self, repository: str, pipeline_id: str, wanted: ArtifactFilter | None = None
+    ) -> PipelineResults:
+        """The pipeline's results: the SCM's own test report where it has one, else the
+        artifacts ``wanted`` accepts (all when None)."""
+        ...
+
+
+@runtime_checkable
+class RerunsPipelines(Protocol):
+    """A provider that can re-run the CI pipeline a cycle came from."""
+
+    async def rerun_pipeline(self, repository: str, pipeline_id: str) -> None:
+        """Ask the SCM's CI to run the pipeline again."""
+        ...

@@ -20,6 +20,9 @@ class CiContext:
     source: str
     repository: str
     sha: str
+    # The SCM's API host ("api.github.com", "gitlab.example.com"): with the organisation,
+    # ``source`` and repository it names the change; "" for sources that publish nowhere.
+    host: str = ""
     pr: int | None = None
     ref: str | None = None
     base_ref: str | None = None
@@ -36,5 +39,10 @@ class CiContext:
         return self.source in SCM_SOURCES
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON-ready mapping, as the API takes and returns it."""
-        return asdict(self)
+        """Plain JSON-ready mapping, as the API takes and returns it. An empty ``host`` is
+        left out: the server then keys the cycle by the organisation's SCM host, and a
+        server older than the field does not refuse the body."""
+        data = asdict(self)
+        if not data["host"]:
+            del data["host"]
+        return data

@@ -163,6 +163,8 @@ class TestCycle(Base):
         UniqueConstraint("org_id", "idempotency_key"),
         UniqueConstraint(
             "org_id",
+            "source",
+            "host",
             "repository",
             "sha",
             "suite",
@@ -177,6 +179,8 @@ class TestCycle(Base):
     status: Mapped[str] = mapped_column(String(16), default="collecting")
     # CI context
     source: Mapped[str] = mapped_column(String(32))
+    # The SCM's API host; "" for sources that publish nowhere (migration 0006).
+    host: Mapped[str] = mapped_column(String(255), default="", server_default="")
     repository: Mapped[str] = mapped_column(String(300))
     pr: Mapped[int | None] = mapped_column(BigInteger)
     sha: Mapped[str] = mapped_column(String(64))

@@ -6,6 +6,7 @@ from typing import Any
 
 import anyio
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -21,7 +22,20 @@ from bot.results.limits import ParseLimits
 from bot.results.parse import parse_results
 from bot.results.parsed import ParsedFile
 from bot.runtime import Runtime
-from storage.models import TestCycle
+from providers.registry import package_for
+from storage.models import Organization, TestCycle
+
+
+async def default_host(session: AsyncSession, org_id: int, source: str) -> str:
+    """The SCM host a CI-created cycle is keyed by when the caller names none: where the
+    organisation's credentials for that SCM point, so a cycle an SCM event opened for the same
+    commit is found and filled. "" for sources that publish nowhere."""
+    package = package_for(source)
+    if package is None:
+        return ""
+    org = await session.get_one(Organization, org_id)
+    return await package.host_for_org(session, org)
+
 
 STORE_ATTEMPTS = 5
 
@@ -49,9 +63,10 @@ async def create_cycle(request: Request) -> JSONResponse:
         raise ApiError(422, "invalid_header", "Idempotency-Key must be 1-200 characters")
     async with runtime.sessions.begin() as session:
         key = await require_api_key(request, session, scope="report")
-        cycle, created = await cycles.create_cycle(
-            session, key.org_id, body.to_context(), idempotency_key=idem
-        )
+        ctx = body.to_context()
+        if not ctx.host:
+            ctx.host = await default_host(session, key.org_id, ctx.source)
+        cycle, created = await cycles.create_cycle(session, key.org_id, ctx, idempotency_key=idem)
     return _json(cycle, runtime, 201 if created else 200)
 
 

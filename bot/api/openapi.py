@@ -66,6 +66,11 @@ SPEC: dict[str, Any] = {
                         "type": "string",
                         "description": "github, gitlab, azure or a runner",
                     },
+                    "host": {
+                        "type": "string",
+                        "description": "the SCM's API host; default: where the organisation's "
+                        "credentials for the source point",
+                    },
                     "repository": {"type": "string"},
                     "sha": {"type": "string"},
                     "pr": _NULLABLE_INT,

@@ -18,6 +18,9 @@ class CycleCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    # The SCM's API host ("gitlab.example.com"); default: where the organisation's
+    # credentials for ``source`` point.
+    host: str = Field(default="", max_length=255, pattern=r"^[A-Za-z0-9.:-]*$")
     repository: str = Field(min_length=1, max_length=300)
     sha: str = Field(min_length=4, max_length=64, pattern=r"^[0-9a-fA-F]+$")
     pr: int | None = Field(default=None, ge=1)
@@ -44,6 +47,7 @@ class CycleCreate(BaseModel):
     def to_context(self) -> CiContext:
         return CiContext(
             source=self.source,
+            host=self.host.lower(),
             repository=self.repository,
             sha=self.sha.lower(),
             pr=self.pr,

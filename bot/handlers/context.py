@@ -1,14 +1,62 @@
-"""What every event handler receives: the runtime and the shared provider state."""
+"""What every event handler receives: the runtime, the shared provider state, and for an
+organisation's event who it is for, its provider and the one write of its job."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.runtime import Runtime
-from providers.factory import ProviderShared
+from providers.base import CiProvider
+from providers.factory import NullProvider, ProviderShared
+from providers.registry import EventScope
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
 class HandlerContext:
     runtime: Runtime
     shared: ProviderShared
+
+
+class Write(Protocol):
+    """Commits ``apply``'s changes and marks the delivery processed, in one transaction; with
+    ``only_if_done`` a falsy result (nothing done) leaves the delivery untouched."""
+
+    def __call__(
+        self, apply: Callable[[AsyncSession], Awaitable[T]], *, only_if_done: bool = False
+    ) -> Awaitable[T]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EventRun:
+    """One event's handling: the process's context, the job's write, and for an
+    organisation's event its scope and provider (built by the dispatcher, never by a handler).
+    """
+
+    hctx: HandlerContext
+    write: Write
+    scope: EventScope | None = None
+    provider: CiProvider | NullProvider = field(
+        default_factory=lambda: NullProvider("the event names no organisation")
+    )
+
+    @property
+    def org_id(self) -> int:
+        assert self.scope is not None, "a scoped handler ran without a scope"
+        return self.scope.org.id
+
+    @property
+    def host(self) -> str:
+        assert self.scope is not None, "a scoped handler ran without a scope"
+        return self.scope.host
+
+
+def installation_extra(installation_id: int | None) -> dict[str, Any]:
+    """The context ``extra`` a cycle opened by an App installation's event carries (the
+    factory finds the installation by it)."""
+    return {} if installation_id is None else {"installation_id": installation_id}

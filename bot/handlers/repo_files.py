@@ -1,52 +1,42 @@
-"""Reading the repository's ``.aac.yml`` at a commit through the contents API."""
+"""Reading the repository's ``.aac.yml`` at a commit through the provider's files API."""
 
 from __future__ import annotations
 
 import logging
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.analyse import organisation_redactor
-from bot.handlers.context import HandlerContext
+from bot.handlers.context import EventRun
 from bot.report.config_error import render_config_error
 from config.repo_config import CONFIG_PATH, RepoConfig, RepoConfigError, parse_repo_config
+from providers.base import ReadsRepositoryFiles
 from providers.context import CiContext
-from providers.factory import resolve_provider
-from providers.github import GithubProvider
-from storage.models import Organization
+from providers.factory import NullProvider
 
 log = logging.getLogger("aac.handlers.repo_files")
 
 
-async def github_provider(
-    hctx: HandlerContext,
-    session: AsyncSession,
-    org: Organization,
-    repository: str,
-    sha: str,
-    installation_id: int | None,
-) -> GithubProvider | None:
-    """The GitHub provider for this organisation and repository, or None when unconfigured."""
-    ctx = CiContext(source="github", repository=repository, sha=sha)
-    provider = await resolve_provider(
-        session, hctx.runtime.vault, org, ctx, hctx.shared, installation_id=installation_id
-    )
-    return provider if isinstance(provider, GithubProvider) else None
-
-
 async def read_repo_config(
-    hctx: HandlerContext, org: Organization, provider: GithubProvider, repository: str, sha: str
+    run: EventRun, source: str, repository: str, sha: str
 ) -> RepoConfig | None:
-    """``.aac.yml`` at ``sha`` (the documented default when absent).
+    """``.aac.yml`` at ``sha`` (the documented default when absent, or when the provider
+    cannot read files).
 
-    None when it is invalid, after a failed check run (or commit status) on ``sha`` says why.
+    None when there is nobody to publish to (logged), or when the file is invalid, after a
+    failed status on ``sha`` says why.
     """
+    provider = run.provider
+    if isinstance(provider, NullProvider):
+        log.info("event ignored: %s", provider.reason, extra={"repository": repository})
+        return None
+    if not isinstance(provider, ReadsRepositoryFiles):
+        return parse_repo_config(None)
     raw = await provider.get_file(repository, CONFIG_PATH, sha)
     try:
         return parse_repo_config(raw)
     except RepoConfigError as exc:
         error = exc
-    redactor = await organisation_redactor(hctx.runtime, org)
+    assert run.scope is not None
+    redactor = await organisation_redactor(run.hctx.runtime, run.scope.org)
     log.warning(
         "invalid repository configuration",
         extra={"repository": repository, "sha": sha, "error": redactor.redact(str(error))},
@@ -59,8 +49,8 @@ async def read_repo_config(
         limits=provider.limits,
     )
     # The same (sha, name) is found and updated, not duplicated, when several events for
-    # one commit (the pull request, each finished workflow run, a redelivery) read the file.
-    ctx = CiContext(source="github", repository=repository, sha=sha)
+    # one commit (the change, each finished pipeline, a redelivery) read the file.
+    ctx = CiContext(source=source, host=run.host, repository=repository, sha=sha)
     result = await provider.update_commit_status(ctx, status)
     log.info(
         "configuration error published",

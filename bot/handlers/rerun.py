@@ -1,12 +1,13 @@
-"""Re-run and re-analyse: the check run's buttons, "Re-run" in the checks UI, and
-``/aac rerun`` / ``/aac reanalyse`` comments from users with write access.
+"""Re-run and re-analyse: a button in the SCM (GitHub's check run actions and "Re-run"),
+and ``/aac rerun`` / ``/aac reanalyse`` comments or notes from users who may write to the
+repository.
 
-Three steps, so that no transaction is open while GitHub is asked anything (a re-run is a
+Three steps, so that no transaction is open while the SCM is asked anything (a re-run is a
 paced write, whose write slot is a row update on another connection: inside the job's
-transaction on SQLite it waited for the write lock that transaction held). ``plan_rerun``
-reads in a short session of its own and then checks the commenter's permission;
-``apply_rerun`` re-analyses in the job's transaction and returns the workflow runs to re-run;
-``rerun_workflows`` asks GitHub for those once that transaction has committed.
+transaction on SQLite it waited for the write lock that transaction held). ``plan`` reads
+in a short session of its own and then checks the requester's permission; ``apply``
+re-analyses in the job's transaction and returns the pipelines to re-run; ``rerun_pipelines``
+asks the SCM for those once that transaction has committed.
 """
 
 from __future__ import annotations
@@ -18,28 +19,33 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import cycles
-from bot.events import Rerun
-from bot.handlers.context import HandlerContext
-from bot.handlers.pull_request import installation_org
-from bot.handlers.repo_files import github_provider
-from providers.github import GithubProvider
+from bot.cycles import same_change
+from bot.events import RerunRequested
+from bot.handlers.context import EventRun
+from bot.handlers.pipeline import RERUN_PIPELINE_KEYS
+from providers.base import (
+    AnswersRefusedCommands,
+    ChecksCommandPermission,
+    KnowsBotIdentity,
+    RerunsPipelines,
+)
+from providers.context import CiContext
 from storage import queue
 from storage.models import TestCycle
 
 log = logging.getLogger("aac.handlers.rerun")
-WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
 
 
-async def _targets(session: AsyncSession, org_id: int, action: Rerun) -> list[TestCycle]:
-    query = select(TestCycle).where(
-        TestCycle.org_id == org_id, TestCycle.repository == action.repository
-    )
-    if action.cycle_id:
-        query = query.where(TestCycle.id == action.cycle_id)
-    elif action.sha:
-        query = query.where(TestCycle.sha == action.sha)
-    elif action.pr:
-        query = query.where(TestCycle.pr == action.pr)
+async def _targets(
+    session: AsyncSession, org_id: int, host: str, event: RerunRequested
+) -> list[TestCycle]:
+    query = select(TestCycle).where(*same_change(org_id, event.source, host, event.repository))
+    if event.cycle_id:
+        query = query.where(TestCycle.id == event.cycle_id)
+    elif event.sha:
+        query = query.where(TestCycle.sha == event.sha)
+    elif event.number:
+        query = query.where(TestCycle.pr == event.number)
     else:
         return []
     rows = list((await session.execute(query.order_by(TestCycle.created_at.desc()))).scalars())
@@ -51,61 +57,81 @@ async def _targets(session: AsyncSession, org_id: int, action: Rerun) -> list[Te
 
 
 @dataclass(frozen=True, slots=True)
-class RerunPlan:
-    """An allowed request: the organisation whose cycles it targets, and its GitHub."""
-
-    org_id: int
-    provider: GithubProvider | None
-
-
-@dataclass(frozen=True, slots=True)
 class RerunDone:
-    """What ``apply_rerun`` did, one line per cycle (for logs and tests), and the workflow
-    runs still to re-run once its transaction has committed."""
+    """What ``apply`` did, one line per cycle (for logs and tests), and the pipelines still
+    to re-run once its transaction has committed."""
 
     done: list[str]
-    workflow_runs: list[int]
+    pipelines: list[str]
 
 
-async def plan_rerun(hctx: HandlerContext, action: Rerun) -> RerunPlan | None:
-    """None when there is nothing to act on or the requester may not ask for it."""
-    async with hctx.runtime.sessions() as session:
-        org = await installation_org(session, action.installation_id, action.api_url)
-        if org is None:
-            return None
-        targets = await _targets(session, org.id, action)
-        if not targets:
-            return None
-        provider = await github_provider(
-            hctx, session, org, action.repository, targets[0].sha, action.installation_id
+async def handle(run: EventRun, event: RerunRequested) -> None:
+    """Plan, then re-analyse in one write, then re-run the pipelines."""
+    if not await allowed(run, event):
+        await run.write(_nothing)  # the delivery is still marked processed
+        return
+    done = await run.write(lambda s: apply(s, run, event))
+    await rerun_pipelines(run, event, done.pipelines)
+
+
+async def allowed(run: EventRun, event: RerunRequested) -> bool:
+    """False when there is nothing to act on or the requester may not ask for it."""
+    async with run.hctx.runtime.sessions() as session:
+        if not await _targets(session, run.org_id, run.host, event):
+            return False
+    if not event.needs_permission_check:
+        return True
+    provider = run.provider
+    may = False
+    if isinstance(provider, ChecksCommandPermission) and event.requested_by:
+        may = await provider.may_run_commands(event.repository, event.requested_by)
+    if not may:
+        log.info(
+            "ignored /aac command from a user who may not write to the repository",
+            extra={"user": event.requested_by},
         )
-    if action.needs_permission_check:
-        permission = "none"
-        if provider is not None and action.requested_by:
-            permission = await provider.collaborator_permission(
-                action.repository, action.requested_by
+        if isinstance(provider, AnswersRefusedCommands) and event.requested_by and event.number:
+            ctx = CiContext(
+                source=event.source,
+                host=run.host,
+                repository=event.repository,
+                sha=event.sha or "",
+                pr=event.number,
             )
-        if permission not in WRITE_PERMISSIONS:
-            log.info(
-                "ignored /aac command from a user without write access",
-                extra={"user": action.requested_by, "permission": permission},
-            )
-            return None
-    return RerunPlan(org.id, provider)
+            await provider.refuse_command(ctx, event.requested_by)
+        return False
+    # The bot's own notes, where the SCM's payload could not tell (GitLab names no bot).
+    if isinstance(provider, KnowsBotIdentity) and event.requested_by == await provider.bot_login():
+        log.info("ignored /aac command written by the bot itself")
+        return False
+    return True
 
 
-async def apply_rerun(session: AsyncSession, plan: RerunPlan, action: Rerun) -> RerunDone:
-    """Re-run the workflow behind each target cycle when there is one, else re-analyse it.
+async def _nothing(_session: AsyncSession) -> None:
+    return None
+
+
+def _pipeline(cycle: TestCycle) -> str | None:
+    extra = cycle.context_extra or {}
+    for key in RERUN_PIPELINE_KEYS:
+        if extra.get(key):
+            return str(extra[key])
+    return None
+
+
+async def apply(session: AsyncSession, run: EventRun, event: RerunRequested) -> RerunDone:
+    """Re-run the pipeline behind each target cycle when the provider can, else re-analyse.
 
     Only the database changes here, in the caller's transaction; the targets are read again
     in it, since they may have moved on while the permission was checked.
     """
     done: list[str] = []
-    runs: list[int] = []
-    for cycle in await _targets(session, plan.org_id, action):
-        run_id = (cycle.context_extra or {}).get("workflow_run_id")
-        if not action.reanalyse and run_id and plan.provider is not None:
-            runs.append(int(run_id))
+    pipelines: list[str] = []
+    can_rerun = isinstance(run.provider, RerunsPipelines)
+    for cycle in await _targets(session, run.org_id, run.host, event):
+        pipeline = _pipeline(cycle)
+        if not event.reanalyse and pipeline and can_rerun:
+            pipelines.append(pipeline)
             done.append(f"rerun {cycle.id}")
             continue
         if cycle.status in ("collecting", "cancelled", "superseded"):
@@ -121,11 +147,11 @@ async def apply_rerun(session: AsyncSession, plan: RerunPlan, action: Rerun) -> 
         # No "in progress" update queued here: the analysis shows it if the model takes a
         # while (bot/analyse.py), and only then, after which it publishes the report.
         done.append(f"reanalyse {cycle.id}")
-    return RerunDone(done, runs)
+    return RerunDone(done, pipelines)
 
 
-async def rerun_workflows(plan: RerunPlan, action: Rerun, run_ids: list[int]) -> None:
-    """Ask GitHub Actions to re-run ``run_ids``; called after ``apply_rerun`` has committed.
+async def rerun_pipelines(run: EventRun, event: RerunRequested, pipelines: list[str]) -> None:
+    """Ask the SCM's CI to re-run ``pipelines``; called after ``apply`` has committed.
 
     At least once: a failure here (or a crash after that commit, which leaves the job to be
     claimed again when its lease ends) retries the whole event. The retry re-queues the
@@ -133,7 +159,8 @@ async def rerun_workflows(plan: RerunPlan, action: Rerun, run_ids: list[int]) ->
     which is harmless) and asks for these re-runs again: a run re-run twice is the cost of
     never losing one.
     """
-    if plan.provider is None:
+    provider = run.provider
+    if not isinstance(provider, RerunsPipelines):
         return
-    for run_id in run_ids:
-        await plan.provider.rerun_workflow(action.repository, run_id)
+    for pipeline in pipelines:
+        await provider.rerun_pipeline(event.repository, pipeline)

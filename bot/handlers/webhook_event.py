@@ -1,42 +1,58 @@
-"""The ``webhook_event`` job: parse a stored delivery and hand it to its event family."""
+"""The ``webhook_event`` job: parse a stored delivery with its SCM package, then hand the
+neutral event to its family's handler, with the organisation and provider it is for."""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.events import (
-    CancelPullRequestCycles,
+    ChangeClosed,
+    ChangeOpened,
+    ChangeUpdated,
+    Event,
     Ignore,
-    IngestWorkflowRun,
     InstallationChanged,
-    Rerun,
-    StartPullRequestCycles,
-    map_github_event,
+    PipelineFinished,
+    RerunRequested,
 )
-from bot.handlers.context import HandlerContext
-from bot.handlers.installation import apply_installation_change
-from bot.handlers.pull_request import (
-    cancel_pull_request_cycles,
-    repo_at_commit,
-    start_pull_request_cycles,
-)
-from bot.handlers.rerun import apply_rerun, plan_rerun, rerun_workflows
-from bot.handlers.workflow_run import fetch_workflow_run, ingest_workflow_run
+from bot.handlers import change, installation, pipeline, rerun
+from bot.handlers.context import EventRun, HandlerContext, installation_extra
 from bot.worker import PermanentJobError
+from providers.context import CiContext
+from providers.factory import resolve_provider
+from providers.registry import package_for
 from storage.delivery_body import BodyFormatError, decode_body
-from storage.models import GithubApp, WebhookDelivery
+from storage.models import WebhookDelivery
 from storage.queue import ClaimedJob
 from storage.types import utcnow
 
 log = logging.getLogger("aac.handlers")
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """An event family's handler; ``scoped`` ones get the organisation and provider."""
+
+    handle: Callable[[EventRun, Any], Awaitable[None]]
+    scoped: bool = True
+
+
+# One table, every SCM: each package's parser produces these neutral events.
+ROUTES: dict[type[Event], Route] = {
+    ChangeOpened: Route(change.start_cycles),
+    ChangeUpdated: Route(change.start_cycles),
+    ChangeClosed: Route(change.cancel_cycles),
+    PipelineFinished: Route(pipeline.ingest),
+    RerunRequested: Route(rerun.handle),
+    InstallationChanged: Route(installation.handle, scoped=False),
+}
 
 
 class WebhookEventJob:
@@ -53,84 +69,75 @@ class WebhookEventJob:
             delivery = await session.get(WebhookDelivery, delivery_id)
             if delivery is None:
                 raise PermanentJobError(f"delivery {delivery_id} no longer exists")
+            package = package_for(delivery.provider)
+            if package is None:
+                raise PermanentJobError(f"no SCM package handles {delivery.provider!r} deliveries")
             try:
                 payload = json.loads(decode_body(delivery.body))
             except (json.JSONDecodeError, BodyFormatError):
                 raise PermanentJobError("delivery body is not JSON") from None
             if not isinstance(payload, dict):
                 raise PermanentJobError("delivery body is not a JSON object")
-            logins = {
-                login
-                for login in (await session.execute(select(GithubApp.bot_login))).scalars()
-                if login
-            }
-            event = delivery.event
-        action = map_github_event(event, payload, bot_logins=logins)
-        action_name = str(payload.get("action") or "") or None
-        log.info(
-            "webhook",
-            extra={"event": event, "action": action_name, "does": type(action).__name__},
-        )
-        if isinstance(action, Ignore):
+            logins = await package.bot_logins(session, delivery.org_id)
+            name, org_id = delivery.event, delivery.org_id
+        event = package.parse_event(name, payload, logins)
+        action = event.scm_action or None
+        log.info("webhook", extra={"event": name, "action": action, "does": type(event).__name__})
+        if isinstance(event, Ignore):
             # No write at all: most deliveries are ignored, and on SQLite every write
             # transaction competes with webhook intake for the one writer lock.
-            log.info("webhook ignored: %s", action.reason)
+            log.info("webhook ignored: %s", event.reason)
             return
-        # GitHub is read first (the repository's .aac.yml, artifacts, a commenter's
+        route = ROUTES[type(event)]
+        # The SCM is read first (the repository's .aac.yml, artifacts, a commenter's
         # permission), each handler reading the database in short sessions of its own; then
-        # one transaction writes; then GitHub is written to. No transaction is open across a
+        # one transaction writes; then the SCM is written to. No transaction is open across a
         # network call: on PostgreSQL it would hold its locks that long, and on SQLite a
-        # paced GitHub write waits for a write slot, a row update that needs the write lock
-        # an open transaction of this same job may hold.
-        write = functools.partial(self._write, delivery_id, action_name)
-        settings = self.hctx.runtime.settings
-        if isinstance(action, InstallationChanged):
-            await write(
-                lambda s: apply_installation_change(s, action, auto_link=settings.github_auto_link)
+        # paced SCM write waits for a write slot, a row update that needs the write lock an
+        # open transaction of this same job may hold.
+        writer = _Writer(self.hctx, delivery_id, action)
+        if not route.scoped:
+            await route.handle(EventRun(self.hctx, writer), event)
+            return
+        assert not isinstance(event, InstallationChanged)
+        runtime = self.hctx.runtime
+        async with runtime.sessions() as session:
+            scope = await package.scope(session, event, org_id)
+            if scope is None:
+                return  # nobody this bot serves (logged by the package): no write
+            ctx = CiContext(
+                source=event.source,
+                host=scope.host,
+                repository=event.repository,
+                sha=getattr(event, "sha", None) or "",
+                extra=installation_extra(event.installation_id),
             )
-        elif isinstance(action, StartPullRequestCycles):
-            repo = await repo_at_commit(
-                self.hctx, action.installation_id, action.repository, action.sha, action.api_url
+            provider = await resolve_provider(
+                session, runtime.vault, scope.org, ctx, self.hctx.shared
             )
-            if repo is None:
-                return  # unlinked installation, or no usable .aac.yml: no write
-            # Every suite already open: no write either.
-            await write(lambda s: start_pull_request_cycles(s, repo, action), only_if_done=True)
-        elif isinstance(action, CancelPullRequestCycles):
-            await write(lambda s: cancel_pull_request_cycles(s, action))
-        elif isinstance(action, IngestWorkflowRun):
-            fetched = await fetch_workflow_run(self.hctx, action)
-            await write(lambda s: ingest_workflow_run(s, fetched, action) if fetched else _none())
-        elif isinstance(action, Rerun):
-            plan = await plan_rerun(self.hctx, action)
-            done = await write(lambda s: apply_rerun(s, plan, action) if plan else _none())
-            if plan is not None and done is not None:
-                await rerun_workflows(plan, action, done.workflow_runs)
+        await route.handle(EventRun(self.hctx, writer, scope, provider), event)
 
-    async def _write(
-        self,
-        delivery_id: int,
-        action_name: str | None,
-        apply: Callable[[AsyncSession], Awaitable[T]],
-        *,
-        only_if_done: bool = False,
+
+class _Writer:
+    """The job's one write: ``apply``'s changes and the delivery marked processed."""
+
+    def __init__(self, hctx: HandlerContext, delivery_id: int, action: str | None) -> None:
+        self.hctx = hctx
+        self.delivery_id = delivery_id
+        self.action = action
+
+    async def __call__(
+        self, apply: Callable[[AsyncSession], Awaitable[T]], *, only_if_done: bool = False
     ) -> T:
-        """``apply``'s changes and the delivery marked processed, in one transaction.
-
-        With ``only_if_done``, a falsy result (nothing done) leaves the delivery untouched:
-        an attribute set on it would be flushed by the commit even then.
-        """
+        """With ``only_if_done``, a falsy result (nothing done) leaves the delivery untouched:
+        an attribute set on it would be flushed by the commit even then."""
         async with self.hctx.runtime.sessions.begin() as session:
             result = await apply(session)
             if only_if_done and not result:
                 return result
             # Written last: SQLite takes its write lock at the first change.
-            delivery = await session.get(WebhookDelivery, delivery_id)
+            delivery = await session.get(WebhookDelivery, self.delivery_id)
             if delivery is not None:
-                delivery.action = action_name
+                delivery.action = self.action
                 delivery.processed_at = utcnow()
         return result
-
-
-async def _none() -> None:
-    return None

@@ -238,3 +238,32 @@ def test_apikey_create_takes_a_scope(db: str) -> None:
     bad = aac("apikey", "create", "--org", "acme", "--scope", "admin", db=db)
     assert bad.returncode == 2
     assert "invalid choice: 'admin'" in bad.stderr
+
+
+def test_a_generated_gitlab_webhook_secret_is_shown_once_and_stored_encrypted(
+    db: str, tmp_path: Path
+) -> None:
+    assert aac("db", "upgrade", db=db).returncode == 0
+    assert aac("org", "create", "acme", db=db).returncode == 0
+    made = aac("integration", "set", "gitlab", "--org", "acme", "--generate-webhook-secret", db=db)
+    assert made.returncode == 0, made.stderr
+    [line] = [x for x in made.stdout.splitlines() if x.startswith("webhook secret: ")]
+    secret = line.removeprefix("webhook secret: ")
+    assert len(secret) >= 32
+    assert "/webhooks/gitlab/acme" in made.stderr
+    assert "not shown again" in made.stderr
+    for path in tmp_path.glob("aac.db*"):
+        assert secret.encode() not in path.read_bytes()
+    both = aac(
+        "integration",
+        "set",
+        "gitlab",
+        "--org",
+        "acme",
+        "--webhook-secret-stdin",
+        "--generate-webhook-secret",
+        db=db,
+        stdin="given\n",
+    )
+    assert both.returncode == 2
+    assert "not both" in both.stderr

@@ -13,10 +13,10 @@ import httpx
 import jwt
 
 from bot.app import create_app
-from bot.github_app import load_apps
 from bot.runtime import Runtime, build_runtime
 from config.settings import load_settings
-from providers.github_auth import AppCredentials
+from providers.github.app import load_apps
+from providers.github.auth import AppCredentials
 from storage import orgs
 from storage.vault import generate_key_entry
 from tests.bot.test_cli import aac

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from providers.github import GithubProvider, GithubShared
+from providers.github.provider import GithubProvider, GithubShared
 from tests.fakes.github import FakeGithub
 from tests.github_constants import (  # noqa: F401 - re-exported for the provider tests
     APP_ID,

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -11,10 +13,20 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from bot.cycles import create_cycle
 from bot.runtime import Runtime
+from providers.context import CiContext
 from storage import queue
 from storage.migrate import alembic_config, current_revision, head_revision
-from storage.models import ApiKey, Base, GithubApp, Installation
+from storage.models import (
+    ApiKey,
+    Base,
+    GithubApp,
+    Installation,
+    Integration,
+    Organization,
+    TestCycle,
+)
 
 Move = Callable[[Callable[[Config, str], None], str], Awaitable[None]]
 
@@ -161,3 +173,114 @@ async def test_0008_gives_existing_api_keys_both_scopes(runtime: Runtime) -> Non
     async with runtime.sessions() as session:
         scopes = (await session.execute(select(ApiKey.scopes))).scalar_one()
     assert scopes == "report,read"
+
+
+async def test_0006_keys_cycles_by_scm_and_host_and_carries_rows_over(runtime: Runtime) -> None:
+    """Down to 0005 with cycles stored, back up: each gets the host its SCM credentials
+    point at (the App of its installation, its organisation's App or integration, else the
+    public service), runners keep none, and a GitLab cycle may now share a GitHub cycle's
+    repository, commit and suite (it could not before)."""
+    move = mover(runtime)
+
+    now = datetime.now(UTC)
+    counts = dict.fromkeys(("total", "passed", "failed", "errored", "skipped", "flaky"), 0)
+    cycles_0005 = sa.table(
+        "test_cycles",
+        *(
+            sa.column(name)
+            for name in (
+                "id",
+                "org_id",
+                "status",
+                "source",
+                "repository",
+                "sha",
+                "pipeline_id",
+                "run_attempt",
+                "suite",
+                "trigger",
+                "duration",
+                "created_at",
+                "updated_at",
+                *counts,
+            )
+        ),
+        sa.column("context_extra", sa.JSON),
+        sa.column("files", sa.JSON),
+        sa.column("published", sa.JSON),
+    )
+
+    def cycle(cycle_id: str, org_id: int, source: str, **extra: object) -> dict[str, object]:
+        return {
+            "id": cycle_id, "org_id": org_id, "status": "done", "source": source,
+            "repository": "acme/widgets", "sha": cycle_id.ljust(40, "0"), "pipeline_id": "",
+            "run_attempt": 1, "suite": "tests", "trigger": "ci", "duration": 0.0, "created_at": now,
+            "updated_at": now, "context_extra": extra, "files": [], "published": {}, **counts,
+        }  # fmt: skip
+
+    await move(command.downgrade, "0005")
+    async with runtime.sessions.begin() as session:
+        acme = Organization(slug="acme", name="acme", settings={})
+        solo = Organization(slug="solo", name="solo", settings={})
+        session.add_all([acme, solo])
+        session.add(
+            GithubApp(
+                id=1,
+                app_id=1,
+                api_url="https://ghe.example.com/api/v3",
+                private_key_enc="-",
+                webhook_secret_enc="-",
+            )
+        )
+        await session.flush()
+        session.add_all(
+            [
+                Installation(
+                    github_app_id=1,
+                    installation_id=9,
+                    account_login="acme",
+                    account_type="Organization",
+                    org_id=acme.id,
+                    repositories=[],
+                    permissions={},
+                ),
+                Integration(org_id=acme.id, provider="gitlab", base_url="https://git.acme.io"),
+            ]
+        )
+        await session.flush()
+        acme_id, solo_id = acme.id, solo.id
+    async with runtime.engine.begin() as conn:
+        await conn.execute(
+            cycles_0005.insert(),
+            [
+                cycle("gh-installation", acme_id, "github", installation_id=9),
+                cycle("gh-org-app", acme_id, "github"),
+                cycle("gh-public", solo_id, "github"),
+                cycle("gl-self-managed", acme_id, "gitlab"),
+                cycle("gl-public", solo_id, "gitlab"),
+                cycle("runner", solo_id, "jenkins"),
+            ],
+        )
+    await move(command.upgrade, "head")
+    async with runtime.sessions() as session:
+        hosts = dict((await session.execute(select(TestCycle.id, TestCycle.host))).all())
+    assert hosts == {
+        "gh-installation": "ghe.example.com",
+        "gh-org-app": "ghe.example.com",
+        "gh-public": "api.github.com",
+        "gl-self-managed": "git.acme.io",
+        "gl-public": "gitlab.com",
+        "runner": "",
+    }
+    # Same organisation, repository, commit and suite, another SCM: a cycle of its own.
+    async with runtime.sessions.begin() as session:
+        ctx = CiContext(
+            source="gitlab", host="ghe.example.com", repository="acme/widgets", sha="a" * 40
+        )
+        _, created = await create_cycle(session, acme_id, ctx)
+        assert created
+    async with runtime.engine.connect() as conn:
+        diff = await conn.run_sync(
+            lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+        )
+    assert diff == []

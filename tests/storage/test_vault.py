@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.github_app import configure_app, load_apps
 from bot.runtime import Runtime
+from providers.github.app import configure_app, load_apps
 from storage import orgs
 from storage.models import Integration
 from storage.rotation import key_ids_in_use, rotate_all

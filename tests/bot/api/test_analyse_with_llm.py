@@ -100,7 +100,7 @@ async def test_github_app_secrets_never_reach_the_model(
 ) -> None:
     """The App's private key and webhook secret are vault fields like any token: a test log
     printing them (a line of the PEM, the secret on its own) is redacted before the model."""
-    from bot.github_app import configure_app
+    from providers.github.app import configure_app
 
     webhook_secret = "hook-Ab12Cd34Ef56Gh78"
     pem_line = next(line for line in github_app_key[0].splitlines() if len(line) == 64)

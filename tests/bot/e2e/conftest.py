@@ -23,13 +23,13 @@ import uvicorn
 from sqlalchemy import select
 
 from bot.app import create_app
-from bot.github_app import configure_app
 from bot.jobs import job_handlers
 from bot.reporter.command import build_parser, run_report
 from bot.reporter.retry import RetryPolicy
 from bot.runtime import Runtime
 from providers.factory import ProviderShared
-from providers.github import GithubShared
+from providers.github.app import configure_app
+from providers.github.provider import GithubShared
 from storage import apikeys, orgs
 from storage.models import Installation
 from storage.write_slots import WriteSlots

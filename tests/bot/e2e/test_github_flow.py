@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from bot.handlers.context import HandlerContext
 from bot.publish import PublishCycle
 from providers.factory import ProviderShared
-from providers.github import GithubShared
+from providers.github.provider import GithubShared
 from storage.db import create_engine, session_factory
 from storage.models import Job, TestCycle, WebhookDelivery
 from storage.write_slots import WriteSlots

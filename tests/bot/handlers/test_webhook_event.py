@@ -4,20 +4,22 @@ with webhook intake for the one writer lock); one that acts records that it was 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event, select
 
-from bot.github_app import configure_app
 from bot.handlers.context import HandlerContext
 from bot.handlers.webhook_event import WebhookEventJob
 from bot.runtime import Runtime
 from bot.webhooks.intake import WEBHOOK_JOB, DeliveryWriter
+from bot.worker import PermanentJobError
 from providers.factory import ProviderShared
+from providers.github.app import configure_app
 from storage import orgs, queue
-from storage.models import Installation, WebhookDelivery
+from storage.models import Installation, TestCycle, WebhookDelivery
 from tests.github_constants import _pem_pair
 
 PEM = _pem_pair()[0]
@@ -99,3 +101,40 @@ async def test_auto_link_setting_decides_mapping_by_account_login(
         row = (await session.execute(select(Installation))).scalar_one()
     assert row.account_login == "Codertocat"
     assert row.org_id == (org.id if auto_link else None)
+
+
+async def run_stored(
+    runtime: Runtime, provider: str, event_name: str, body: bytes, org_id: int | None
+) -> None:
+    """Store a delivery as intake would, then run its job."""
+    writer = DeliveryWriter(
+        runtime.sessions, runtime.engine.dialect.name, sqlite_path=runtime.settings.sqlite_path
+    )
+    try:
+        assert await writer.submit(provider, "d-1", event_name, body, org_id)
+    finally:
+        await writer.close()
+    async with runtime.sessions.begin() as session:
+        [job] = await queue.claim(session, "w", lease_seconds=30, limit=1, kinds=[WEBHOOK_JOB])
+    await WebhookEventJob(HandlerContext(runtime, ProviderShared())).run(job)
+
+
+async def test_a_gitlab_delivery_is_parsed_by_gitlab_for_its_organisation(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with runtime.sessions.begin() as session:
+        org = await orgs.create_org(session, "acme")
+    body = (EXAMPLES.parents[1] / "gitlab" / "webhooks" / "merge_request.open.json").read_bytes()
+    with caplog.at_level(logging.INFO, logger="aac"):
+        await run_stored(runtime, "gitlab", "Merge Request Hook", body, org.id)
+    # The GitLab parser ran (a neutral ChangeOpened) and the organisation, named by the
+    # delivery, has no GitLab token: the factory's NullProvider says so, nothing is opened.
+    assert any(getattr(r, "does", None) == "ChangeOpened" for r in caplog.records)
+    assert "has no GitLab token" in caplog.text
+    async with runtime.sessions() as session:
+        assert (await session.execute(select(TestCycle))).first() is None
+
+
+async def test_a_delivery_of_an_unknown_scm_is_dead_at_once(runtime: Runtime) -> None:
+    with pytest.raises(PermanentJobError, match="no SCM package handles 'bitbucket'"):
+        await run_stored(runtime, "bitbucket", "pullrequest:created", b"{}", None)

@@ -8,7 +8,7 @@ from bot.analysis.redact import Redactor
 from bot.report.config_error import CONFIG_CHECK_NAME, MAX_LISTED, render_config_error
 from config.repo_config import ConfigProblem, RepoConfigError, parse_repo_config
 from providers.base import Conclusion, StatusState
-from providers.github import commit_status_json
+from providers.github.provider import commit_status_json
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 FILE_URL = f"https://github.com/octo-org/widgets/blob/{SHA}/.aac.yml"

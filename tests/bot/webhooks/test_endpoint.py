@@ -13,10 +13,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text
 
-from bot.api import webhooks as endpoint_module
 from bot.app import create_app
-from bot.github_app import configure_app
 from bot.runtime import Runtime
+from bot.webhooks import endpoint as endpoint_module
+from providers.github.app import configure_app
 from storage.delivery_body import decode_body
 from storage.models import Job, WebhookDelivery
 

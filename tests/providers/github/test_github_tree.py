@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from providers.base import ListsRepositoryFiles, RateLimited
-from providers.github import GitHubClient, GithubProvider, TreeCache
+from providers.github.provider import GitHubClient, GithubProvider, TreeCache
 from tests.fakes.github import FakeGithub, Fault
 from tests.providers.conftest import PAT, REPOSITORY, SHA
 

@@ -15,13 +15,17 @@ import pytest
 from sqlalchemy import select
 
 from bot.events import InstallationChanged
-from bot.handlers.installation import READ_REPOSITORIES_JOB, apply_installation_change
 from bot.jobs import job_handlers
 from bot.runtime import build_runtime
 from config.settings import load_settings
 from providers.context import CiContext
-from providers.factory import ProviderShared, find_installation, resolve_provider
-from providers.github import GithubProvider
+from providers.factory import ProviderShared, resolve_provider
+from providers.github.installations import (
+    READ_REPOSITORIES_JOB,
+    apply_installation_change,
+    find_installation,
+)
+from providers.github.provider import GithubProvider
 from storage import orgs
 from storage.models import Job
 from storage.queue import ClaimedJob
@@ -269,6 +273,8 @@ async def test_link_of_a_suspended_installation_reads_its_repositories_once_unsu
             await apply_installation_change(
                 session,
                 InstallationChanged(
+                    source="github",
+                    host="api.github.com",
                     installation_id=INSTALLATION_ID,
                     action="installation.unsuspend",
                     account_login=OWNER,

@@ -2,16 +2,18 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot import cycles
-from bot.events import CancelPullRequestCycles, InstallationChanged, map_github_event
-from bot.github_app import configure_app
-from bot.handlers.installation import apply_installation_change, mark_installation_gone
-from bot.handlers.pull_request import cancel_pull_request_cycles, installation_org
 from bot.runtime import Runtime
-from providers.base import InstallationGone
-from providers.context import CiContext
+from providers.events import ChangeClosed, InstallationChanged
+from providers.github.app import configure_app
+from providers.github.errors import InstallationGone
+from providers.github.inbound import parse_event as map_github_event
+from providers.github.installations import (
+    apply_installation_change,
+    installation_org,
+    mark_installation_gone,
+)
 from storage import orgs
-from storage.models import Installation, Job
+from storage.models import Installation
 from tests.github_constants import _pem_pair
 
 PEM = _pem_pair()[0]
@@ -19,6 +21,8 @@ PEM = _pem_pair()[0]
 
 def change(action: str, **kw: object) -> InstallationChanged:
     return InstallationChanged(
+        source="github",
+        host="api.github.com",
         installation_id=77,
         action=action,
         account_login="Octo-Org",
@@ -57,32 +61,6 @@ async def test_installation_lifecycle(runtime: Runtime) -> None:
         assert row.deleted_at is not None
 
 
-async def test_closing_a_pull_request_cancels_its_pending_cycles(runtime: Runtime) -> None:
-    async with runtime.sessions.begin() as session:
-        await configure_app(
-            session, runtime.vault, app_id=1, private_key_pem=PEM, webhook_secret="s" * 20
-        )
-        org = await orgs.create_org(session, "octo-org")
-        await apply_installation_change(session, change("installation.created"))
-        ctx = CiContext(source="github", repository="octo-org/a", sha="a" * 40, pr=5)
-        pending, _ = await cycles.create_cycle(session, org.id, ctx)
-        other_pr, _ = await cycles.create_cycle(
-            session, org.id, CiContext(source="github", repository="octo-org/a", sha="b" * 40, pr=6)
-        )
-    async with runtime.sessions.begin() as session:
-        cancelled = await cancel_pull_request_cycles(
-            session, CancelPullRequestCycles(77, "octo-org/a", 5)
-        )
-    assert [c.id for c in cancelled] == [pending.id]
-    async with runtime.sessions() as session:
-        assert (await cycles.get_cycle(session, org.id, pending.id)).status == "cancelled"  # type: ignore[union-attr]
-        assert (await cycles.get_cycle(session, org.id, other_pr.id)).status == "collecting"  # type: ignore[union-attr]
-        jobs = (
-            await session.execute(select(Job.payload).where(Job.kind == "publish_cycle"))
-        ).scalars()
-        assert [p["cycle_id"] for p in jobs] == [pending.id]
-
-
 async def test_installation_events_attach_to_the_app_they_name(runtime: Runtime) -> None:
     """github.com and a GitHub Enterprise Server: ``installation.app_id`` picks the App."""
     async with runtime.sessions.begin() as session:
@@ -101,6 +79,8 @@ async def test_installation_events_attach_to_the_app_they_name(runtime: Runtime)
         assert row is not None
         assert row.github_app_id == ghes.id
         unknown = InstallationChanged(
+            source="github",
+            host="api.github.com",
             installation_id=88,
             action="installation.created",
             account_login="x",
@@ -169,6 +149,8 @@ async def test_the_same_installation_id_on_two_hosts_is_two_installations(
         await apply_installation_change(
             session,
             InstallationChanged(
+                source="github",
+                host="api.github.com",
                 installation_id=77,
                 action="installation.created",
                 account_login="ghe-team",
@@ -210,10 +192,16 @@ def test_events_carry_the_api_url_of_their_repository() -> None:
         "sender": {"login": "someone"},
     }
     action = map_github_event("pull_request", payload, bot_logins=set())
-    assert action == CancelPullRequestCycles(
-        77, "ghe-team/tools", 5, api_url="https://ghe.example.com/api/v3"
+    assert action == ChangeClosed(
+        source="github",
+        host="ghe.example.com",
+        installation_id=77,
+        api_url="https://ghe.example.com/api/v3",
+        scm_action="closed",
+        repository="ghe-team/tools",
+        number=5,
     )
     payload["repository"]["url"] = "https://github.com/ghe-team/tools"  # type: ignore[index]
     action = map_github_event("pull_request", payload, bot_logins=set())
-    assert isinstance(action, CancelPullRequestCycles)
+    assert isinstance(action, ChangeClosed)
     assert action.api_url == ""

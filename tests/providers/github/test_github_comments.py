@@ -9,7 +9,7 @@ import pytest
 
 from providers.base import CommentBody, RateLimited, TooLarge, comment_marker
 from providers.context import CiContext
-from providers.github import GithubProvider, GithubShared
+from providers.github.provider import GithubProvider, GithubShared
 from tests.fakes.github import FakeGithub, Fault
 from tests.providers.conftest import BOT_LOGIN, PAT_LOGIN, REPOSITORY, SHA
 

@@ -17,8 +17,8 @@ import gidgethub.apps
 import httpx
 from gidgethub.abc import GitHubAPI
 
-from providers.base import InstallationGone, NotFound, ProviderError, Transient
-from providers.github_errors import translate_error
+from providers.base import NotFound, ProviderError, Transient
+from providers.github.errors import InstallationGone, translate_error
 
 # Refresh this long before GitHub's expires_at, so a token never dies mid-job.
 DEFAULT_REFRESH_MARGIN = timedelta(minutes=5)

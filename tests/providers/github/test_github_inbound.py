@@ -1,4 +1,4 @@
-"""Pure mapping of GitHub's official webhook examples to what the bot does."""
+"""Pure mapping of GitHub's official webhook examples to the neutral events."""
 
 from __future__ import annotations
 
@@ -8,17 +8,18 @@ from typing import Any
 
 import pytest
 
-from bot.events import (
-    CancelPullRequestCycles,
+from providers.events import (
+    ChangeClosed,
+    ChangeOpened,
+    ChangeUpdated,
     Ignore,
-    IngestWorkflowRun,
     InstallationChanged,
-    Rerun,
-    StartPullRequestCycles,
-    map_github_event,
+    PipelineFinished,
+    RerunRequested,
 )
+from providers.github.inbound import parse_event as map_github_event
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "github" / "webhooks"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "github" / "webhooks"
 BOT = {"aac-test[bot]"}
 
 
@@ -31,9 +32,12 @@ def example(name: str) -> dict[str, Any]:
 def test_pull_request_actions_start_cycles(action: str) -> None:
     payload = example(f"pull_request.{action}")
     mapped = map_github_event("pull_request", payload, bot_logins=BOT)
-    assert isinstance(mapped, StartPullRequestCycles)
+    assert isinstance(mapped, ChangeOpened)
+    # A push is "updated with new commits"; the others open (or re-open) the change.
+    assert isinstance(mapped, ChangeUpdated) == (action == "synchronize")
+    assert (mapped.source, mapped.host) == ("github", "api.github.com")
     assert mapped.repository == payload["repository"]["full_name"]
-    assert mapped.pr == payload["number"]
+    assert mapped.number == payload["number"]
     assert mapped.sha == payload["pull_request"]["head"]["sha"]
     assert mapped.base_ref == payload["pull_request"]["base"]["ref"]
     assert mapped.draft == bool(payload["pull_request"]["draft"])
@@ -41,7 +45,7 @@ def test_pull_request_actions_start_cycles(action: str) -> None:
 
 def test_closed_cancels_and_other_actions_are_ignored() -> None:
     closed = map_github_event("pull_request", example("pull_request.closed"), bot_logins=BOT)
-    assert isinstance(closed, CancelPullRequestCycles)
+    assert isinstance(closed, ChangeClosed)
     labeled = map_github_event("pull_request", example("pull_request.labeled"), bot_logins=BOT)
     assert isinstance(labeled, Ignore)
 
@@ -49,23 +53,23 @@ def test_closed_cancels_and_other_actions_are_ignored() -> None:
 def test_workflow_run_completed_is_pipeline_finished() -> None:
     payload = example("workflow_run.completed")
     mapped = map_github_event("workflow_run", payload, bot_logins=BOT)
-    assert isinstance(mapped, IngestWorkflowRun)
-    assert mapped.run_id == payload["workflow_run"]["id"]
+    assert isinstance(mapped, PipelineFinished)
+    assert mapped.pipeline_id == str(payload["workflow_run"]["id"])
     assert mapped.sha == payload["workflow_run"]["head_sha"]
-    assert mapped.pr is None  # the official example has no pull requests
+    assert mapped.number is None  # the official example has no pull requests
     requested = map_github_event("workflow_run", example("workflow_run.requested"), bot_logins=BOT)
     assert isinstance(requested, Ignore)
 
 
 def test_check_suite_and_check_run_reruns() -> None:
     suite = map_github_event("check_suite", example("check_suite.rerequested"), bot_logins=BOT)
-    assert isinstance(suite, Rerun)
+    assert isinstance(suite, RerunRequested)
     assert suite.sha == example("check_suite.rerequested")["check_suite"]["head_sha"]
     assert isinstance(
         map_github_event("check_suite", example("check_suite.requested"), bot_logins=BOT), Ignore
     )
     rerun = map_github_event("check_run", example("check_run.rerequested"), bot_logins=BOT)
-    assert isinstance(rerun, Rerun)
+    assert isinstance(rerun, RerunRequested)
     assert not rerun.reanalyse
     # The official example's button is someone else's ("lgtm|..."): not ours.
     foreign = map_github_event("check_run", example("check_run.requested_action"), bot_logins=BOT)
@@ -74,7 +78,7 @@ def test_check_suite_and_check_run_reruns() -> None:
     ours["requested_action"] = {"identifier": "aac-reanalyse"}
     ours["check_run"]["external_id"] = "cycle-1"
     mapped = map_github_event("check_run", ours, bot_logins=BOT)
-    assert isinstance(mapped, Rerun)
+    assert isinstance(mapped, RerunRequested)
     assert mapped.reanalyse
     assert mapped.cycle_id == "cycle-1"
 
@@ -88,8 +92,8 @@ def test_chat_commands_need_a_pull_request_and_a_command() -> None:
         "sender": {"login": "dev"},
     }
     mapped = map_github_event("issue_comment", payload, bot_logins=BOT)
-    assert isinstance(mapped, Rerun)
-    assert (mapped.pr, mapped.requested_by, mapped.reanalyse) == (3, "dev", False)
+    assert isinstance(mapped, RerunRequested)
+    assert (mapped.number, mapped.requested_by, mapped.reanalyse) == (3, "dev", False)
     assert mapped.needs_permission_check
     chatter = {**payload, "comment": {"body": "looks good", "user": {"login": "dev"}}}
     assert isinstance(map_github_event("issue_comment", chatter, bot_logins=BOT), Ignore)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from providers.base import AuthFailed, NotFound, ProviderError, RateLimited, TooLarge, Transient
-from providers.github_errors import translate_error
+from providers.github.errors import translate_error
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 

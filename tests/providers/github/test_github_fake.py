@@ -11,8 +11,8 @@ import gidgethub
 import httpx
 import pytest
 
-from providers.github import GitHubClient
-from providers.github_auth import AppCredentials
+from providers.github.auth import AppCredentials
+from providers.github.provider import GitHubClient
 from tests.fakes.github import FakeGithub, request_body_schemas
 from tests.providers.conftest import APP_ID, INSTALLATION_ID, OWNER, PAT, PAT_LOGIN, REPOSITORY
 

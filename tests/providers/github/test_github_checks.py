@@ -23,7 +23,7 @@ from providers.base import (
     Transient,
 )
 from providers.context import CiContext
-from providers.github import GithubProvider, GithubShared
+from providers.github.provider import GithubProvider, GithubShared
 from storage.db import create_engine
 from storage.write_slots import WriteSlots
 from tests.fakes.github import FakeGithub, Fault

@@ -14,14 +14,14 @@ import pytest
 from providers.base import (
     AuthFailed,
     CommitStatus,
-    InstallationGone,
     NotFound,
     StatusState,
     Transient,
 )
 from providers.context import CiContext
-from providers.github import GithubProvider, GithubShared
-from providers.github_auth import AppCredentials, InstallationToken, InstallationTokenCache
+from providers.github.auth import AppCredentials, InstallationToken, InstallationTokenCache
+from providers.github.errors import InstallationGone
+from providers.github.provider import GithubProvider, GithubShared
 from tests.fakes.github import FakeGithub, Fault
 from tests.providers.conftest import APP_ID, INSTALLATION_ID, REPOSITORY, SHA, _pem_pair
 

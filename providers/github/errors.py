@@ -121,3 +121,16 @@ def _parse_retry_after(value: str, *, now: datetime) -> datetime | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(when, now)
+
+
+class InstallationGone(NotFound):
+    """GitHub does not know this App installation: a token was refused with 404 and the App
+    itself (``GET /app/installations/{id}``) confirmed it. Uninstalled, or never this App's;
+    retrying cannot help until it is installed or linked again. ``app_id`` and ``api_url``
+    name the App, since installation ids repeat across hosts."""
+
+    def __init__(self, message: str, installation_id: int, *, app_id: int, api_url: str) -> None:
+        super().__init__(message)
+        self.installation_id = installation_id
+        self.app_id = app_id
+        self.api_url = api_url

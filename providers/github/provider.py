@@ -1,7 +1,7 @@
 """GitHub adapter: check runs (App) or commit statuses (token), and one sticky PR comment.
 
 A thin layer over gidgethub. Every call goes through ``GithubProvider._call``, which
-translates errors (``providers.github_errors``), retries transient ones a bounded number
+translates errors (``providers.github.errors``), retries transient ones a bounded number
 of times and re-mints a refused installation token once. Rate limits are raised, not slept
 on. Writes are serialised and paced per installation (or token); GETs revalidate with ETags.
 """
@@ -39,11 +39,13 @@ from gidgethub.abc import GitHubAPI
 from providers.base import (
     GITHUB_LIMITS,
     Annotation,
+    ArtifactFilter,
     AuthFailed,
     Capabilities,
     CommentBody,
     CommitStatus,
     Conclusion,
+    PipelineResults,
     PlatformLimits,
     ProviderError,
     PublishResult,
@@ -52,14 +54,14 @@ from providers.base import (
     Transient,
 )
 from providers.context import CiContext
-from providers.github_auth import (
+from providers.github.auth import (
     DEFAULT_REFRESH_MARGIN,
     AppCredentials,
     InstallationTokenCache,
     mint_installation_token,
     utc_now,
 )
-from providers.github_errors import is_status, translate_error
+from providers.github.errors import is_status, translate_error
 
 DEFAULT_API_URL = "https://api.github.com"
 # GitHub: "wait at least one second between each" POST, PATCH, PUT or DELETE.
@@ -410,6 +412,11 @@ class TokenAuth:
 
 _APP_CAPABILITIES = Capabilities(check_runs=True, annotations=True, requested_actions=True)
 _TOKEN_CAPABILITIES = Capabilities()
+
+
+# GitHub's legacy ``permission`` values that may run ``/aac`` commands ("maintain" and custom
+# roles built on write read as "write").
+WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
 
 
 class GithubProvider:
@@ -915,6 +922,22 @@ class GithubProvider:
             return str(item.get("permission") or "none")
 
         return await self._call("read collaborator permission", fetch)
+
+    async def may_run_commands(self, repository: str, user: str) -> bool:
+        """True for users with write access or more (write, maintain, admin)."""
+        return await self.collaborator_permission(repository, user) in WRITE_PERMISSIONS
+
+    async def pipeline_results(
+        self, repository: str, pipeline_id: str, wanted: ArtifactFilter | None = None
+    ) -> PipelineResults:
+        """The workflow run's artifacts that ``wanted`` accepts (providers/github/results.py)."""
+        from providers.github.results import workflow_run_results
+
+        return await workflow_run_results(self, repository, int(pipeline_id), wanted)
+
+    async def rerun_pipeline(self, repository: str, pipeline_id: str) -> None:
+        """Re-run the workflow run ``pipeline_id``."""
+        await self.rerun_workflow(repository, int(pipeline_id))
 
     async def installation_repositories(self) -> list[str]:
         """``owner/name`` of every repository the installation covers (all pages)."""

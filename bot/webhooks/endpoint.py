@@ -1,9 +1,10 @@
-"""``POST /webhooks/github``: verify first, then persist and queue in one group-committed write.
+"""``POST /webhooks/<scm>[/{org}]``: verify first, then persist and queue in one
+group-committed write, for every SCM package alike.
 
-This is the busiest URL of the service and GitHub gives it 10 s, so it is a bare ASGI app that
-the application calls before any routing or middleware: it reads only the headers it needs,
-answers forged requests before touching storage, and shares one disk write with every
-delivery that arrives meanwhile (bot/webhooks/intake.py).
+These are the busiest URLs of the service and SCMs give them ~10 s, so each is a bare ASGI
+app that the application calls before any routing or middleware: it reads only the headers
+its package's verification needs, answers forged requests before touching storage, and
+shares one disk write with every delivery that arrives meanwhile (bot/webhooks/intake.py).
 """
 
 from __future__ import annotations
@@ -17,57 +18,51 @@ from typing import Any
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from bot.github_app import AppCache
 from bot.log import request_id_var
-from bot.runtime import Runtime
-from bot.webhooks.github import WebhookRejected, verify_delivery
 from bot.webhooks.intake import DeliveryWriter
 from bot.webhooks.pacing import IntakeActivity
 from bot.webhooks.rejections import RejectionLog
+from providers.inbound import WebhookRejected
+from providers.registry import WebhookReceiver, WebhookRoute
 
 log = logging.getLogger("aac.webhooks")
-PATH = "/webhooks/github"
-MAX_WEBHOOK_BYTES = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
-# Headers the endpoint reads; everything else GitHub sends is ignored.
-_WANTED = frozenset(
-    {
-        b"content-length",
-        b"x-hub-signature-256",
-        b"x-github-event",
-        b"x-github-delivery",
-        b"x-request-id",
-    }
-)
+MAX_WEBHOOK_BYTES = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB; GitLab at 25 MB too
+_ALWAYS = frozenset({b"content-length", b"x-request-id"})
 _JSON_HEADER = (b"content-type", b"application/json")
 
 
-class GithubWebhookEndpoint:
-    """The GitHub webhook receiver as a plain ASGI callable."""
+class WebhookEndpoint:
+    """One SCM's webhook receiver as a plain ASGI callable (the org slug, when its URL has
+    one, comes from the application's dispatch)."""
 
     def __init__(
         self,
-        runtime: Runtime,
-        apps: AppCache,
+        source: str,
+        receiver: WebhookReceiver,
         writer: DeliveryWriter,
         wake_worker: Callable[[], Callable[[], None] | None],
         activity: IntakeActivity,
     ) -> None:
-        self.runtime = runtime
-        self.apps = apps
+        self.source = source
+        self.receiver = receiver
         self.writer = writer
         self.activity = activity
         self.wake_worker = wake_worker  # read per request: the worker starts after the app
         self.rejections = RejectionLog(log)
+        self._wanted = _ALWAYS | receiver.headers
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send, org_slug: str | None = None
+    ) -> None:
         self.activity.saw_request()
+        wanted = self._wanted
         headers = {
-            k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED
+            k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in wanted
         }
-        request_id = _request_id(headers)
+        request_id = _request_id(headers, self.receiver.delivery_header)
         token = request_id_var.set(request_id)
         try:
-            status, payload = await self._handle(headers, receive)
+            status, payload = await self._handle(headers, receive, org_slug)
         except Exception:
             log.error("unhandled error in webhook intake", exc_info=True)
             status, payload = (
@@ -94,7 +89,7 @@ class GithubWebhookEndpoint:
         await send({"type": "http.response.body", "body": body})
 
     async def _handle(
-        self, headers: dict[str, str], receive: Receive
+        self, headers: dict[str, str], receive: Receive, org_slug: str | None
     ) -> tuple[int, dict[str, Any]]:
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_WEBHOOK_BYTES:
@@ -102,13 +97,8 @@ class GithubWebhookEndpoint:
         body = await _read_body(receive)
         if body is None:
             return 413, {"error": "too_large", "detail": "payload over 25 MB"}
-        runtime = self.runtime
-        secrets = [
-            app.webhook_secret.reveal()
-            for app in await self.apps.get(runtime.sessions, runtime.vault)
-        ]
         try:
-            delivery = verify_delivery(headers, body, secrets)
+            delivery = await self.receiver.verify(headers, body, org_slug)
         except WebhookRejected as exc:
             # Nothing from a rejected body is logged or stored: it may be forged.
             self.rejections.record(exc.code)
@@ -118,7 +108,7 @@ class GithubWebhookEndpoint:
         self.activity.writing += 1
         try:
             fresh = await self.writer.submit(
-                "github", delivery.delivery_id, delivery.event, delivery.body
+                self.source, delivery.delivery_id, delivery.event, delivery.body, delivery.org_id
             )
         finally:
             self.activity.writing -= 1
@@ -149,21 +139,51 @@ async def _read_body(receive: Receive) -> bytes | None:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _request_id(headers: dict[str, str]) -> str:
-    """The caller's X-Request-Id when sane, else GitHub's delivery GUID, else a random id."""
-    for candidate in (headers.get("x-request-id", ""), headers.get("x-github-delivery", "")):
+def _request_id(headers: dict[str, str], delivery_header: str) -> str:
+    """The caller's X-Request-Id when sane, else the SCM's delivery id, else a random id."""
+    for candidate in (headers.get("x-request-id", ""), headers.get(delivery_header, "")):
         if 0 < len(candidate) <= 64 and candidate.replace("-", "").isalnum():
             return candidate
     return os.urandom(8).hex()
 
 
+class WebhookEndpoints:
+    """Every SCM's endpoint by URL; the application answers their POSTs before routing."""
+
+    def __init__(self) -> None:
+        self.exact: dict[str, WebhookEndpoint] = {}
+        self.per_org: dict[str, WebhookEndpoint] = {}
+
+    def add(self, route: WebhookRoute, endpoint: WebhookEndpoint) -> None:
+        (self.per_org if route.per_org else self.exact)[route.path.rstrip("/")] = endpoint
+
+    def find(self, path: str) -> tuple[WebhookEndpoint, str | None] | None:
+        """The endpoint for a request path and the organisation slug it names, if any."""
+        endpoint = self.exact.get(path)
+        if endpoint is not None:
+            return endpoint, None
+        prefix, _, slug = path.rpartition("/")
+        endpoint = self.per_org.get(prefix)
+        if endpoint is not None and slug:
+            return endpoint, slug
+        return None
+
+    def all(self) -> list[WebhookEndpoint]:
+        return [*self.exact.values(), *self.per_org.values()]
+
+    def routes(self) -> list[Route]:
+        """Router entries, so that other methods on these URLs get their 405."""
+        exact = [Route(path, _Routed(), methods=["POST"]) for path in self.exact]
+        per_org = [Route(f"{path}/{{org}}", _Routed(), methods=["POST"]) for path in self.per_org]
+        return [*exact, *per_org]
+
+
 class _Routed:
-    """The endpoint behind the router. The application answers POST before routing (see
+    """An endpoint behind the router. The application answers POST before routing (see
     bot/app.py); this route still gives other methods their 405."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint: GithubWebhookEndpoint = scope["app"].state.github_webhook_endpoint
-        await endpoint(scope, receive, send)
-
-
-ROUTES = [Route(PATH, _Routed(), methods=["POST"])]
+        endpoints: WebhookEndpoints = scope["app"].state.webhook_endpoints
+        found = endpoints.find(scope["path"])
+        assert found is not None
+        await found[0](scope, receive, send, found[1])

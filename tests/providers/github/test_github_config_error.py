@@ -9,7 +9,7 @@ import pytest
 from bot.report.config_error import render_config_error
 from config.repo_config import CONFIG_PATH, RepoConfigError, parse_repo_config
 from providers.context import CiContext
-from providers.github import GithubProvider, web_url
+from providers.github.provider import GithubProvider, web_url
 from tests.fakes.github import FakeGithub
 from tests.providers.conftest import REPOSITORY, SHA
 

@@ -1,0 +1,89 @@
+"""A change (pull / merge request) opened, updated with new commits, or closed: opening
+starts the configured suites with a "queued" status at once; closing cancels what is still
+pending."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import cycles
+from bot.cycles import queue_publish, same_change
+from bot.events import ChangeClosed, ChangeOpened
+from bot.handlers.context import EventRun, installation_extra
+from bot.handlers.repo_files import read_repo_config
+from config.repo_config import RepoConfig
+from providers.context import CiContext
+from storage.models import TestCycle
+from storage.types import utcnow
+
+log = logging.getLogger("aac.handlers.change")
+
+
+async def start_cycles(run: EventRun, event: ChangeOpened) -> None:
+    """Read ``.aac.yml`` at the new head (no transaction open meanwhile), then open its
+    suites' cycles in the job's one write; every suite already open: no write at all."""
+    config = await read_repo_config(run, event.source, event.repository, event.sha)
+    if config is None:
+        return
+    await run.write(lambda s: open_cycles(s, run, config, event), only_if_done=True)
+
+
+async def open_cycles(
+    session: AsyncSession, run: EventRun, config: RepoConfig, event: ChangeOpened
+) -> list[TestCycle]:
+    """Open one cycle per configured suite and queue its "queued" status (database only)."""
+    suites = config.suites_for("pull_request", draft=event.draft)
+    existing = {
+        c.suite
+        for c in await cycles.cycles_for_commit(
+            session, run.org_id, event.source, run.host, event.repository, event.sha
+        )
+    }
+    opened: list[TestCycle] = []
+    for suite in suites:
+        if suite.name in existing:
+            continue
+        ctx = CiContext(
+            source=event.source,
+            host=run.host,
+            repository=event.repository,
+            sha=event.sha,
+            pr=event.number,
+            ref=event.ref,
+            base_ref=event.base_ref,
+            suite=suite.name,
+            trigger="pull_request",
+            extra=installation_extra(event.installation_id),
+        )
+        cycle, created = await cycles.create_cycle(session, run.org_id, ctx)
+        if created:
+            opened.append(cycle)
+            await queue_publish(session, cycle)
+    return opened
+
+
+async def cancel_cycles(run: EventRun, event: ChangeClosed) -> None:
+    """Closed or merged: cancel the change's pending cycles in the job's one write."""
+    await run.write(lambda s: cancel_pending(s, run.org_id, run.host, event))
+
+
+async def cancel_pending(
+    session: AsyncSession, org_id: int, host: str, event: ChangeClosed
+) -> list[TestCycle]:
+    """The change's cycles still collecting or analysing are cancelled (and say so)."""
+    rows = await session.execute(
+        select(TestCycle).where(
+            *same_change(org_id, event.source, host, event.repository),
+            TestCycle.pr == event.number,
+            TestCycle.status.in_(("collecting", "analysing")),
+        )
+    )
+    cancelled = list(rows.scalars())
+    for cycle in cancelled:
+        cycle.status = "cancelled"
+        cycle.completed_at = utcnow()
+        await queue_publish(session, cycle)
+    return cancelled

@@ -1,0 +1,148 @@
+"""The SCM-neutral event model: what a verified webhook asks the bot to do.
+
+Each SCM package's inbound half parses its payloads into these (pure functions, no I/O); the
+core's handlers act on them whatever the SCM. Every event names its ``source`` (the SCM
+package, "github", "gitlab"...) and ``host`` (the SCM's API host, e.g. "api.github.com" or
+"gitlab.example.com"), which with the organisation identify a change: GitHub PR 5 and
+GitLab MR !5 of a mirrored ``acme/widgets`` are different changes.
+
+The model lives with the provider protocol, not in ``bot/``, because the inbound parsers in
+``providers/`` produce it; ``bot/events.py`` is the core's name for it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+# ``/aac rerun`` or ``/aac reanalyse`` at the start of a line of a comment or note.
+COMMAND = re.compile(r"^\s*/aac\s+(rerun|reanalyse|reanalyze)\b", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Origin:
+    """Where an event comes from. ``installation_id`` is the GitHub App installation that
+    sent it; SCMs whose webhook URL names the organisation (GitLab, Azure DevOps) leave it
+    None and the delivery carries the organisation instead."""
+
+    source: str
+    host: str
+    installation_id: int | None = None
+    # The API base URL the event's repository lives under (GitHub: tells hosts' App
+    # installations apart); "" when the payload does not say.
+    api_url: str = ""
+    # The SCM's own word for what happened ("synchronize", "open"), kept on the delivery.
+    scm_action: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ignore(Origin):
+    """Nothing to do, and why (logged)."""
+
+    reason: str
+    source: str = ""
+    host: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeOpened(Origin):
+    """A pull/merge request was opened or reopened (or left draft): start its suites."""
+
+    repository: str
+    number: int
+    sha: str
+    ref: str
+    base_ref: str
+    draft: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeUpdated(ChangeOpened):
+    """New commits arrived on an open change: start its suites at the new head."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeClosed(Origin):
+    """Closed or merged: what is still pending for the change is cancelled."""
+
+    repository: str
+    number: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PipelineFinished(Origin):
+    """A CI pipeline (GitHub workflow run, GitLab pipeline) finished: ingest its results."""
+
+    repository: str
+    pipeline_id: str
+    sha: str
+    run_attempt: int = 1
+    name: str = ""  # the workflow / pipeline name suites may filter on
+    ref: str | None = None
+    url: str | None = None
+    conclusion: str | None = None  # success, failure, cancelled (neutral)
+    number: int | None = None  # the change it ran for, when known
+    base_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RerunRequested(Origin):
+    """Re-run (``reanalyse=False``) or re-analyse the cycles of a commit, a change or one
+    cycle: a chat command (``/aac rerun`` in a comment or note) or a button in the SCM."""
+
+    repository: str
+    sha: str | None = None
+    number: int | None = None
+    cycle_id: str | None = None
+    reanalyse: bool = False
+    requested_by: str | None = None
+    # A chat command: only users the SCM lets write to the repository may ask.
+    needs_permission_check: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstallationChanged(Origin):
+    """The bot's installation or credentials changed (GitHub App installation events)."""
+
+    installation_id: int | None = None
+    action: str
+    account_login: str
+    account_type: str
+    repositories_added: list[str] = field(default_factory=list)
+    repositories_removed: list[str] = field(default_factory=list)
+    permissions: dict[str, str] = field(default_factory=dict)
+    # Which App the installation belongs to: its id, and the host in its token URL.
+    app_id: int | None = None
+    access_tokens_url: str = ""
+
+
+Event = (
+    Ignore
+    | ChangeOpened
+    | ChangeUpdated
+    | ChangeClosed
+    | PipelineFinished
+    | RerunRequested
+    | InstallationChanged
+)
+
+
+def host_of(url: str) -> str:
+    """The host (and port, if any) of an API or instance URL, lower-cased; "" when none."""
+    try:
+        parts = urlsplit(url)
+        host, port = (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return ""
+    return f"{host}:{port}" if host and port else host
+
+
+def parse_command(text: str) -> tuple[str, bool] | None:
+    """``("rerun", False)`` / ``("reanalyse", True)`` for a comment carrying an ``/aac``
+    command, else None."""
+    match = COMMAND.search(text)
+    if match is None:
+        return None
+    verb = match.group(1).lower()
+    return verb, verb != "rerun"
