@@ -308,3 +308,18 @@ class PipelineResults:
     files: tuple[ResultFileBlob, ...] = ()
     # Where the results came from, for the cycle's record ("test_report", "artifacts").
     origin: str = ""
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers every provider applies to what it sends
+# ---------------------------------------------------------------------------------------
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def body_with_marker(message: CommentBody) -> str:
+    """The comment body, guaranteed to carry the suite's hidden marker."""
+    if message.marker in message.body:
+        return message.body
+    return f"{message.marker}\n{message.body}"
