@@ -57,6 +57,7 @@ class Fault:
     path: str = ".*"
     times: int = 1
     status: int = 502  # "server_error": which 5xx
+    server_retry_after: int | None = None  # "server_error": a Retry-After header to send
     retry_after: int = 60  # "rate_limit": seconds until the window resets
     delay: float = 1.0  # "timeout": seconds before answering
 
@@ -165,6 +166,7 @@ class _Call:
     body: Any
     user: User
     base: str  # scheme://host:port
+    raw_path: str  # below /api/v4, still percent-encoded (what pagination links repeat)
 
 
 Handler = Callable[[_Call], _Reply]
@@ -419,10 +421,10 @@ class FakeGitlab:
                     raise _Rejected(limited)
                 self._apply_faults(method, record.path)
                 handler, params = self._match(method, sub)
-                reply = handler(_Call(method, params, query, body, user, base))
+                reply = handler(_Call(method, params, query, body, user, base, sub))
             except _Rejected as rejected:
                 reply = rejected.reply
-            reply.headers.update(self._rate_headers(token))
+            reply.headers = {**self._rate_headers(token), **reply.headers}
             record.status = reply.status
             return reply
 
@@ -484,7 +486,12 @@ class FakeGitlab:
                 continue
             if fault.kind == "rate_limit":
                 raise _Rejected(self._throttled(fault.retry_after))
-            raise _Rejected(_Reply(fault.status, {"message": f"{fault.status} Bad Gateway"}))
+            headers = {}
+            if fault.server_retry_after is not None:
+                headers["Retry-After"] = str(fault.server_retry_after)
+            raise _Rejected(
+                _Reply(fault.status, {"message": f"{fault.status} Bad Gateway"}, headers)
+            )
 
     def _match(self, method: str, sub: str) -> tuple[Handler, dict[str, str]]:
         for route_method, pattern, handler in self._routes:
@@ -553,11 +560,10 @@ class FakeGitlab:
         total = len(items)
         pages = max((total + per_page - 1) // per_page, 1)
         chunk = items[(page - 1) * per_page : page * per_page]
-        path = call.params.get("_path", "")
 
         def link(number: int) -> str:
             query = {**call.query, "page": str(number), "per_page": str(per_page)}
-            return f"<{call.base}{API}{path}?{urlencode(query)}>"
+            return f"<{call.base}{API}{call.raw_path}?{urlencode(query)}>"
 
         links = []
         if page > 1:
@@ -583,7 +589,6 @@ class FakeGitlab:
     def _list_users(self, call: _Call) -> _Reply:
         username = call.query.get("username")
         users = [u for u in self.users.values() if username in (None, u.username)]
-        call.params["_path"] = "/users"
         return self._paginate(call, [u.json(call.base) for u in users])
 
     def _get_member(self, call: _Call) -> _Reply:
@@ -719,9 +724,6 @@ class FakeGitlab:
             self._status_json(s, call.base)
             for s in self.commit_statuses(project, call.params["sha"])
         ]
-        call.params["_path"] = (
-            f"/projects/{call.params['project']}/repository/commits/{call.params['sha']}/statuses"
-        )
         return self._paginate(call, items)
 
     def _note_json(self, note: Note, base: str) -> dict[str, Any]:
@@ -755,7 +757,6 @@ class FakeGitlab:
         notes = sorted(self.mr_notes(project, iid), key=lambda n: (n.created_at, n.id))
         if call.query.get("sort", "desc") == "desc":
             notes.reverse()
-        call.params["_path"] = f"/projects/{call.params['project']}/merge_requests/{iid}/notes"
         return self._paginate(call, [self._note_json(n, call.base) for n in notes])
 
     def _create_note(self, call: _Call) -> _Reply:
@@ -839,7 +840,6 @@ class FakeGitlab:
 
     def _list_jobs(self, call: _Call) -> _Reply:
         pipeline = self._pipeline(call)
-        call.params["_path"] = f"/projects/{call.params['project']}/pipelines/{pipeline.id}/jobs"
         return self._paginate(call, list(pipeline.jobs))
 
     def _download_artifacts(self, call: _Call) -> _Reply:

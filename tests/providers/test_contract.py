@@ -237,6 +237,12 @@ async def test_comment_created_once_then_edited_then_recreated(harness: Harness)
     assert harness.our_comments() == [f"{MARKER}\n## aac report\nrun 4"]
 
 
+async def test_the_marker_is_added_when_the_body_lacks_it(harness: Harness) -> None:
+    await harness.provider.post_comment_to_pr(harness.ctx, CommentBody(suite="tests", body="a"))
+    await harness.provider.post_comment_to_pr(harness.ctx, CommentBody(suite="tests", body="b"))
+    assert harness.our_comments() == [f"{MARKER}\nb"]
+
+
 async def test_comment_bodies_stay_within_the_limit(harness: Harness) -> None:
     limit = harness.provider.limits.comment_chars
     head = f"{MARKER}\n"
