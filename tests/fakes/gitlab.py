@@ -239,7 +239,7 @@ class FakeGitlab:
             self.artifacts: dict[int, bytes] = {}  # job id -> archive zip
             self.rate_limit = RATE_LIMIT
             self._used: dict[str, int] = {}
-            self._window_reset = int(time.time()) + 60
+            self.window_reset = int(time.time()) + 60
 
     # -- test helpers ---------------------------------------------------------------------
     def _new_id(self) -> int:
@@ -446,19 +446,19 @@ class FakeGitlab:
         return self.users[username]
 
     def _count(self, token: str) -> _Reply | None:
-        if time.time() >= self._window_reset:
+        if time.time() >= self.window_reset:
             self._used.clear()
-            self._window_reset = int(time.time()) + 60
+            self.window_reset = int(time.time()) + 60
         used = self._used.get(token, 0) + 1
         self._used[token] = used
         if used > self.rate_limit:
-            return self._throttled(max(1, self._window_reset - int(time.time())))
+            return self._throttled(max(1, self.window_reset - int(time.time())))
         return None
 
     def _throttled(self, retry_after: int) -> _Reply:
         """Rack::Attack's answer: plain text, with the window's headers and Retry-After."""
         reset = int(time.time()) + retry_after
-        self._window_reset = reset
+        self.window_reset = reset
         headers = {
             "Retry-After": str(retry_after),
             "RateLimit-Name": "throttle_authenticated_api",
@@ -476,8 +476,8 @@ class FakeGitlab:
             "RateLimit-Limit": str(self.rate_limit),
             "RateLimit-Observed": str(used),
             "RateLimit-Remaining": str(max(self.rate_limit - used, 0)),
-            "RateLimit-Reset": str(self._window_reset),
-            "RateLimit-ResetTime": email.utils.formatdate(self._window_reset, usegmt=True),
+            "RateLimit-Reset": str(self.window_reset),
+            "RateLimit-ResetTime": email.utils.formatdate(self.window_reset, usegmt=True),
         }
 
     def _apply_faults(self, method: str, path: str) -> None:
