@@ -14,6 +14,7 @@ import hashlib
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import partial
@@ -123,7 +124,8 @@ class _Client(gitlab.Gitlab):
 
     def http_request(self, verb: str, path: str, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs["obey_rate_limit"] = False
-        kwargs["retry_transient_errors"] = True
+        # A caller may refuse blind retries (a create that is not safe to repeat).
+        kwargs.setdefault("retry_transient_errors", True)
         kwargs["max_retries"] = self._aac_max_retries
         return super().http_request(verb, path, *args, **kwargs)
 
@@ -438,11 +440,27 @@ class GitlabProvider:
             except gitlab.exceptions.GitlabUpdateError as exc:
                 if not is_status(exc, 404):  # 404: deleted by someone; find or recreate
                     raise
-        for note in self._our_notes(notes, login=login, marker=marker):
-            if note.get("body") == body:
-                return note
-            return dict(notes.update(int(note["id"]), {"body": body}))
-        return dict(notes.create({"body": body}).attributes)
+        attempt = 0
+        while True:
+            for note in self._our_notes(notes, login=login, marker=marker):
+                if note.get("body") == body:
+                    return note
+                return dict(notes.update(int(note["id"]), {"body": body}))
+            try:
+                # Not retried blindly: a 5xx or a timeout may hide a note GitLab did create,
+                # so each retry looks for it first.
+                created = notes.create({"body": body}, retry_transient_errors=False)
+            except (gitlab.exceptions.GitlabCreateError, requests.RequestException) as exc:
+                code = exc.response_code if isinstance(exc, gitlab.exceptions.GitlabError) else None
+                transient = code in _TRANSIENT or isinstance(
+                    exc, requests.Timeout | requests.ConnectionError
+                )
+                if not transient or attempt >= self._shared.max_retries:
+                    raise
+                time.sleep(0.1 * 2**attempt)
+                attempt += 1
+                continue
+            return dict(created.attributes)
 
     @staticmethod
     def _our_notes(notes: Any, *, login: str, marker: str) -> Iterator[dict[str, Any]]:

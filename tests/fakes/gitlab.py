@@ -58,6 +58,7 @@ class Fault:
     times: int = 1
     status: int = 502  # "server_error": which 5xx
     server_retry_after: int | None = None  # "server_error": a Retry-After header to send
+    applied: bool = False  # "server_error": apply the request, then lose its response
     retry_after: int = 60  # "rate_limit": seconds until the window resets
     delay: float = 1.0  # "timeout": seconds before answering
 
@@ -419,9 +420,11 @@ class FakeGitlab:
                 limited = self._count(token)
                 if limited is not None:
                     raise _Rejected(limited)
-                self._apply_faults(method, record.path)
+                lost = self._apply_faults(method, record.path)
                 handler, params = self._match(method, sub)
                 reply = handler(_Call(method, params, query, body, user, base, sub))
+                if lost is not None:
+                    reply = lost
             except _Rejected as rejected:
                 reply = rejected.reply
             reply.headers = {**self._rate_headers(token), **reply.headers}
@@ -480,7 +483,8 @@ class FakeGitlab:
             "RateLimit-ResetTime": email.utils.formatdate(self.window_reset, usegmt=True),
         }
 
-    def _apply_faults(self, method: str, path: str) -> None:
+    def _apply_faults(self, method: str, path: str) -> _Reply | None:
+        """Raise the first fault that fires; an ``applied`` one is returned to answer later."""
         for fault in self.faults:
             if fault.kind == "timeout" or not fault.fires(method, path):
                 continue
@@ -489,9 +493,11 @@ class FakeGitlab:
             headers = {}
             if fault.server_retry_after is not None:
                 headers["Retry-After"] = str(fault.server_retry_after)
-            raise _Rejected(
-                _Reply(fault.status, {"message": f"{fault.status} Bad Gateway"}, headers)
-            )
+            reply = _Reply(fault.status, {"message": f"{fault.status} Bad Gateway"}, headers)
+            if fault.applied:
+                return reply
+            raise _Rejected(reply)
+        return None
 
     def _match(self, method: str, sub: str) -> tuple[Handler, dict[str, str]]:
         for route_method, pattern, handler in self._routes:

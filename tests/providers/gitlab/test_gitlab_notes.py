@@ -9,7 +9,7 @@ import pytest
 from providers.base import CommentBody, NotFound, PublishResult, comment_marker
 from providers.context import CiContext
 from providers.gitlab.provider import GitlabProvider, GitlabShared
-from tests.fakes.gitlab import FakeGitlab
+from tests.fakes.gitlab import FakeGitlab, Fault
 from tests.providers.conftest import GITLAB_BOT, GITLAB_MR, GITLAB_PROJECT, GITLAB_TOKEN, SHA
 
 CTX = CiContext(source="gitlab", repository=GITLAB_PROJECT, sha=SHA, pr=GITLAB_MR)
@@ -124,3 +124,27 @@ async def test_the_bot_login_is_asked_once_per_token(
     other = gitlab_provider(shared=shared, token="glpat-other-token-0000")
     assert await other.bot_login() == "other-bot"
     assert GITLAB_TOKEN not in repr(shared.logins)
+
+
+async def test_a_create_whose_answer_was_lost_is_not_repeated(
+    gitlab_provider: Callable[..., GitlabProvider], fake_gitlab: FakeGitlab
+) -> None:
+    fake_gitlab.inject(Fault("server_error", method="POST", path=r".*/notes", applied=True))
+    result = await gitlab_provider().post_comment_to_pr(CTX, _report("once"))
+    (note,) = fake_gitlab.mr_notes(GITLAB_PROJECT, GITLAB_MR)
+    assert result.ids["note_id"] == str(note.id)
+    assert [r.method for r in fake_gitlab.writes()] == ["POST"]
+
+
+async def test_a_create_that_failed_is_retried(
+    gitlab_provider: Callable[..., GitlabProvider], fake_gitlab: FakeGitlab
+) -> None:
+    fake_gitlab.inject(Fault("server_error", method="POST", path=r".*/notes", times=2))
+    result = await gitlab_provider().post_comment_to_pr(CTX, _report("third time"))
+    (note,) = fake_gitlab.mr_notes(GITLAB_PROJECT, GITLAB_MR)
+    assert result.ids["note_id"] == str(note.id)
+    assert [(r.method, r.status) for r in fake_gitlab.writes()] == [
+        ("POST", 502),
+        ("POST", 502),
+        ("POST", 201),
+    ]

@@ -16,7 +16,7 @@ from providers.base import (
 )
 from providers.context import CiContext
 from providers.gitlab.provider import GitlabProvider, gitlab_state, pipeline_id_of, status_json
-from tests.fakes.gitlab import REPORTER, FakeGitlab
+from tests.fakes.gitlab import REPORTER, FakeGitlab, Fault
 from tests.providers.conftest import GITLAB_BOT, GITLAB_ORG, GITLAB_PROJECT, SHA
 
 REPORT_URL = "https://aac.example.com/cycles/9"
@@ -206,3 +206,14 @@ async def test_a_reporter_token_may_not_set_statuses(
     fake_gitlab.add_member(GITLAB_PROJECT, GITLAB_BOT, REPORTER)
     with pytest.raises(AuthFailed, match=f"organisation {GITLAB_ORG}.*403"):
         await gitlab_provider().update_commit_status(_ctx(), _status(StatusState.QUEUED))
+
+
+async def test_a_status_whose_answer_was_lost_is_retried_safely(
+    gitlab_provider: Callable[..., GitlabProvider], fake_gitlab: FakeGitlab
+) -> None:
+    fake_gitlab.inject(Fault("server_error", method="POST", applied=True))
+    result = await gitlab_provider().update_commit_status(_ctx(), _status(StatusState.IN_PROGRESS))
+    # The retry met GitLab's refusal to re-enter "running": the state it kept is reported.
+    assert (result.succeeded, result.ids["state"]) == (True, "running")
+    (status,) = fake_gitlab.commit_statuses(GITLAB_PROJECT, SHA)
+    assert status.history == ["pending", "running"]
