@@ -52,13 +52,14 @@ class Fault:
     """Make the next ``times`` requests matching ``method`` and ``path`` (a regex over the
     decoded path below ``/api/v4``) fail."""
 
-    kind: FaultKind
+    kind: FaultKind  # "server_error" answers ``status`` (any error code, despite the name)
     method: str | None = None
     path: str = ".*"
     times: int = 1
     status: int = 502  # "server_error": which 5xx
     server_retry_after: int | None = None  # "server_error": a Retry-After header to send
     applied: bool = False  # "server_error": apply the request, then lose its response
+    headers: dict[str, str] = field(default_factory=dict)  # "server_error": extra headers
     retry_after: int = 60  # "rate_limit": seconds until the window resets
     delay: float = 1.0  # "timeout": seconds before answering
 
@@ -490,7 +491,7 @@ class FakeGitlab:
                 continue
             if fault.kind == "rate_limit":
                 raise _Rejected(self._throttled(fault.retry_after))
-            headers = {}
+            headers = dict(fault.headers)
             if fault.server_retry_after is not None:
                 headers["Retry-After"] = str(fault.server_retry_after)
             reply = _Reply(fault.status, {"message": f"{fault.status} Bad Gateway"}, headers)

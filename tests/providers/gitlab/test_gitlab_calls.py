@@ -114,3 +114,14 @@ def test_clients_are_built_once_per_instance_and_token(fake_gitlab: FakeGitlab) 
     assert shared.client(fake_gitlab.url, "glpat-another") is not first
     assert shared.client("https://gitlab.example.com", GITLAB_TOKEN) is not first
     assert first.timeout == shared.timeout_seconds
+
+
+async def test_any_refusal_with_an_exhausted_window_is_a_rate_limit(
+    gitlab_provider: Callable[..., GitlabProvider], fake_gitlab: FakeGitlab
+) -> None:
+    reset = int(time.time()) + 240
+    headers = {"RateLimit-Remaining": "0", "RateLimit-Reset": str(reset)}
+    fake_gitlab.inject(Fault("server_error", status=403, headers=headers))
+    with pytest.raises(RateLimited) as caught:
+        await gitlab_provider().update_commit_status(CTX, QUEUED)
+    assert caught.value.retry_at == datetime.fromtimestamp(reset, tz=UTC)
