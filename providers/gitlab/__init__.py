@@ -1,0 +1,1 @@
+"""GitLab: verified webhooks, the python-gitlab provider and the pipeline test report."""
