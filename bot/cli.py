@@ -98,11 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     jretry = jobs.add_parser("retry", help="re-queue a dead job")
     jretry.add_argument("job_id", type=int)
 
-    from providers.registry import packages
+    from providers.registry import cli_groups
 
-    for package in packages():
-        if package.cli is not None:
-            package.cli.add_parser(sub)
+    for group in cli_groups():
+        group.add_parser(sub)
 
     from bot.reporter.command import add_report_arguments
 
@@ -152,12 +151,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "keys": commands.keys,
         "jobs": commands.jobs,
     }
-    from providers.registry import packages
+    from providers.registry import cli_groups
 
-    for package in packages():
-        group = package.cli
-        if group is not None:
-            table[group.name] = functools.partial(group.run, with_runtime=commands.with_runtime)
+    for group in cli_groups():
+        table[group.name] = functools.partial(group.run, with_runtime=commands.with_runtime)
     return table[args.command](args, settings)
 
 

@@ -510,13 +510,18 @@ class GitlabProvider:
     # -- the one call wrapper ---------------------------------------------------------
     async def _call(self, action: str, op: Callable[[], T]) -> T:
         """Run ``op`` in a bounded worker thread; failures leave as typed errors."""
-        try:
-            return await anyio.to_thread.run_sync(op, limiter=self._shared.limiter)
-        except (
-            gitlab.exceptions.GitlabError,
-            requests.RequestException,
-            RateLimitResponse,
-            RetryLater,
-        ) as exc:
-            error = translate_error(exc, now=self._shared.now(), action=action, org=self._org)
-            raise error from exc
+        return await run_call(self._shared, self._org, action, op)
+
+
+async def run_call(shared: GitlabShared, org: str, action: str, op: Callable[[], T]) -> T:
+    """Run a blocking python-gitlab ``op`` in a bounded worker thread; its failures leave as
+    typed errors (``providers.gitlab.errors``) naming ``action`` and the organisation."""
+    try:
+        return await anyio.to_thread.run_sync(op, limiter=shared.limiter)
+    except (
+        gitlab.exceptions.GitlabError,
+        requests.RequestException,
+        RateLimitResponse,
+        RetryLater,
+    ) as exc:
+        raise translate_error(exc, now=shared.now(), action=action, org=org) from exc

@@ -2,10 +2,10 @@
 
 Serves what the bot calls (``GET /user``, users by name, inherited project members, repository
 files, commit statuses with GitLab's state machine, merge request notes, pipeline test reports,
-pipeline jobs and their artifact archives), keeps its state in memory for tests to inspect,
-answers with GitLab's status codes, error bodies, pagination and ``RateLimit-*`` headers, and
-injects faults on demand. Projects are addressed by numeric id or URL-encoded path, routed on
-the raw (still encoded) request path as GitLab does.
+pipeline jobs and their artifact archives, project and group webhooks), keeps its state in
+memory for tests to inspect, answers with GitLab's status codes, error bodies, pagination and
+``RateLimit-*`` headers, and injects faults on demand. Projects are addressed by numeric id or
+URL-encoded path, routed on the raw (still encoded) request path as GitLab does.
 """
 
 from __future__ import annotations
@@ -142,6 +142,36 @@ class Pipeline:
 
 
 @dataclass(slots=True)
+class WebHook:
+    """A project or group hook; ``token`` is write-only, as in GitLab."""
+
+    id: int
+    kind: str  # "project" | "group"
+    owner: str  # the project's or group's path
+    attributes: dict[str, Any]
+    token: str = ""
+
+
+# The attributes a hook has and their defaults on create (GitLab turns push events on).
+HOOK_DEFAULTS: dict[str, Any] = {
+    "push_events": True,
+    "push_events_branch_filter": None,
+    "tag_push_events": False,
+    "issues_events": False,
+    "confidential_issues_events": False,
+    "merge_requests_events": False,
+    "note_events": False,
+    "confidential_note_events": False,
+    "job_events": False,
+    "pipeline_events": False,
+    "wiki_page_events": False,
+    "deployment_events": False,
+    "releases_events": False,
+    "enable_ssl_verification": True,
+}
+
+
+@dataclass(slots=True)
 class _Reply:
     status: int
     body: Any = None
@@ -229,6 +259,7 @@ class FakeGitlab:
             self.faults: list[Fault] = []
             self.users: dict[str, User] = {}
             self.tokens: dict[str, str] = {}  # token -> username
+            self.token_scopes: dict[str, tuple[str, ...]] = {}
             for token, username in self._initial_tokens.items():
                 self.add_token(token, username)
             self.projects: dict[str, int] = {}  # path -> id
@@ -239,6 +270,10 @@ class FakeGitlab:
             self.statuses: list[Status] = []
             self.pipelines: dict[int, Pipeline] = {}
             self.artifacts: dict[int, bytes] = {}  # job id -> archive zip
+            self.groups: dict[str, int] = {}  # path -> id
+            self.group_hooks_licensed = True  # False: a Free instance (no group webhooks)
+            self.hooks: dict[int, WebHook] = {}
+            self.max_per_page = MAX_PER_PAGE
             self.rate_limit = RATE_LIMIT
             self._used: dict[str, int] = {}
             self.window_reset = int(time.time()) + 60
@@ -248,11 +283,13 @@ class FakeGitlab:
         self._next_id += 1
         return self._next_id
 
-    def add_token(self, token: str, username: str) -> User:
-        """A personal access token acting as ``username`` (created if new)."""
+    def add_token(self, token: str, username: str, *, scopes: tuple[str, ...] = ("api",)) -> User:
+        """A personal access token acting as ``username`` (created if new); without the
+        ``api`` scope (``read_api``) every write is refused as GitLab refuses it."""
         with self._lock:
             user = self.add_user(username)
             self.tokens[token] = username
+            self.token_scopes[token] = scopes
             return user
 
     def add_user(self, username: str) -> User:
@@ -268,6 +305,25 @@ class FakeGitlab:
             for username, level in (members or {}).items():
                 self.add_member(path, username, level)
             return project_id
+
+    def add_group(self, path: str, *, members: Mapping[str, int] | None = None) -> int:
+        """A group ``top/sub``; ``members`` are its members and access levels."""
+        with self._lock:
+            group_id = self.groups.setdefault(path, self._new_id())
+            for username, level in (members or {}).items():
+                self.add_member(path, username, level)
+            return group_id
+
+    def add_hook(self, kind: str, owner: str, url: str, **attributes: Any) -> int:
+        """A hook someone made earlier (``kind`` "project" or "group")."""
+        with self._lock:
+            hook = WebHook(self._new_id(), kind, owner, {**HOOK_DEFAULTS, "url": url, **attributes})
+            self.hooks[hook.id] = hook
+            return hook.id
+
+    def hooks_of(self, kind: str, owner: str) -> list[WebHook]:
+        with self._lock:
+            return [h for h in self.hooks.values() if (h.kind, h.owner) == (kind, owner)]
 
     def add_member(self, namespace: str, username: str, level: int) -> None:
         """Membership of a project or of a group (inherited by everything below it)."""
@@ -418,6 +474,18 @@ class FakeGitlab:
                 if not raw_path.startswith(API + "/"):
                     raise _error(404, "404 Not Found")
                 user = self._authenticate(token)
+                if method != "GET" and "api" not in self.token_scopes.get(token, ("api",)):
+                    raise _Rejected(
+                        _Reply(
+                            403,
+                            {
+                                "error": "insufficient_scope",
+                                "error_description": "The request requires higher privileges "
+                                "than provided by the access token.",
+                                "scope": "api",
+                            },
+                        )
+                    )
                 limited = self._count(token)
                 if limited is not None:
                     raise _Rejected(limited)
@@ -528,6 +596,15 @@ class FakeGitlab:
             ("GET", pipe + r"/jobs", self._list_jobs),
             ("GET", p + r"/jobs/(?P<job>\d+)/artifacts", self._download_artifacts),
         ]
+        for owner in (p, r"/groups/(?P<group>[^/]+)"):
+            one = owner + r"/hooks/(?P<hook>\d+)"
+            table += [
+                ("GET", owner + r"/hooks", self._list_hooks),
+                ("POST", owner + r"/hooks", self._create_hook),
+                ("GET", one, self._get_hook),
+                ("PUT", one, self._update_hook),
+                ("DELETE", one, self._delete_hook),
+            ]
         return [(m, re.compile(pattern), handler) for m, pattern, handler in table]
 
     # -- resolution -----------------------------------------------------------------------
@@ -560,7 +637,7 @@ class FakeGitlab:
 
     def _paginate(self, call: _Call, items: list[Any]) -> _Reply:
         try:
-            per_page = min(int(call.query.get("per_page", DEFAULT_PER_PAGE)), MAX_PER_PAGE)
+            per_page = min(int(call.query.get("per_page", DEFAULT_PER_PAGE)), self.max_per_page)
             page = max(int(call.query.get("page", 1)), 1)
         except ValueError:
             raise _error(400, {"error": "page is invalid"}) from None
@@ -855,3 +932,96 @@ class FakeGitlab:
         if archive is None:
             raise _error(404, "404 Not Found")
         return _Reply(200, raw=archive, media_type="application/octet-stream")
+
+    # -- webhooks: project hooks need Maintainer, group hooks Owner and a licence -----------
+    def _hook_owner(self, call: _Call) -> tuple[str, str]:
+        """(kind, path) of the project or group whose hooks are asked for, once allowed."""
+        if "project" in call.params:
+            project = self._project(call)
+            self._require(call, project, MAINTAINER)
+            return "project", project
+        ref = call.params["group"]
+        path = ref
+        if ref.isdigit():
+            path = next((g for g, i in self.groups.items() if str(i) == ref), "")
+        if path not in self.groups or self._access(path, call.user.username) < GUEST:
+            raise _error(404, "404 Group Not Found")
+        # Without the group_webhooks licence GitLab's policy denies even an Owner.
+        if not self.group_hooks_licensed or self._access(path, call.user.username) < OWNER:
+            raise _error(403, "403 Forbidden")
+        return "group", path
+
+    def _hook_json(self, hook: WebHook) -> dict[str, Any]:
+        owner_key = "project_id" if hook.kind == "project" else "group_id"
+        owners = self.projects if hook.kind == "project" else self.groups
+        return {
+            "id": hook.id,
+            owner_key: owners[hook.owner],
+            "name": None,
+            "description": None,
+            "created_at": "2024-01-01T00:00:00.000Z",
+            "alert_status": "executable",
+            "disabled_until": None,
+            "url_variables": [],
+            "custom_webhook_template": None,
+            **hook.attributes,
+        }
+
+    def _hook_fields(self, call: _Call) -> dict[str, Any]:
+        body = dict(call.body or {})
+        unknown = set(body) - set(HOOK_DEFAULTS) - {"url", "token", "id"}
+        if unknown:
+            raise _Rejected(
+                _Reply(400, {"error": f"{sorted(unknown)[0]} does not have a valid value"})
+            )
+        for key, value in body.items():
+            if (
+                key in HOOK_DEFAULTS
+                and key != "push_events_branch_filter"
+                and not isinstance(value, bool)
+            ):
+                raise _Rejected(_Reply(400, {"error": f"{key} is invalid"}))
+        url = body.get("url")
+        if url is not None and not re.match(r"^https?://[^/\s]+", str(url)):
+            raise _error(422, {"url": ["is blocked: Only allowed schemes are http, https"]})
+        return body
+
+    def _find_hook(self, call: _Call) -> WebHook:
+        kind, owner = self._hook_owner(call)
+        hook = self.hooks.get(int(call.params["hook"]))
+        if hook is None or (hook.kind, hook.owner) != (kind, owner):
+            raise _error(404, "404 Not found")
+        return hook
+
+    def _list_hooks(self, call: _Call) -> _Reply:
+        kind, owner = self._hook_owner(call)
+        hooks = sorted(self.hooks_of(kind, owner), key=lambda h: h.id)
+        return self._paginate(call, [self._hook_json(h) for h in hooks])
+
+    def _create_hook(self, call: _Call) -> _Reply:
+        kind, owner = self._hook_owner(call)
+        body = self._hook_fields(call)
+        if not body.get("url"):
+            raise _Rejected(_Reply(400, {"error": "url is missing"}))
+        token = str(body.pop("token", "") or "")
+        body.pop("id", None)
+        hook = WebHook(self._new_id(), kind, owner, {**HOOK_DEFAULTS, **body}, token)
+        self.hooks[hook.id] = hook
+        return _Reply(201, self._hook_json(hook))
+
+    def _get_hook(self, call: _Call) -> _Reply:
+        return _Reply(200, self._hook_json(self._find_hook(call)))
+
+    def _update_hook(self, call: _Call) -> _Reply:
+        hook = self._find_hook(call)
+        body = self._hook_fields(call)
+        body.pop("id", None)
+        if "token" in body:
+            hook.token = str(body.pop("token") or "")
+        hook.attributes.update(body)
+        return _Reply(200, self._hook_json(hook))
+
+    def _delete_hook(self, call: _Call) -> _Reply:
+        hook = self._find_hook(call)
+        del self.hooks[hook.id]
+        return _Reply(204)
