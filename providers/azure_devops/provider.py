@@ -63,6 +63,7 @@ from providers.base import (
 from providers.context import CiContext
 
 T = TypeVar("T")
+C = TypeVar("C")
 STATUS_GENRE = "aac"
 # The thread property that marks our report thread for one suite (the fallback finder).
 THREAD_PROPERTY = "aac.report.suite"
@@ -150,6 +151,14 @@ class AzureShared:
                 )
                 self._clients[key] = found
             return found
+
+    def sdk_client(self, client_class: Callable[[str, Any], C], base_url: str, token: str) -> C:
+        """Another SDK client (service hooks, core) for this organisation and PAT, configured
+        as the provider's are: our timeout, no urllib3 retries, errors raised with status."""
+        configured: C = self._configure(
+            client_class(base_url.rstrip("/"), BasicAuthentication("", token))
+        )
+        return configured
 
     async def run(self, fn: Callable[[], T]) -> T:
         """Run a blocking SDK call in a worker thread, at most ``max_threads`` at once."""

@@ -10,10 +10,12 @@ the reverse, fails here as it would there.
 
 Served: connection data, pull requests, iterations, threads and comments (soft-deleted as Azure
 does), PR and commit statuses, items, builds, test runs (``$skip``/``$top``, and
-``x-ms-continuationtoken`` on the run query) and results. Faults: 5xx, 429 with Azure's
-``Retry-After`` and ``X-RateLimit-*`` throttling headers, 203 with a sign-in page, 401. Request
-bodies are validated against the spec's schema for the operation; an invalid body gets Azure's
-400 and is recorded in ``validation_errors`` so a fixture can fail the test.
+``x-ms-continuationtoken`` on the run query) and results, projects by name, and service-hook
+subscriptions (the basic-auth password masked when read back, ``Edit subscriptions`` checked).
+Faults: 5xx, 429 with Azure's ``Retry-After`` and ``X-RateLimit-*`` throttling headers, 203
+with a sign-in page, 401. Request bodies are validated against the spec's schema for the
+operation; an invalid body gets Azure's 400 and is recorded in ``validation_errors`` so a
+fixture can fail the test.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ _AREAS = (
     ("git", "git/git_client_base.py", "git.json"),
     ("build", "build/build_client.py", "build.json"),
     ("test", "test/test_client.py", "test.json"),
+    ("hooks", "service_hooks/service_hooks_client.py", "serviceHooks.json"),
 )
 # The Location area is not among the shipped specs; these two are its documented routes.
 _LOCATION_ROUTES = (
@@ -70,7 +73,21 @@ _LOCATION_ROUTES = (
         "ResourceAreas",
         "_apis/resourceAreas/{areaId}",
     ),
+    # Core is not among the shipped specs either: its documented GetProject route.
+    ("603fe2ac-9723-48b9-88ad-09305aa6c6e1", "core", "Projects", "_apis/projects/{projectId}"),
 )
+# Service-hook event types by publisher, as Azure DevOps lists them (those the bot uses).
+HOOK_EVENTS = {
+    "tfs": {
+        "git.pullrequest.created",
+        "git.pullrequest.updated",
+        "git.pullrequest.merged",
+        "build.complete",
+        "ms.vss-code.git-pullrequest-comment-event",
+    },
+    "pipelines": {"ms.vss-pipelines.run-state-changed-event"},
+}
+MASKED = "********"  # how Azure answers with a confidential consumer input
 COMMENT_MAX_CHARS = 150_000
 SIGN_IN_PAGE = (
     b"<!DOCTYPE html><html><head><title>Azure DevOps Services | Sign In</title></head>"
@@ -371,6 +388,12 @@ class FakeAzureDevOps:
             ("GET", "GetBuild"): self._get_build,
             ("GET", "GetTestRuns"): self._get_test_runs,
             ("GET", "GetTestResults"): self._get_test_results,
+            ("GET", "Projects"): self._get_project,
+            ("GET", "ListSubscriptions"): self._list_subscriptions,
+            ("POST", "CreateSubscription"): self._create_subscription,
+            ("GET", "GetSubscription"): self._get_subscription,
+            ("PUT", "ReplaceSubscription"): self._replace_subscription,
+            ("DELETE", "DeleteSubscription"): self._delete_subscription,
         }
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -424,6 +447,10 @@ class FakeAzureDevOps:
             self.builds: dict[tuple[str, int], dict[str, Any]] = {}
             self.test_runs: dict[str, list[dict[str, Any]]] = {}  # project -> runs
             self.test_results: dict[int, list[dict[str, Any]]] = {}  # run id -> results
+            self.projects: dict[str, dict[str, str]] = {}  # lower-case name -> id, name
+            self.subscriptions: dict[str, dict[str, Any]] = {}  # id -> as stored (unmasked)
+            # (user id, project id or "*") without the "Edit subscriptions" permission.
+            self.hooks_read_only: set[tuple[str, str]] = set()
             self._next_id = 1
 
     # -- test helpers ---------------------------------------------------------------------
@@ -498,6 +525,20 @@ class FakeAzureDevOps:
     def writes(self) -> list[RecordedRequest]:
         with self._lock:
             return [r for r in self.requests if r.method not in ("GET", "OPTIONS")]
+
+    def add_project(self, name: str) -> str:
+        """A team project; its id (what service-hook publisher inputs name it by)."""
+        with self._lock:
+            found = self.projects.setdefault(
+                name.lower(), {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, name)), "name": name}
+            )
+            return found["id"]
+
+    def add_subscription(self, creator: User, **fields: Any) -> str:
+        """A subscription made earlier (by the bot, or by hand); fields as the REST API has."""
+        with self._lock:
+            subscription = self._stored_subscription(dict(fields), creator, str(uuid.uuid4()))
+            return str(subscription["id"])
 
     # -- HTTP -----------------------------------------------------------------------------
     async def _endpoint(self, request: Request) -> Response:
@@ -599,7 +640,7 @@ class FakeAzureDevOps:
 
     def _operation(self, location: Location, verb: str, params: dict[str, str]) -> str:
         """Which ``x-ms-vss-method`` of the location this (verb, values) is."""
-        if location.area == "Location":
+        if not location.methods:  # a hand-written route (Location, core): one operation
             return location.resource_name
         candidates = []
         for method in location.methods:
@@ -952,6 +993,157 @@ class FakeAzureDevOps:
         skip = int(call.query.get("$skip", "0"))
         page = self.test_results[run_id][skip : skip + top]
         return _Reply(200, {"count": len(page), "value": page})
+
+    # -- projects and service hooks -------------------------------------------------------
+    def _get_project(self, call: _Call) -> _Reply:
+        ref = call.params.get("projectId", "")
+        found = self.projects.get(ref.lower()) or next(
+            (p for p in self.projects.values() if p["id"] == ref), None
+        )
+        if found is None:
+            raise wrapped_exception(
+                404,
+                f"TF200016: The following project does not exist: {ref}. Verify that the name of "
+                "the project is correct and that the project exists on the specified Azure "
+                "DevOps Server.",
+                "ProjectDoesNotExistWithNameException",
+            )
+        return _Reply(
+            200,
+            {
+                **found,
+                "url": f"{call.base_url}/_apis/projects/{found['id']}",
+                "state": "wellFormed",
+                "revision": 1,
+                "visibility": "private",
+                "lastUpdateTime": "2024-01-01T00:00:00Z",
+            },
+        )
+
+    def _subscription_json(self, stored: dict[str, Any], call: _Call) -> dict[str, Any]:
+        inputs = dict(stored.get("consumerInputs") or {})
+        if "basicAuthPassword" in inputs:
+            inputs["basicAuthPassword"] = MASKED
+        return {
+            **stored,
+            "consumerInputs": inputs,
+            "url": f"{call.base_url}/_apis/hooks/subscriptions/{stored['id']}",
+        }
+
+    def _check_subscription(self, body: Any, call: _Call) -> dict[str, Any]:
+        """Azure's checks on a create or replace, in its order: shape, then permission."""
+        if not isinstance(body, dict):
+            raise wrapped_exception(
+                400, "Value cannot be null. Parameter name: subscription", "ArgumentNullException"
+            )
+        publisher, event = body.get("publisherId"), body.get("eventType")
+        if event not in HOOK_EVENTS.get(str(publisher), set()):
+            raise wrapped_exception(
+                400,
+                f"VS1100004: Event type {event} of publisher {publisher} was not found.",
+                "EventTypeNotFoundException",
+            )
+        if (body.get("consumerId"), body.get("consumerActionId")) != ("webHooks", "httpRequest"):
+            raise wrapped_exception(
+                400, "The consumer action was not found.", "ConsumerActionNotFoundException"
+            )
+        project_id = str((body.get("publisherInputs") or {}).get("projectId", ""))
+        if project_id not in {p["id"] for p in self.projects.values()}:
+            raise wrapped_exception(
+                400, f"Invalid value for input projectId: {project_id}", "InputValidationException"
+            )
+        url = str((body.get("consumerInputs") or {}).get("url", ""))
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise wrapped_exception(
+                400, "Invalid value for input url: a URL is required", "InputValidationException"
+            )
+        if {(call.user.id, "*"), (call.user.id, project_id)} & self.hooks_read_only:
+            raise wrapped_exception(
+                403,
+                f"Access Denied: {call.user.display_name} needs the following permission(s) on "
+                f"the resource PublisherSecurity/{project_id} to perform this action: Edit "
+                "Subscription",
+                "AccessCheckException",
+            )
+        return body
+
+    def _stored_subscription(self, body: dict[str, Any], user: User, id_: str) -> dict[str, Any]:
+        previous = self.subscriptions.get(id_, {})
+        keep = {
+            k: body[k]
+            for k in (
+                "publisherId",
+                "eventType",
+                "resourceVersion",
+                "consumerId",
+                "consumerActionId",
+                "publisherInputs",
+                "consumerInputs",
+            )
+            if k in body
+        }
+        stored: dict[str, Any] = {
+            "id": id_,
+            "status": body.get("status") or "enabled",
+            "createdBy": previous.get("createdBy", user.ref()),
+            "createdDate": previous.get("createdDate", "2024-01-01T00:00:00Z"),
+            "modifiedBy": user.ref(),
+            "modifiedDate": "2024-01-02T00:00:00Z",
+            "eventDescription": "Any",
+            "actionDescription": str((body.get("consumerInputs") or {}).get("url", "")),
+            **keep,
+        }
+        self.subscriptions[id_] = stored
+        return stored
+
+    def _find_subscription(self, call: _Call) -> dict[str, Any]:
+        found = self.subscriptions.get(call.params.get("subscriptionId", "").lower())
+        if found is None:
+            raise wrapped_exception(
+                404,
+                f"VS1050014: Subscription {call.params.get('subscriptionId')} does not exist.",
+                "SubscriptionNotFoundException",
+            )
+        return found
+
+    def _list_subscriptions(self, call: _Call) -> _Reply:
+        filters = {
+            k: call.query.get(k)
+            for k in ("publisherId", "eventType", "consumerId", "consumerActionId")
+        }
+        value = [
+            self._subscription_json(s, call)
+            for s in self.subscriptions.values()
+            if all(v is None or s.get(k) == v for k, v in filters.items())
+        ]
+        return _Reply(200, {"count": len(value), "value": value})
+
+    def _create_subscription(self, call: _Call) -> _Reply:
+        body = self._check_subscription(call.body, call)
+        stored = self._stored_subscription(body, call.user, str(uuid.uuid4()))
+        return _Reply(200, self._subscription_json(stored, call))
+
+    def _get_subscription(self, call: _Call) -> _Reply:
+        return _Reply(200, self._subscription_json(self._find_subscription(call), call))
+
+    def _replace_subscription(self, call: _Call) -> _Reply:
+        found = self._find_subscription(call)
+        body = self._check_subscription(call.body, call)
+        stored = self._stored_subscription(body, call.user, str(found["id"]))
+        return _Reply(200, self._subscription_json(stored, call))
+
+    def _delete_subscription(self, call: _Call) -> _Reply:
+        found = self._find_subscription(call)
+        project_id = str((found.get("publisherInputs") or {}).get("projectId", ""))
+        if {(call.user.id, "*"), (call.user.id, project_id)} & self.hooks_read_only:
+            raise wrapped_exception(
+                403,
+                f"Access Denied: {call.user.display_name} needs the following permission(s) on "
+                "the resource PublisherSecurity to perform this action: Delete Subscriptions",
+                "AccessCheckException",
+            )
+        del self.subscriptions[str(found["id"])]
+        return _Reply(204)
 
 
 def _specificity(location: Location, params: dict[str, str]) -> tuple[int, int]:

@@ -4,8 +4,6 @@ plan reported and healed, and the secret stored encrypted, sent to GitLab and ne
 
 from __future__ import annotations
 
-import argparse
-import io
 import json
 import logging
 from pathlib import Path
@@ -22,6 +20,8 @@ from storage.models import Organization
 from tests.bot.test_cli import aac
 from tests.fakes.gitlab import DEVELOPER, MAINTAINER, OWNER, FakeGitlab, Fault
 from tests.providers.conftest import GITLAB_BOT, GITLAB_PROJECT, GITLAB_TOKEN
+from tests.providers.hooks_helpers import run_apply
+from tests.providers.hooks_helpers import stored_secret as secret_of
 
 GROUP = "acme/platform"
 OTHER = "acme/tools"
@@ -54,23 +54,11 @@ def manifest(tmp_path: Path, *, projects: list[str], groups: tuple[str, ...] = (
 
 
 async def apply(runtime: Runtime, path: Path, *flags: str) -> tuple[int, str, str]:
-    args = argparse.Namespace(
-        org="acme",
-        file=str(path),
-        dry_run="--dry-run" in flags,
-        prune="--prune" in flags,
-        resend_secret="--resend-secret" in flags,
-    )
-    out, err = io.StringIO(), io.StringIO()
-    code = await apply_hooks(runtime, args, out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
+    return await run_apply(apply_hooks, runtime, "acme", path, *flags)
 
 
 async def stored_secret(runtime: Runtime) -> str | None:
-    async with runtime.sessions() as session:
-        org = await orgs.get_org(session, "acme")
-        secret = orgs.integration_webhook_secret(runtime.vault, org, "gitlab")
-        return None if secret is None else secret.reveal()
+    return await secret_of(runtime, "acme", "gitlab")
 
 
 async def state(runtime: Runtime) -> dict[str, Any]:
