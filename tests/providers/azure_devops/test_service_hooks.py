@@ -269,3 +269,16 @@ def test_the_command_line_dry_run_and_a_missing_token(
     assert "6 to create" in dry.stdout
     assert "dry run: nothing changed" in dry.stdout
     assert azure.subscriptions == {}
+
+
+async def test_a_refused_pat_is_named_before_anything_changes(
+    runtime: Runtime, azure: FakeAzureDevOps, tmp_path: Path
+) -> None:
+    await make_org(runtime, azure, token="not-a-pat")
+
+    with pytest.raises(CliError) as raised:
+        await apply(runtime, manifest(tmp_path, [PROJECT]))
+
+    assert "refused the organisation's personal access token" in str(raised.value)
+    assert "not-a-pat" not in str(raised.value)
+    assert azure.writes() == []

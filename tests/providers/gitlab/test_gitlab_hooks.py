@@ -341,3 +341,16 @@ def test_the_command_line_applies_and_exits_non_zero_on_a_bad_file(
     assert "lists no projects and no groups; nothing changed" in bad.stderr
     assert "Traceback" not in first.stderr + bad.stderr
     assert gitlab.hooks_of("project", GITLAB_PROJECT)[0].token not in first.stdout + first.stderr
+
+
+async def test_a_refused_token_is_named_before_anything_changes(
+    runtime: Runtime, gitlab: FakeGitlab, tmp_path: Path
+) -> None:
+    await make_org(runtime, gitlab, token="glpat-revoked")
+
+    with pytest.raises(CliError) as raised:
+        await apply(runtime, manifest(tmp_path, projects=[GITLAB_PROJECT]))
+
+    assert "GitLab refused the organisation's token" in str(raised.value)
+    assert "glpat-revoked" not in str(raised.value)
+    assert await stored_secret(runtime) is None
