@@ -164,7 +164,7 @@ async def apply_and_report(
     """The tail every apply shares: stop at a dry run or an empty plan; otherwise make sure a
     secret is stored *before* any hook carries it, apply, remember the state, and report."""
     if target.stored_secret is None:
-        say("no webhook secret is stored for this organisation: one is generated and stored", out)
+        say("no webhook secret is stored yet: applying generates and stores one", out)
     if dry_run:
         say("dry run: nothing changed", out)
         return EXIT_OK
