@@ -119,11 +119,10 @@ def _parser() -> argparse.ArgumentParser:
         "--days", type=int, default=90, choices=range(1, 367), metavar="N", help="valid for (90)"
     )
 
-    from providers.registry import packages
+    from providers.registry import cli_groups
 
-    for package in packages():
-        if package.cli is not None:
-            package.cli.add_parser(sub)
+    for group in cli_groups():
+        group.add_parser(sub)
 
     from bot.reporter.command import add_report_arguments
 
@@ -178,12 +177,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "jobs": commands.jobs,
         "cycles": commands.cycles,
     }
-    from providers.registry import packages
+    from providers.registry import cli_groups
 
-    for package in packages():
-        group = package.cli
-        if group is not None:
-            table[group.name] = functools.partial(group.run, with_runtime=commands.with_runtime)
+    for group in cli_groups():
+        table[group.name] = functools.partial(group.run, with_runtime=commands.with_runtime)
     return table[args.command](args, settings)
 
 

@@ -336,3 +336,18 @@ class RerunsPipelines(Protocol):
     async def rerun_pipeline(self, repository: str, pipeline_id: str) -> None:
         """Ask the SCM's CI to run the pipeline again."""
         ...
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers every provider applies to what it sends
+# ---------------------------------------------------------------------------------------
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def body_with_marker(message: CommentBody) -> str:
+    """The comment body, guaranteed to carry the suite's hidden marker."""
+    if message.marker in message.body:
+        return message.body
+    return f"{message.marker}\n{message.body}"

@@ -112,6 +112,17 @@ def packages() -> tuple[ScmPackage, ...]:
     return (GITHUB, GITLAB)
 
 
+def cli_groups() -> tuple[CliGroup, ...]:
+    """Every SCM's ``aac`` command group: each package's, then those of SCMs whose package
+    entry does not exist yet (each moves into its ``ScmPackage(cli=...)`` when it does)."""
+    from providers.azure_devops.cli import GROUP as AZURE_CLI
+    from providers.gitlab.cli import GROUP as GITLAB_CLI
+
+    packaged = tuple(package.cli for package in packages() if package.cli is not None)
+    names = {group.name for group in packaged}
+    return packaged + tuple(g for g in (GITLAB_CLI, AZURE_CLI) if g.name not in names)
+
+
 def package_for(source: str) -> ScmPackage | None:
     """The package publishing cycles of ``source``; None for sources that publish nowhere."""
     for package in packages():

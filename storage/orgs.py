@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from sqlalchemy import select
@@ -140,3 +141,18 @@ def integration_token(vault: Vault, org: Organization, provider: str) -> Secret 
     if integration is None or not integration.enabled or integration.token_enc is None:
         return None
     return vault.decrypt(integration.token_enc, integration_owner(org.id, provider, "token"))
+
+
+def integration_webhook_secret(vault: Vault, org: Organization, provider: str) -> Secret | None:
+    """Decrypt an organisation's webhook secret for one provider, when one is stored."""
+    integration = org.integrations.get(provider)
+    if integration is None or integration.webhook_secret_enc is None:
+        return None
+    return vault.decrypt(
+        integration.webhook_secret_enc, integration_owner(org.id, provider, "webhook_secret")
+    )
+
+
+def set_org_setting(org: Organization, key: str, value: Any) -> None:
+    """Set one key of the organisation's settings (a new mapping, so the change is saved)."""
+    org.settings = {**(org.settings or {}), key: value}

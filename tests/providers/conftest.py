@@ -9,7 +9,9 @@ import httpx
 import pytest
 
 from providers.github.provider import GithubProvider, GithubShared
+from providers.gitlab.provider import GitlabProvider, GitlabShared
 from tests.fakes.github import FakeGithub
+from tests.fakes.gitlab import DEVELOPER, FakeGitlab
 from tests.github_constants import (  # noqa: F401 - re-exported for the provider tests
     APP_ID,
     APP_SLUG,
@@ -86,5 +88,49 @@ def token_provider(
             **overrides,
         }
         return GithubProvider.for_token(**options)
+
+    return build
+
+
+# ---------------------------------------------------------------------------------------
+# GitLab: one fake per session, reset per test, with a project the bot may write to
+# ---------------------------------------------------------------------------------------
+GITLAB_TOKEN = "glpat-" + "Fak3T0k3n" * 2
+GITLAB_BOT = "aac-bot"
+GITLAB_ORG = "acme"
+GITLAB_PROJECT = "acme/platform/widgets"
+GITLAB_MR = 5
+
+
+@pytest.fixture(scope="session")
+def gitlab_server() -> Iterator[FakeGitlab]:
+    fake = FakeGitlab(tokens={GITLAB_TOKEN: GITLAB_BOT}).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_gitlab(gitlab_server: FakeGitlab) -> FakeGitlab:
+    """The fake, reset, holding ``GITLAB_PROJECT`` (the bot a Developer) and MR !5."""
+    gitlab_server.reset()
+    gitlab_server.add_project(GITLAB_PROJECT, members={GITLAB_BOT: DEVELOPER})
+    gitlab_server.add_merge_request(GITLAB_PROJECT, GITLAB_MR)
+    return gitlab_server
+
+
+@pytest.fixture
+def gitlab_provider(fake_gitlab: FakeGitlab) -> Callable[..., GitlabProvider]:
+    """Build a provider against the fake; keyword overrides go to ``GitlabProvider``."""
+    shared = GitlabShared(timeout_seconds=5.0)
+
+    def build(**overrides: Any) -> GitlabProvider:
+        options: dict[str, Any] = {
+            "base_url": fake_gitlab.url,
+            "token": GITLAB_TOKEN,
+            "org": GITLAB_ORG,
+            "shared": shared,
+            **overrides,
+        }
+        return GitlabProvider(**options)
 
     return build

@@ -1,0 +1,119 @@
+"""``aac azure hooks apply``: the service-hook subscriptions listed in
+``app-manifests/azure-service-hooks.yml``, created or replaced to this deployment's URL and
+basic-auth credentials."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, TextIO
+
+from providers.base import ProviderError
+from providers.cli import CliError
+from providers.hook_plans import Change
+from providers.hooks_cli import (
+    apply_and_report,
+    hooks_group,
+    load_org,
+    print_plan,
+    read_manifest,
+)
+from providers.registry import CliRuntime
+
+if TYPE_CHECKING:  # the SDK is imported when a command runs, not for every `aac`
+    from providers.azure_devops.service_hooks import Wanted
+
+NAME = "azure"
+SOURCE = "azure"
+DEFAULT_FILE = "app-manifests/azure-service-hooks.yml"
+
+
+async def apply_hooks(
+    runtime: CliRuntime,
+    args: argparse.Namespace,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Print the plan, then (unless ``--dry-run``) apply it; exit non-zero when any part failed,
+    after saying what was applied and what was not."""
+    from providers.azure_devops import service_hooks as sh
+    from providers.azure_devops.provider import AzureShared
+
+    manifest = read_manifest(args.file, sh.load_manifest)
+    org = await load_org(
+        runtime,
+        args.org,
+        SOURCE,
+        state_key=sh.STATE_KEY,
+        rights='a PAT with the "Service Hooks (Read, write & manage)" scope whose user may '
+        '"Edit subscriptions" in the projects',
+    )
+    state = org.state
+    url = sh.hook_url(runtime.settings.public_url, org.slug)
+    client = sh.AzureServiceHooks(
+        # The organisation URL; without one, the Azure DevOps organisation named like ours.
+        base_url=org.base_url or f"https://dev.azure.com/{org.slug}",
+        token=org.token.reveal(),
+        org=org.slug,
+        shared=AzureShared(),
+    )
+    project_ids: dict[str, str] = {}
+    try:
+        for project in manifest.projects:
+            current = project
+            project_ids[project] = await client.project_id(project)
+        current = "(all)"
+        existing = await client.list()
+    except ProviderError as exc:
+        reason = sh.refusal(exc, writing=False, project=current, org=org.slug)
+        raise CliError(f"cannot read the subscriptions: {reason}; nothing changed") from None
+    send_secret = (
+        org.stored_secret is None or args.resend_secret or bool(state.get("resend_secret"))
+    )
+    changes = sh.plan(
+        sh.wanted(manifest, project_ids, url),
+        existing,
+        our_urls={url, *state.get("urls", [])},
+        project_names={v: k for k, v in project_ids.items()},
+        send_secret=send_secret,
+        prune=args.prune,
+    )
+    out, err = out or sys.stdout, err or sys.stderr
+    print_plan(
+        f"Azure DevOps service hooks of {org.slug} at {client.base_url}, delivering to {url}:",
+        changes,
+        out,
+    )
+
+    async def write(change: Change[Wanted], secret: str) -> None:
+        if change.action == "create":
+            await client.create(change.subject, secret)
+        elif change.action == "update":
+            await client.replace(change.subject, change.remote_id or "", secret)
+        else:
+            await client.delete(change.remote_id or "")
+
+    return await apply_and_report(
+        runtime,
+        org,
+        changes,
+        provider=SOURCE,
+        state_key=sh.STATE_KEY,
+        dry_run=args.dry_run,
+        send_secret=send_secret,
+        write=write,
+        state_after=lambda complete, sent: sh.state_after(
+            state, url=url, changes=changes, complete=complete, secret_sent=sent
+        ),
+        reason=lambda change, error: sh.refusal(
+            error, writing=True, project=change.subject.project, org=org.slug
+        ),
+        out=out,
+        err=err,
+    )
+
+
+GROUP = hooks_group(
+    NAME, "Azure DevOps service hooks", "service-hook subscriptions", DEFAULT_FILE, apply_hooks
+)
