@@ -16,6 +16,7 @@ from providers.base import (
 )
 from providers.context import CiContext
 from providers.github.provider import GithubShared, SharedWriteSlots
+from providers.gitlab.provider import GitlabShared
 
 
 @dataclass(slots=True)
@@ -27,6 +28,7 @@ class ProviderShared:
         default_factory=lambda: httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=5.0))
     )
     github: GithubShared = field(default_factory=GithubShared)
+    gitlab: GitlabShared = field(default_factory=GitlabShared)
 
     @classmethod
     def paced(cls, write_slots: SharedWriteSlots) -> ProviderShared:

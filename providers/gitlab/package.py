@@ -16,6 +16,8 @@ from providers.base import CiProvider
 from providers.context import CiContext
 from providers.events import Event, Origin, host_of
 from providers.gitlab import inbound
+from providers.gitlab.cli import GROUP as CLI
+from providers.gitlab.provider import GitlabProvider
 from providers.inbound import VerifiedDelivery, WebhookRejected
 from providers.registry import EventScope, ScmPackage, WebhookRoute
 from providers.shared import NullProvider, ProviderShared
@@ -147,11 +149,13 @@ async def build_provider(
             f"organisation {org.slug} has no GitLab token "
             f"(`aac integration set gitlab --org {org.slug} --token-stdin`)"
         )
-    # The hook for the python-gitlab provider (providers/gitlab/provider.py):
-    #   integration = org.integrations[SOURCE]
-    #   return GitlabProvider(base_url=integration.base_url or inbound.DEFAULT_URL,
-    #                         token=token.reveal(), org=org.slug, shared=shared.gitlab)
-    return NullProvider("publishing to GitLab is not available in this build yet")
+    integration = org.integrations[SOURCE]
+    return GitlabProvider(
+        base_url=integration.base_url or inbound.DEFAULT_URL,
+        token=token.reveal(),
+        org=org.slug,
+        shared=shared.gitlab,
+    )
 
 
 PACKAGE = ScmPackage(
@@ -163,4 +167,5 @@ PACKAGE = ScmPackage(
     scope=scope,
     host_for_org=host_for_org,
     build_provider=build_provider,
+    cli=CLI,
 )

@@ -32,6 +32,7 @@ from gitlab._backends.requests_backend import RequestsBackend, RequestsResponse
 
 from providers.base import (
     GITLAB_LIMITS,
+    ArtifactFilter,
     Capabilities,
     CommentBody,
     CommitStatus,
@@ -385,9 +386,13 @@ class GitlabProvider:
 
         return await self._call("read project membership", fetch)
 
-    async def pipeline_results(self, repository: str, pipeline_id: int | str) -> PipelineResults:
+    async def pipeline_results(
+        self, repository: str, pipeline_id: str, wanted: ArtifactFilter | None = None
+    ) -> PipelineResults:
         """The pipeline's test report; when it has no cases, the JUnit XML files found in the
-        artifact archives of the jobs that uploaded ``artifacts:reports:junit``."""
+        artifact archives of the jobs that uploaded ``artifacts:reports:junit``. ``wanted``
+        (artifact-name globs, a GitHub notion) does not apply: the pipeline itself declares
+        which of its jobs' files are JUnit reports."""
         summary = await self._call(
             "read pipeline test report summary",
             partial(self._pipeline_get, repository, pipeline_id, "test_report_summary"),

@@ -9,13 +9,13 @@ import pytest
 from bot.worker import Decision, PermanentJobError, decide
 from providers.base import (
     AuthFailed,
-    InstallationGone,
     NotConfigured,
     NotFound,
     RateLimited,
     TooLarge,
     Transient,
 )
+from providers.github.errors import InstallationGone
 
 
 @pytest.mark.parametrize(
