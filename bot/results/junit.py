@@ -109,26 +109,36 @@ class JUnitTarget(CaptureTarget):
         stack = self._stack
         if self._case is None:
             if stack:  # markup nested in suite-level output
+                if self._runs:
+                    self.give_text(stack[-1])
                 stack.append(None)
             elif tag == self._testcase:
                 self._case = attrib  # per-case state is reset in `end`, only when it was used
             elif tag == self._out_tag or tag == self._err_tag:
+                self._runs.clear()
                 stack.append(Node(tag, attrib))
             else:
                 self.outer_start(tag, attrib)
             return
         self._nodes += 1
-        parent = stack[-1] if stack else None
-        if self._nodes > MAX_CAPTURED_NODES or (stack and parent is None):
-            stack.append(None)
-            return
-        node = Node(tag, attrib)
-        if parent is not None:
+        if stack:
+            parent = stack[-1]
+            if self._runs:
+                self.give_text(parent)
+            if parent is None or self._nodes > MAX_CAPTURED_NODES:
+                stack.append(None)
+                return
+            node = Node(tag, attrib)
             if parent.children is None:
                 parent.children = [node]
             else:
                 parent.children.append(node)
         else:
+            self._runs.clear()  # whitespace between a test case's children
+            if self._nodes > MAX_CAPTURED_NODES:
+                stack.append(None)
+                return
+            node = Node(tag, attrib)
             if self._children is None:
                 self._children = [node]
             else:
@@ -141,6 +151,8 @@ class JUnitTarget(CaptureTarget):
         stack = self._stack
         if stack:
             node = stack.pop()
+            if self._runs:
+                self.give_text(node)
             if not stack and self._case is None and node is not None:
                 suite = self._suite  # suite-level <system-out> / <system-err> complete
                 (suite.out if node.tag == self._out_tag else suite.err).append(node)

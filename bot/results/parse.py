@@ -14,7 +14,7 @@ from bot.results.nunit3 import NUnit3Target
 from bot.results.parsed import ParsedFile, SuiteOutput
 from bot.results.source import Readable, XmlSource, open_source
 from bot.results.trx import TrxTarget
-from bot.results.xml_stream import stream_results
+from bot.results.xml_stream import collect_results, stream_results
 from bot.results.xunit2 import XUnit2Target
 
 __all__ = [
@@ -79,7 +79,7 @@ def parse_results(
     source = open_source(stream, filename=filename, limits=limits)
     suite_outputs: list[SuiteOutput] = []
     fmt, target = _prepare(source, filename, limits, suite_outputs)
-    results = list(stream_results(source.reader, target, filename=filename))
+    results = collect_results(source.reader, target, filename=filename)
     return ParsedFile(
         format=fmt,
         filename=filename,

@@ -9,6 +9,7 @@ from lxml import etree
 
 from bot.results.capture import CaptureTarget
 from bot.results.errors import ErrorCode, ResultFileError
+from bot.results.gc_pause import cyclic_gc_paused
 from bot.results.model import TestCaseResult
 from bot.results.source import Readable
 
@@ -43,6 +44,7 @@ def stream_results(
     try:
         while chunk := reader.read(FEED_BYTES):
             parser.feed(chunk)
+            target.drain()
             if ready:
                 yield from ready
                 ready.clear()
@@ -51,6 +53,23 @@ def stream_results(
         raise translate_syntax_error(exc, filename=filename) from None
     yield from ready
     ready.clear()
+
+
+def collect_results(
+    reader: Readable, target: CaptureTarget, *, filename: str
+) -> list[TestCaseResult]:
+    """Feed the whole reader and return every result; the target's own list, never copied
+    (one generator step per result is a tenth of the parse on a large file)."""
+    parser = secure_parser(target)
+    try:
+        with cyclic_gc_paused():
+            while chunk := reader.read(FEED_BYTES):
+                parser.feed(chunk)
+                target.drain()
+            parser.close()
+    except etree.XMLSyntaxError as exc:
+        raise translate_syntax_error(exc, filename=filename) from None
+    return target.ready
 
 
 def translate_syntax_error(exc: etree.XMLSyntaxError, *, filename: str) -> ResultFileError:
