@@ -120,6 +120,7 @@ class CaptureTarget:
         self.suite_outputs = suite_outputs
         self.ready: list[TestCaseResult] = []
         self.count = 0
+        self.counted = 0  # results synthesised from count attributes
         self._keep = max(limits.max_stack_chars, limits.max_output_tail_chars)
         self._bound = 2 * self._keep
         # Open captured elements; None marks one dropped past MAX_CAPTURED_NODES.
@@ -206,11 +207,15 @@ class CaptureTarget:
     # helpers ----------------------------------------------------------------------------
     def emit(self, result: TestCaseResult) -> None:
         """Hand a finished result to the driver, enforcing the test-case limit."""
-        self.count += 1
+        self.reserve(1)
+        self.ready.append(result)
+
+    def reserve(self, cases: int) -> None:
+        """Count `cases` more results against the test-case limit before they are built."""
+        self.count += cases
         if self.count > self.limits.max_test_cases:
             raise ResultFileError(
                 ErrorCode.TOO_MANY_CASES,
                 f"more than {self.limits.max_test_cases} test cases",
                 filename=self.filename,
             )
-        self.ready.append(result)

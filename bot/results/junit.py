@@ -1,5 +1,7 @@
 """JUnit XML in its common dialects: pytest, jest-junit, go-junit-report, Playwright, Gradle,
-Maven Surefire (with flaky and rerun elements), nested suites, suite-level output.
+Maven Surefire (with flaky and rerun elements), nested suites, suite-level output, disabled
+tests (`<disabled/>`, `status="disabled"`, googletest's `status="notrun"`), and suites that
+give only their counts (`tests`, `failures`, `errors`, `skipped`) and list no test case.
 
 Hot path: a passing `<testcase/>` without children costs a few dict reads and one constructor
 call; everything else takes the slower path in `_with_children`.
@@ -20,6 +22,7 @@ _CHILD_KINDS = {
     "failure": _FAILURE,
     "error": _ERROR,
     "skipped": _SKIPPED,
+    "disabled": _SKIPPED,
     "system-out": _OUT,
     "system-err": _ERR,
     "flakyFailure": _FLAKY_FAILURE,
@@ -29,6 +32,13 @@ _CHILD_KINDS = {
 }
 _CACHE_MAX = 8_192  # distinct time strings remembered (they repeat a lot)
 _PASSED = TestStatus.PASSED
+_NOT_RUN = frozenset({"disabled", "notrun"})  # `status` values of tests that never ran
+COUNTED_MESSAGE = "counted from the <testsuite> attributes: the file lists no test cases"
+_COUNTS = (
+    ("failures", TestStatus.FAILED),
+    ("errors", TestStatus.ERRORED),
+    ("skipped", TestStatus.SKIPPED),
+)
 
 
 def parse_duration(value: str) -> float:
@@ -43,6 +53,13 @@ def parse_duration(value: str) -> float:
             return 0.0
 
 
+def _count(value: str | None) -> int:
+    """A count attribute; 0 when absent or not a plain non-negative number."""
+    if value is None or not value.isascii() or not value.isdigit() or len(value) > 9:
+        return 0
+    return int(value)
+
+
 def _line(value: str, offset: int) -> int | None:
     try:
         number = int(value) + offset
@@ -54,7 +71,7 @@ def _line(value: str, offset: int) -> int | None:
 class _Suite:
     """An open <testsuite> (or the <testsuites> root): name, file and pending output."""
 
-    __slots__ = ("err", "file", "line_offset", "lines", "name", "out")
+    __slots__ = ("attrib", "err", "file", "first", "line_offset", "lines", "name", "nested", "out")
 
     def __init__(
         self, name: str, file: str, line_offset: int, lines: dict[str, int | None]
@@ -65,6 +82,9 @@ class _Suite:
         self.lines = lines  # `line` attribute -> line number, shared by suites of one offset
         self.out: list[Node] = []
         self.err: list[Node] = []
+        self.attrib: dict[str, str] | None = None  # a <testsuite>'s own, for its counts
+        self.first = 0  # results emitted before it opened: none since means no <testcase>
+        self.nested = False  # has it child suites (then its counts are theirs)?
 
 
 class JUnitTarget(CaptureTarget):
@@ -201,6 +221,9 @@ class JUnitTarget(CaptureTarget):
             self._children = None
             self._verdict = False
             self._nodes = 0
+        value = get("status")
+        if value is not None and value in _NOT_RUN and result.status is _PASSED:
+            result.status = TestStatus.SKIPPED
         # `emit`, inlined.
         self.count += 1
         if self.count > self._max_cases:
@@ -219,6 +242,10 @@ class JUnitTarget(CaptureTarget):
             file = attrib.get("file") or (parent.file if parent else "")
             offset = 1 if pytest else 0
             suite = _Suite(self._intern(name), file, offset, self._line_caches[offset])
+            if tag == self._suite_tags[0]:
+                suite.attrib, suite.first = attrib, self.count
+            if parent is not None:
+                parent.nested = True
             self._suites.append(suite)
             self._suite = suite
 
@@ -226,7 +253,34 @@ class JUnitTarget(CaptureTarget):
         if tag in self._suite_tags and self._suites:
             suite = self._suites.pop()
             self._suite = self._suites[-1] if self._suites else self._top
+            if suite.attrib is not None and not suite.nested and self.count == suite.first:
+                self._count_from_attributes(suite, suite.attrib)
             self._flush_output(suite)
+
+    def _count_from_attributes(self, suite: _Suite, attrib: dict[str, str]) -> None:
+        """A suite that lists no test case but says how many it ran: one result per counted
+        test, marked `counted`, so totals are right and nothing pretends to know more."""
+        numbers = [(status, _count(attrib.get(key))) for key, status in _COUNTS]
+        listed = sum(n for _, n in numbers)
+        total = max(_count(attrib.get("tests")), listed)
+        if total == 0:
+            return
+        self.reserve(total)  # refuses absurd counts before building anything
+        numbers.append((_PASSED, total - listed))
+        for status, n in numbers:
+            message = None if status is _PASSED else COUNTED_MESSAGE
+            for i in range(1, n + 1):
+                self.ready.append(
+                    TestCaseResult(
+                        name=f"[{status.value} {i} of {n}]",
+                        classname=suite.name,
+                        suite=suite.name,
+                        status=status,
+                        message=message,
+                        counted=True,
+                    )
+                )
+        self.counted += total
 
     def finish(self) -> None:
         self._flush_output(self._top)

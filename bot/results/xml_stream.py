@@ -21,7 +21,8 @@ _MAX_DETAIL = 160
 
 def secure_parser(target: CaptureTarget) -> etree.XMLParser:
     """A push parser that never expands entities, loads DTDs, touches the network or lifts
-    libxml2's size guards; a DOCTYPE reaches `target.doctype`, which rejects the file."""
+    libxml2's size guards; a DOCTYPE reaching it (the sniffer blanks accepted ones first)
+    calls `target.doctype`, which rejects the file."""
     return etree.XMLParser(
         target=target,
         resolve_entities=False,
@@ -77,6 +78,8 @@ def translate_syntax_error(exc: etree.XMLSyntaxError, *, filename: str) -> Resul
     lines = str(exc.msg or exc or "").splitlines()
     detail = _POSITION_SUFFIX.sub("", lines[0]).strip() if lines else ""
     detail = detail or "malformed XML"
+    if detail.startswith("Entity '") and detail.endswith("not defined"):
+        detail += " (entities are never expanded; write &amp; for a literal &)"
     lowered = detail.lower()
     code = (
         ErrorCode.INVALID_ENCODING
