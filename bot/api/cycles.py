@@ -116,7 +116,10 @@ async def upload_results(request: Request) -> JSONResponse:
             item = await cycles.add_results(
                 session, cycle, result.filename, result.format, result.results
             )
-            stored.append({"name": item.name, "format": item.format, "tests": item.tests})
+            entry: dict[str, Any] = {"name": item.name, "format": item.format, "tests": item.tests}
+            if result.counted:  # tests the file gave as suite totals only, without names
+                entry["counted_from_attributes"] = result.counted
+            stored.append(entry)
         body = {"files": stored, "totals": cycles.totals(cycle), "cycle": cycle.id}
     return JSONResponse(body)
 

@@ -170,7 +170,9 @@ SPEC: dict[str, Any] = {
         },
         "/api/v1/cycles/{cycle_id}/results": {
             "post": {
-                "summary": "Upload result files (JUnit, xUnit.net v2, NUnit 3, TRX; gzip accepted)",
+                "summary": (
+                    "Upload result files (JUnit, xUnit.net v1/v2, NUnit 2/3, TRX; gzip accepted)"
+                ),
                 "parameters": [
                     _ID,
                     {"name": "X-Filename", "in": "header", "schema": {"type": "string"}},
