@@ -20,7 +20,7 @@ from bot.results.errors import ErrorCode, ResultFileError
 from bot.results.limits import ParseLimits
 from bot.results.model import TestCaseResult
 from bot.results.parsed import SuiteOutput
-from bot.results.text import clip_parts
+from bot.results.text import attr_dict, clip_parts
 
 # Past this many descendants, a captured element's further children are dropped (a test case
 # with a million <property/> children must not cost a million Python objects).
@@ -141,7 +141,7 @@ class CaptureTarget:
             if parent is None or self._nodes > MAX_CAPTURED_NODES:
                 stack.append(None)
                 return
-            node = Node(tag, attrib)
+            node = Node(tag, attr_dict(attrib))
             if parent.children is None:
                 parent.children = [node]
             else:
@@ -150,9 +150,9 @@ class CaptureTarget:
         elif tag in self.capture:
             self._nodes = 0
             self._runs.clear()  # text between outer elements belongs to no capture
-            stack.append(Node(tag, attrib))
+            stack.append(Node(tag, attr_dict(attrib)))
         else:
-            self.outer_start(tag, attrib)
+            self.outer_start(tag, attr_dict(attrib))
 
     def end(self, tag: str) -> None:
         stack = self._stack

@@ -13,7 +13,7 @@ from bot.results.capture import MAX_CAPTURED_NODES, CaptureTarget, Node
 from bot.results.limits import ParseLimits
 from bot.results.model import TestCaseResult, TestStatus
 from bot.results.parsed import SuiteOutput
-from bot.results.text import message_of
+from bot.results.text import attr_dict, attr_text, message_of
 
 # Child kinds of <testcase>.
 _FAILURE, _ERROR, _SKIPPED, _OUT, _ERR = range(5)
@@ -136,9 +136,9 @@ class JUnitTarget(CaptureTarget):
                 self._case = attrib  # per-case state is reset in `end`, only when it was used
             elif tag == self._out_tag or tag == self._err_tag:
                 self._runs.clear()
-                stack.append(Node(tag, attrib))
+                stack.append(Node(tag, attr_dict(attrib)))
             else:
-                self.outer_start(tag, attrib)
+                self.outer_start(tag, attr_dict(attrib))
             return
         self._nodes += 1
         if stack:
@@ -148,7 +148,7 @@ class JUnitTarget(CaptureTarget):
             if parent is None or self._nodes > MAX_CAPTURED_NODES:
                 stack.append(None)
                 return
-            node = Node(tag, attrib)
+            node = Node(tag, attr_dict(attrib))
             if parent.children is None:
                 parent.children = [node]
             else:
@@ -158,7 +158,7 @@ class JUnitTarget(CaptureTarget):
             if self._nodes > MAX_CAPTURED_NODES:
                 stack.append(None)
                 return
-            node = Node(tag, attrib)
+            node = Node(tag, attr_dict(attrib))
             if self._children is None:
                 self._children = [node]
             else:
@@ -186,11 +186,16 @@ class JUnitTarget(CaptureTarget):
         get = attrib.get
         suite = self._suite
         shared = self._shared
+        name = get("name", "")
+        if "&" in name:
+            name = attr_text(name)
         classname = get("classname", "")
+        if "&" in classname:
+            classname = attr_text(classname)
         classname = shared.setdefault(classname, classname)
         file = get("file") or suite.file or None
         if file is not None:
-            file = shared.setdefault(file, file)
+            file = shared.setdefault(file, attr_text(file))
         value = get("line")
         if value is None:
             line = None
@@ -211,9 +216,7 @@ class JUnitTarget(CaptureTarget):
                 duration = parse_duration(value)
                 if len(durations) < _CACHE_MAX:
                     durations[value] = duration
-        result = TestCaseResult(
-            get("name", ""), classname, suite.name, file, line, _PASSED, duration
-        )
+        result = TestCaseResult(name, classname, suite.name, file, line, _PASSED, duration)
         children = self._children
         if children is not None:
             if self._verdict:  # a failure, error, skip or rerun: not a plain pass

@@ -165,3 +165,21 @@ def test_trx_outcome_outside_the_schema_is_not_a_pass() -> None:
     body = '<Results><UnitTestResult testId="zz" testName="T" outcome="Exploded"/></Results>'
     [result] = parse_results(io.BytesIO(_trx(body)), filename="r.trx").results
     assert result.status is TestStatus.ERRORED
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'<testsuite name="S"><testcase classname="A&amp;B" name="x &amp;&amp; y &#38; &amp;#38;"'
+        b' file="a&amp;b.py"/></testsuite>',
+        b'<test-run><test-suite type="Assembly" name="a.dll"><test-case classname="A&amp;B"'
+        b' name="x &amp;&amp; y &#38; &amp;#38;" result="Passed"/></test-suite></test-run>',
+        b'<assemblies><assembly name="a.dll"><collection><test type="A&amp;B"'
+        b' name="A&amp;B.x &amp;&amp; y &#38; &amp;#38;" result="Pass"/></collection></assembly>'
+        b"</assemblies>",
+    ],
+)
+def test_ampersands_in_attributes_come_back_as_written(data: bytes) -> None:
+    # libxml2 hands parser targets "&" as the text "&#38;" when entities are not expanded.
+    [result] = parse_results(io.BytesIO(data), filename="r.xml").results
+    assert (result.classname, result.name) == ("A&B", "x && y & &#38;")
