@@ -232,12 +232,14 @@ def main() -> int:
     )
     for mode in MODES[:2]:
         row = rows[mode]
-        share = floor["wall"] / row["wall"]
+        wall_share = floor["wall"] / row["wall"]
         cpu_share = floor["cpu"] / row["cpu"]
-        verdict_speed = "PASS" if share >= TARGET_FLOOR_SHARE else "MISS"
+        # On a shared machine one preempted floor run inflates the wall share; the verdict
+        # takes the lower of the two, so noise can only make it stricter.
+        verdict_speed = "PASS" if min(wall_share, cpu_share) >= TARGET_FLOOR_SHARE else "MISS"
         verdict_mem = "PASS" if row["peak_mb"] <= TARGET_PEAK_MB else "MISS"
         print(
-            f"{mode:<20} {share:4.0%} of floor wall ({cpu_share:4.0%} cpu) {verdict_speed}; "
+            f"{mode:<20} {wall_share:4.0%} of floor wall ({cpu_share:4.0%} cpu) {verdict_speed}; "
             f"{base['wall'] / row['wall']:4.2f}x junitparser; "
             f"peak {row['peak_mb']:.1f} MB {verdict_mem}"
         )
