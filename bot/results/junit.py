@@ -195,7 +195,7 @@ class JUnitTarget(CaptureTarget):
         classname = shared.setdefault(classname, classname)
         file = get("file") or suite.file or None
         if file is not None:
-            file = shared.setdefault(file, attr_text(file))
+            file = shared.get(file) or shared.setdefault(file, attr_text(file))
         value = get("line")
         if value is None:
             line = None

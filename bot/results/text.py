@@ -70,6 +70,8 @@ def attr_text(value: str) -> str:
 
 def attr_dict(attrib: dict[str, str]) -> dict[str, str]:
     """`attrib`, or a copy with "&" restored where a value needs it."""
+    if not attrib:  # most elements; lxml then passes a mapping slower to iterate than a dict
+        return attrib
     for value in attrib.values():
         if "&" in value:
             return {key: attr_text(text) for key, text in attrib.items()}
