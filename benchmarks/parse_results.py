@@ -4,7 +4,11 @@ Run as `.venv/bin/python benchmarks/parse_results.py [--cases N] [--failures N] 
 Each measurement runs in its own subprocess so peak RSS belongs to one parser only; the best
 of `--repeat` round-robin runs is reported (the machine is shared: the best run is the least
 disturbed one).
-Targets (issue): at least 3x junitparser's throughput and at most 64 MB peak RSS.
+
+The floor is our own secure push parser (`bot.results.xml_stream.secure_parser`, every
+protection on) driven by a target whose callbacks do nothing: no lxml streaming parser can be
+faster. Targets (issue 15): the API path (`parse_results`) at >= 75% of the floor's throughput
+in the same run, and at most 64 MB peak RSS.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGET_SPEEDUP = 3.0
+TARGET_FLOOR_SHARE = 0.75
 TARGET_PEAK_MB = 64.0
 MODES = ("ours-parse_results", "ours-iter_results", "junitparser", "lxml-floor", "libxml2-tree")
 
@@ -110,19 +114,21 @@ def _child(mode: str, path: str) -> None:
             return cases
 
     elif mode == "lxml-floor":
-        # The ceiling for any lxml streaming parser: same secure push parser, no-op callbacks.
-        from lxml import etree
+        # The ceiling for any lxml streaming parser: our secure push parser, no-op callbacks.
+        sys.path.insert(0, str(ROOT))
+        from bot.results.xml_stream import FEED_BYTES, secure_parser
 
         class _Nop:
             def start(self, tag: str, attrib: dict[str, str]) -> None: ...
             def end(self, tag: str) -> None: ...
             def data(self, text: str) -> None: ...
+            def doctype(self, *args: object) -> None: ...
             def close(self) -> None: ...
 
         def run() -> int:
-            parser = etree.XMLParser(target=_Nop(), resolve_entities=False, no_network=True)
+            parser = secure_parser(_Nop())  # type: ignore[arg-type]
             with open(path, "rb") as stream:
-                while chunk := stream.read(64 * 1024):
+                while chunk := stream.read(FEED_BYTES):
                     parser.feed(chunk)
             parser.close()
             return 0
@@ -221,17 +227,20 @@ def main() -> int:
         f"streaming; peak above): {base['wall'] / tree['wall']:.2f}x junitparser"
     )
     print(
-        f"\ntargets: >= {TARGET_SPEEDUP:.0f}x junitparser throughput, "
+        f"\ntargets: >= {TARGET_FLOOR_SHARE:.0%} of lxml-floor throughput, "
         f"<= {TARGET_PEAK_MB:.0f} MB peak"
     )
     for mode in MODES[:2]:
         row = rows[mode]
-        speedup = base["wall"] / row["wall"]
-        cpu_speedup = base["cpu"] / row["cpu"]
-        verdict_speed = "PASS" if speedup >= TARGET_SPEEDUP else "MISS"
+        wall_share = floor["wall"] / row["wall"]
+        cpu_share = floor["cpu"] / row["cpu"]
+        # On a shared machine one preempted floor run inflates the wall share; the verdict
+        # takes the lower of the two, so noise can only make it stricter.
+        verdict_speed = "PASS" if min(wall_share, cpu_share) >= TARGET_FLOOR_SHARE else "MISS"
         verdict_mem = "PASS" if row["peak_mb"] <= TARGET_PEAK_MB else "MISS"
         print(
-            f"{mode:<20} speed {speedup:4.2f}x wall ({cpu_speedup:4.2f}x cpu) {verdict_speed}; "
+            f"{mode:<20} {wall_share:4.0%} of floor wall ({cpu_share:4.0%} cpu) {verdict_speed}; "
+            f"{base['wall'] / row['wall']:4.2f}x junitparser; "
             f"peak {row['peak_mb']:.1f} MB {verdict_mem}"
         )
     return 0

@@ -159,14 +159,15 @@ async def _store(
             item = await store_upload(
                 session, cycle, result, content_sha256=upload.sha256, idempotency_key=upload.key
             )
-            stored.append(
-                {
-                    "name": item.name,
-                    "format": item.format,
-                    "tests": item.tests,
-                    "replaced": item.replaced,
-                }
-            )
+            entry: dict[str, Any] = {
+                "name": item.name,
+                "format": item.format,
+                "tests": item.tests,
+                "replaced": item.replaced,
+            }
+            if result.counted:  # tests the file gave as suite totals only, without names
+                entry["counted_from_attributes"] = result.counted
+            stored.append(entry)
         return {"files": stored, "totals": cycles.totals(cycle), "cycle": cycle.id}
 
 

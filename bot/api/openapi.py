@@ -175,7 +175,7 @@ SPEC: dict[str, Any] = {
         },
         "/api/v1/cycles/{cycle_id}/results": {
             "post": {
-                "summary": "Upload result files (JUnit, xUnit.net v2, NUnit 3, TRX; gzip accepted)",
+                "summary": "Upload result files (JUnit, xUnit.net v1/v2, NUnit 2/3, TRX; gzip)",
                 "description": (
                     "A repeat of a file (same Idempotency-Key, or the same content after gzip, "
                     "in this cycle) replaces its results instead of adding them. Bodies are "

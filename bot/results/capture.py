@@ -4,17 +4,23 @@ about (one test case at a time), with bounded text and bounded child counts.
 lxml calls `start`/`data`/`end` from C; no document tree is ever built, so memory stays flat
 however large the file. Finished results are appended to `ready` and handed out by the driver
 after each chunk it feeds.
+
+Text is the most frequent event (every run of whitespace between elements is one), so `data` is
+not a Python method: it is `list.append` on a buffer, a C call, and the buffered text is given
+to the element open at the next `start`/`end` event (or dropped when none is captured). The
+driver drains the buffer after each chunk it feeds, so it never holds more than one chunk.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bot.results.errors import ErrorCode, ResultFileError
 from bot.results.limits import ParseLimits
 from bot.results.model import TestCaseResult
 from bot.results.parsed import SuiteOutput
-from bot.results.text import clip_parts
+from bot.results.text import attr_dict, clip_parts
 
 # Past this many descendants, a captured element's further children are dropped (a test case
 # with a million <property/> children must not cost a million Python objects).
@@ -43,6 +49,16 @@ class Node:
         self.parts: list[str] | None = None
         self.size = 0
         self.spill: _Spill | None = None
+
+    def take(self, text: list[str], bound: int, keep: int) -> None:
+        """Append buffered text runs, compacting once the text outgrows `bound` characters."""
+        if self.parts is None:
+            self.parts = text[:]
+        else:
+            self.parts.extend(text)
+        self.size += sum(map(len, text))
+        if self.size > bound:
+            self.compact(keep)
 
     def compact(self, keep: int) -> None:
         """Keep the first and last `keep` characters of an oversized text, count the rest."""
@@ -104,22 +120,28 @@ class CaptureTarget:
         self.suite_outputs = suite_outputs
         self.ready: list[TestCaseResult] = []
         self.count = 0
+        self.counted = 0  # results synthesised from count attributes
         self._keep = max(limits.max_stack_chars, limits.max_output_tail_chars)
         self._bound = 2 * self._keep
         # Open captured elements; None marks one dropped past MAX_CAPTURED_NODES.
         self._stack: list[Node | None] = []
         self._nodes = 0
+        # Text runs since the last event; lxml calls `data` without entering Python.
+        self._runs: list[str] = []
+        self.data: Callable[[str], None] = self._runs.append
 
     # lxml target protocol -------------------------------------------------------------
     def start(self, tag: str, attrib: dict[str, str]) -> None:
         stack = self._stack
         if stack:
             parent = stack[-1]
+            if self._runs:
+                self.give_text(parent)
             self._nodes += 1
             if parent is None or self._nodes > MAX_CAPTURED_NODES:
                 stack.append(None)
                 return
-            node = Node(tag, attrib)
+            node = Node(tag, attr_dict(attrib))
             if parent.children is None:
                 parent.children = [node]
             else:
@@ -127,31 +149,21 @@ class CaptureTarget:
             stack.append(node)
         elif tag in self.capture:
             self._nodes = 0
-            stack.append(Node(tag, attrib))
+            self._runs.clear()  # text between outer elements belongs to no capture
+            stack.append(Node(tag, attr_dict(attrib)))
         else:
-            self.outer_start(tag, attrib)
+            self.outer_start(tag, attr_dict(attrib))
 
     def end(self, tag: str) -> None:
         stack = self._stack
         if stack:
             node = stack.pop()
+            if self._runs:
+                self.give_text(node)
             if not stack and node is not None:
                 self.captured(node)
         else:
             self.outer_end(tag)
-
-    def data(self, text: str) -> None:
-        stack = self._stack
-        if stack:
-            node = stack[-1]
-            if node is not None:
-                if node.parts is None:
-                    node.parts = [text]
-                else:
-                    node.parts.append(text)
-                node.size += len(text)
-                if node.size > self._bound:
-                    node.compact(self._keep)
 
     def doctype(self, *_args: Any) -> None:
         raise ResultFileError(
@@ -163,6 +175,20 @@ class CaptureTarget:
     def close(self) -> None:
         """Called by lxml once the document is complete."""
         self.finish()
+
+    # text buffer ----------------------------------------------------------------------------
+    def give_text(self, node: Node | None) -> None:
+        """Give the buffered text to `node` (None: a dropped element) and empty the buffer."""
+        text = self._runs
+        if node is not None:
+            node.take(text, self._bound, self._keep)
+        text.clear()
+
+    def drain(self) -> None:
+        """Between chunks: hand buffered text to the open captured element, or drop it."""
+        if self._runs:
+            stack = self._stack
+            self.give_text(stack[-1] if stack else None)
 
     # dialect hooks ----------------------------------------------------------------------
     def outer_start(self, tag: str, attrib: dict[str, str]) -> None:
@@ -181,11 +207,15 @@ class CaptureTarget:
     # helpers ----------------------------------------------------------------------------
     def emit(self, result: TestCaseResult) -> None:
         """Hand a finished result to the driver, enforcing the test-case limit."""
-        self.count += 1
+        self.reserve(1)
+        self.ready.append(result)
+
+    def reserve(self, cases: int) -> None:
+        """Count `cases` more results against the test-case limit before they are built."""
+        self.count += cases
         if self.count > self.limits.max_test_cases:
             raise ResultFileError(
                 ErrorCode.TOO_MANY_CASES,
                 f"more than {self.limits.max_test_cases} test cases",
                 filename=self.filename,
             )
-        self.ready.append(result)

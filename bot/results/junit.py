@@ -1,5 +1,7 @@
 """JUnit XML in its common dialects: pytest, jest-junit, go-junit-report, Playwright, Gradle,
-Maven Surefire (with flaky and rerun elements), nested suites, suite-level output.
+Maven Surefire (with flaky and rerun elements), nested suites, suite-level output, disabled
+tests (`<disabled/>`, `status="disabled"`, googletest's `status="notrun"`), and suites that
+give only their counts (`tests`, `failures`, `errors`, `skipped`) and list no test case.
 
 Hot path: a passing `<testcase/>` without children costs a few dict reads and one constructor
 call; everything else takes the slower path in `_with_children`.
@@ -11,7 +13,7 @@ from bot.results.capture import MAX_CAPTURED_NODES, CaptureTarget, Node
 from bot.results.limits import ParseLimits
 from bot.results.model import TestCaseResult, TestStatus
 from bot.results.parsed import SuiteOutput
-from bot.results.text import message_of
+from bot.results.text import attr_dict, attr_text, message_of
 
 # Child kinds of <testcase>.
 _FAILURE, _ERROR, _SKIPPED, _OUT, _ERR = range(5)
@@ -20,6 +22,7 @@ _CHILD_KINDS = {
     "failure": _FAILURE,
     "error": _ERROR,
     "skipped": _SKIPPED,
+    "disabled": _SKIPPED,
     "system-out": _OUT,
     "system-err": _ERR,
     "flakyFailure": _FLAKY_FAILURE,
@@ -29,6 +32,13 @@ _CHILD_KINDS = {
 }
 _CACHE_MAX = 8_192  # distinct time strings remembered (they repeat a lot)
 _PASSED = TestStatus.PASSED
+_NOT_RUN = frozenset({"disabled", "notrun"})  # `status` values of tests that never ran
+COUNTED_MESSAGE = "counted from the <testsuite> attributes: the file lists no test cases"
+_COUNTS = (
+    ("failures", TestStatus.FAILED),
+    ("errors", TestStatus.ERRORED),
+    ("skipped", TestStatus.SKIPPED),
+)
 
 
 def parse_duration(value: str) -> float:
@@ -43,6 +53,13 @@ def parse_duration(value: str) -> float:
             return 0.0
 
 
+def _count(value: str | None) -> int:
+    """A count attribute; 0 when absent or not a plain non-negative number."""
+    if value is None or not value.isascii() or not value.isdigit() or len(value) > 9:
+        return 0
+    return int(value)
+
+
 def _line(value: str, offset: int) -> int | None:
     try:
         number = int(value) + offset
@@ -54,7 +71,7 @@ def _line(value: str, offset: int) -> int | None:
 class _Suite:
     """An open <testsuite> (or the <testsuites> root): name, file and pending output."""
 
-    __slots__ = ("err", "file", "line_offset", "lines", "name", "out")
+    __slots__ = ("attrib", "err", "file", "first", "line_offset", "lines", "name", "nested", "out")
 
     def __init__(
         self, name: str, file: str, line_offset: int, lines: dict[str, int | None]
@@ -65,6 +82,9 @@ class _Suite:
         self.lines = lines  # `line` attribute -> line number, shared by suites of one offset
         self.out: list[Node] = []
         self.err: list[Node] = []
+        self.attrib: dict[str, str] | None = None  # a <testsuite>'s own, for its counts
+        self.first = 0  # results emitted before it opened: none since means no <testcase>
+        self.nested = False  # has it child suites (then its counts are theirs)?
 
 
 class JUnitTarget(CaptureTarget):
@@ -109,26 +129,36 @@ class JUnitTarget(CaptureTarget):
         stack = self._stack
         if self._case is None:
             if stack:  # markup nested in suite-level output
+                if self._runs:
+                    self.give_text(stack[-1])
                 stack.append(None)
             elif tag == self._testcase:
                 self._case = attrib  # per-case state is reset in `end`, only when it was used
             elif tag == self._out_tag or tag == self._err_tag:
-                stack.append(Node(tag, attrib))
+                self._runs.clear()
+                stack.append(Node(tag, attr_dict(attrib)))
             else:
-                self.outer_start(tag, attrib)
+                self.outer_start(tag, attr_dict(attrib))
             return
         self._nodes += 1
-        parent = stack[-1] if stack else None
-        if self._nodes > MAX_CAPTURED_NODES or (stack and parent is None):
-            stack.append(None)
-            return
-        node = Node(tag, attrib)
-        if parent is not None:
+        if stack:
+            parent = stack[-1]
+            if self._runs:
+                self.give_text(parent)
+            if parent is None or self._nodes > MAX_CAPTURED_NODES:
+                stack.append(None)
+                return
+            node = Node(tag, attr_dict(attrib))
             if parent.children is None:
                 parent.children = [node]
             else:
                 parent.children.append(node)
         else:
+            self._runs.clear()  # whitespace between a test case's children
+            if self._nodes > MAX_CAPTURED_NODES:
+                stack.append(None)
+                return
+            node = Node(tag, attr_dict(attrib))
             if self._children is None:
                 self._children = [node]
             else:
@@ -141,6 +171,8 @@ class JUnitTarget(CaptureTarget):
         stack = self._stack
         if stack:
             node = stack.pop()
+            if self._runs:
+                self.give_text(node)
             if not stack and self._case is None and node is not None:
                 suite = self._suite  # suite-level <system-out> / <system-err> complete
                 (suite.out if node.tag == self._out_tag else suite.err).append(node)
@@ -154,11 +186,16 @@ class JUnitTarget(CaptureTarget):
         get = attrib.get
         suite = self._suite
         shared = self._shared
+        name = get("name", "")
+        if "&" in name:
+            name = attr_text(name)
         classname = get("classname", "")
+        if "&" in classname:
+            classname = attr_text(classname)
         classname = shared.setdefault(classname, classname)
         file = get("file") or suite.file or None
         if file is not None:
-            file = shared.setdefault(file, file)
+            file = shared.get(file) or shared.setdefault(file, attr_text(file))
         value = get("line")
         if value is None:
             line = None
@@ -179,9 +216,7 @@ class JUnitTarget(CaptureTarget):
                 duration = parse_duration(value)
                 if len(durations) < _CACHE_MAX:
                     durations[value] = duration
-        result = TestCaseResult(
-            get("name", ""), classname, suite.name, file, line, _PASSED, duration
-        )
+        result = TestCaseResult(name, classname, suite.name, file, line, _PASSED, duration)
         children = self._children
         if children is not None:
             if self._verdict:  # a failure, error, skip or rerun: not a plain pass
@@ -189,6 +224,9 @@ class JUnitTarget(CaptureTarget):
             self._children = None
             self._verdict = False
             self._nodes = 0
+        value = get("status")
+        if value is not None and value in _NOT_RUN and result.status is _PASSED:
+            result.status = TestStatus.SKIPPED
         # `emit`, inlined.
         self.count += 1
         if self.count > self._max_cases:
@@ -207,6 +245,10 @@ class JUnitTarget(CaptureTarget):
             file = attrib.get("file") or (parent.file if parent else "")
             offset = 1 if pytest else 0
             suite = _Suite(self._intern(name), file, offset, self._line_caches[offset])
+            if tag == self._suite_tags[0]:
+                suite.attrib, suite.first = attrib, self.count
+            if parent is not None:
+                parent.nested = True
             self._suites.append(suite)
             self._suite = suite
 
@@ -214,7 +256,34 @@ class JUnitTarget(CaptureTarget):
         if tag in self._suite_tags and self._suites:
             suite = self._suites.pop()
             self._suite = self._suites[-1] if self._suites else self._top
+            if suite.attrib is not None and not suite.nested and self.count == suite.first:
+                self._count_from_attributes(suite, suite.attrib)
             self._flush_output(suite)
+
+    def _count_from_attributes(self, suite: _Suite, attrib: dict[str, str]) -> None:
+        """A suite that lists no test case but says how many it ran: one result per counted
+        test, marked `counted`, so totals are right and nothing pretends to know more."""
+        numbers = [(status, _count(attrib.get(key))) for key, status in _COUNTS]
+        listed = sum(n for _, n in numbers)
+        total = max(_count(attrib.get("tests")), listed)
+        if total == 0:
+            return
+        self.reserve(total)  # refuses absurd counts before building anything
+        numbers.append((_PASSED, total - listed))
+        for status, n in numbers:
+            message = None if status is _PASSED else COUNTED_MESSAGE
+            for i in range(1, n + 1):
+                self.ready.append(
+                    TestCaseResult(
+                        name=f"[{status.value} {i} of {n}]",
+                        classname=suite.name,
+                        suite=suite.name,
+                        status=status,
+                        message=message,
+                        counted=True,
+                    )
+                )
+        self.counted += total
 
     def finish(self) -> None:
         self._flush_output(self._top)

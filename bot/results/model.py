@@ -37,6 +37,8 @@ class TestCaseResult:
     stdout_tail: str | None = None  # last bytes of captured stdout (bounded)
     stderr_tail: str | None = None
     retries: int = 0  # extra executions inside the run (reruns / flaky attempts)
+    # Synthesised from a suite's count attributes: the file listed no test case to name.
+    counted: bool = False
 
     @property
     def test_id(self) -> str:

@@ -50,31 +50,45 @@ class NUnit3Target(CaptureTarget):
     def outer_start(self, tag: str, attrib: dict[str, str]) -> None:
         if tag == self._suite_tag:
             parent = self._assemblies[-1] if self._assemblies else ""
-            if attrib.get("type") == "Assembly":
+            if self.is_assembly(attrib):
                 parent = path_basename(attrib.get("name", ""))
             self._assemblies.append(parent)
+
+    def is_assembly(self, attrib: dict[str, str]) -> bool:
+        """Whether a <test-suite> is a test assembly (its file name becomes the suite)."""
+        return attrib.get("type") == "Assembly"
+
+    def identity(self, attrib: dict[str, str]) -> TestCaseResult:
+        """Name, class, status and duration of a <test-case>, from its attributes."""
+        get = attrib.get
+        return TestCaseResult(
+            name=get("name", ""),
+            classname=get("classname", ""),
+            status=_status(get("result", ""), get("label", "")),
+            duration=parse_duration(get("duration", "0")),
+        )
 
     def outer_end(self, tag: str) -> None:
         if tag == self._suite_tag and self._assemblies:
             self._assemblies.pop()
 
+    def _reason_message(self, node: Node) -> str | None:
+        reason = node.find(self._reason)
+        message = reason.find(self._message) if reason is not None else None
+        return message.text(self.limits.max_message_chars) if message is not None else None
+
     def captured(self, node: Node) -> None:
-        get = node.attrib.get
         limits = self.limits
-        result = TestCaseResult(
-            name=get("name", ""),
-            classname=get("classname", ""),
-            suite=self._assemblies[-1] if self._assemblies else "",
-            status=_status(get("result", ""), get("label", "")),
-            duration=parse_duration(get("duration", "0")),
-        )
+        result = self.identity(node.attrib)
+        result.suite = self._assemblies[-1] if self._assemblies else ""
         if result.status is TestStatus.SKIPPED:
-            reason = node.find(self._reason)
-            message = reason.find(self._message) if reason is not None else None
-            result.message = message.text(limits.max_message_chars) if message is not None else None
+            result.message = self._reason_message(node)
         elif result.status is not TestStatus.PASSED:
             failure = node.find(self._failure)
-            if failure is not None:
+            if failure is None:
+                # NUnit 2's NotRunnable explains itself in <reason>, as a skip would.
+                result.message = self._reason_message(node)
+            else:
                 message = failure.find(self._message)
                 stack = failure.find(self._trace_tag)
                 text = message.text(limits.max_stack_chars) if message is not None else None

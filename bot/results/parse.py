@@ -6,15 +6,16 @@ from collections.abc import Iterator
 from typing import BinaryIO, Protocol
 
 from bot.results.capture import CaptureTarget
-from bot.results.detect import detect_format, format_of, sniff_root
+from bot.results.detect import blank_doctype, detect_format, format_of, sniff_root
 from bot.results.junit import JUnitTarget
 from bot.results.limits import DEFAULT_LIMITS, ParseLimits
 from bot.results.model import TestCaseResult
+from bot.results.nunit2 import NUnit2Target
 from bot.results.nunit3 import NUnit3Target
 from bot.results.parsed import ParsedFile, SuiteOutput
 from bot.results.source import Readable, XmlSource, open_source
 from bot.results.trx import TrxTarget
-from bot.results.xml_stream import stream_results
+from bot.results.xml_stream import collect_results, stream_results
 from bot.results.xunit2 import XUnit2Target
 
 __all__ = [
@@ -40,7 +41,9 @@ class _TargetFactory(Protocol):
 
 _TARGETS: dict[str, _TargetFactory] = {
     "junit": JUnitTarget,
+    "xunit1": XUnit2Target,  # v1 is v2's <assembly> without <assemblies> around it
     "xunit2": XUnit2Target,
+    "nunit2": NUnit2Target,
     "nunit3": NUnit3Target,
     "trx": TrxTarget,
 }
@@ -51,13 +54,13 @@ def _prepare(
     filename: str,
     limits: ParseLimits,
     suite_outputs: list[SuiteOutput] | None,
-) -> tuple[str, CaptureTarget]:
+) -> tuple[str, CaptureTarget, Readable]:
     root = sniff_root(source.head, filename=filename)
     fmt = format_of(root, filename=filename)
     target = _TARGETS[fmt](
         namespace=root.namespace, filename=filename, limits=limits, suite_outputs=suite_outputs
     )
-    return fmt, target
+    return fmt, target, source.reader(blank_doctype(source.head, root))
 
 
 def iter_results(
@@ -68,8 +71,8 @@ def iter_results(
     It may raise ResultFileError after yielding some results: a caller that needs
     all-or-nothing must discard what it received (or use `parse_results`)."""
     source = open_source(stream, filename=filename, limits=limits)
-    _fmt, target = _prepare(source, filename, limits, None)
-    yield from stream_results(source.reader, target, filename=filename)
+    _fmt, target, reader = _prepare(source, filename, limits, None)
+    yield from stream_results(reader, target, filename=filename)
 
 
 def parse_results(
@@ -78,12 +81,13 @@ def parse_results(
     """Parse a whole result file (plain or gzip) or raise ResultFileError; never partial."""
     source = open_source(stream, filename=filename, limits=limits)
     suite_outputs: list[SuiteOutput] = []
-    fmt, target = _prepare(source, filename, limits, suite_outputs)
-    results = list(stream_results(source.reader, target, filename=filename))
+    fmt, target, reader = _prepare(source, filename, limits, suite_outputs)
+    results = collect_results(reader, target, filename=filename)
     return ParsedFile(
         format=fmt,
         filename=filename,
         results=results,
         suite_outputs=suite_outputs,
         compressed=source.compressed,
+        counted=target.counted,
     )

@@ -20,8 +20,11 @@ class SuiteOutput:
 class ParsedFile:
     """All test cases of one result file, parsed completely (never a partial file)."""
 
-    format: str  # "junit", "xunit2", "nunit3" or "trx"
+    format: str  # one of bot.results.detect.FORMATS
     filename: str
     results: list[TestCaseResult] = field(default_factory=list)
     suite_outputs: list[SuiteOutput] = field(default_factory=list)
     compressed: bool = False
+    # How many of `results` were counted from suite attributes (`TestCaseResult.counted`):
+    # the file gave totals only, so those tests have no names, messages or history.
+    counted: int = 0

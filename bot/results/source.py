@@ -117,11 +117,15 @@ def _read_up_to(reader: Readable, size: int) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class XmlSource:
-    """Decompressed XML: its first bytes (for format detection) and a reader from byte 0."""
+    """Decompressed XML: its first bytes (for format detection) and the stream after them."""
 
     head: bytes
-    reader: Readable
+    rest: Readable
     compressed: bool
+
+    def reader(self, head: bytes | None = None) -> Readable:
+        """A reader from byte 0, replaying `head` (default: the bytes as read) first."""
+        return _Prefixed(self.head if head is None else head, self.rest)
 
 
 def open_source(stream: BinaryIO | Readable, *, filename: str, limits: ParseLimits) -> XmlSource:
@@ -138,4 +142,4 @@ def open_source(stream: BinaryIO | Readable, *, filename: str, limits: ParseLimi
         what="decompressed content" if compressed else "file",
     )
     head = _read_up_to(xml, HEAD_BYTES)
-    return XmlSource(head=head, reader=_Prefixed(head, xml), compressed=compressed)
+    return XmlSource(head=head, rest=xml, compressed=compressed)

@@ -55,3 +55,24 @@ def strip_prefix(name: str, classname: str) -> str:
     if classname and name.startswith(classname + "."):
         return name[len(classname) + 1 :]
     return name
+
+
+# lxml's parser targets get attribute values as libxml2 leaves them when it expands no
+# entities: every "&" (written `&amp;` or `&#38;`) stays as the text "&#38;", and nothing else
+# does, so replacing that text back is exact.
+_AMP_REF = "&#38;"
+
+
+def attr_text(value: str) -> str:
+    """An attribute value as written in the document, "&" restored."""
+    return value.replace(_AMP_REF, "&") if "&" in value else value
+
+
+def attr_dict(attrib: dict[str, str]) -> dict[str, str]:
+    """`attrib`, or a copy with "&" restored where a value needs it."""
+    if not attrib:  # most elements; lxml then passes a mapping slower to iterate than a dict
+        return attrib
+    for value in attrib.values():
+        if "&" in value:
+            return {key: attr_text(text) for key, text in attrib.items()}
+    return attrib

@@ -13,17 +13,25 @@ from bot.results.parsed import SuiteOutput
 from bot.results.text import path_basename, strip_prefix
 
 _TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d+):(\d+):(\d+(?:\.\d+)?)")
+# Every value of `TestOutcome` in vstst.xsd (the TRX schema), with the meaning Microsoft's
+# TestOutcome enumeration (Microsoft.VisualStudio.TestTools.Common) documents for it:
 _STATUS = {
+    "Error": TestStatus.ERRORED,  # an error was generated while the test ran
+    "Failed": TestStatus.FAILED,  # completed with failed assertions or exceptions
+    "Timeout": TestStatus.ERRORED,  # the test timed out: it never reached its verdict
+    "Aborted": TestStatus.ERRORED,  # stopped by the tester or the framework mid-run
+    "Inconclusive": TestStatus.SKIPPED,  # completed, no indication of passing or failing
+    "PassedButRunAborted": TestStatus.PASSED,  # passed; the run was aborted afterwards
+    "NotRunnable": TestStatus.ERRORED,  # had its chance to run but could not (bad test)
+    "NotExecuted": TestStatus.SKIPPED,  # not executed because of user action ([Ignore])
+    "Disconnected": TestStatus.ERRORED,  # the run was disconnected before it completed
+    "Warning": TestStatus.PASSED,  # a warning message, "but the test did not fail"
     "Passed": TestStatus.PASSED,
-    "PassedButRunAborted": TestStatus.PASSED,
-    "Completed": TestStatus.PASSED,
-    "Warning": TestStatus.PASSED,
-    "Failed": TestStatus.FAILED,
-    "Error": TestStatus.ERRORED,
-    "Timeout": TestStatus.ERRORED,
-    "Aborted": TestStatus.ERRORED,
-    "Disconnected": TestStatus.ERRORED,
-}  # NotExecuted, Inconclusive, NotRunnable, Pending, InProgress: skipped
+    "Completed": TestStatus.PASSED,  # completed, no qualitative measure of the result
+    "InProgress": TestStatus.ERRORED,  # started and never finished: the host died
+    "Pending": TestStatus.SKIPPED,  # queued, never started
+}
+_UNKNOWN_OUTCOME = TestStatus.ERRORED  # not in the schema: never counted as a pass or a skip
 
 
 def parse_timespan(value: str) -> float:
@@ -86,7 +94,7 @@ class TrxTarget(CaptureTarget):
         outcome = get("outcome", "")
         result = TestCaseResult(
             name=get("testName", ""),
-            status=_STATUS.get(outcome, TestStatus.SKIPPED),
+            status=_STATUS.get(outcome, _UNKNOWN_OUTCOME),
             duration=parse_timespan(get("duration", "")),
         )
         self._add_output(result, node.find(self._output))

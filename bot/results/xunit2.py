@@ -1,4 +1,5 @@
-"""xUnit.net v2 XML: `<assemblies><assembly><collection><test result="Pass|Fail|Skip">`."""
+"""xUnit.net v2 XML, `<assemblies><assembly><collection><test result="Pass|Fail|Skip">`, and v1,
+`<assembly><class><test ...>` as the document, whose test elements are v2's."""
 
 from __future__ import annotations
 
@@ -76,6 +77,9 @@ class XUnit2Target(CaptureTarget):
         limits = self.limits
         if result.status is TestStatus.SKIPPED:
             reason = node.find(self._reason)
+            if reason is not None:
+                # v2 writes the text itself, v1 wraps it: <reason><message>...</message></reason>.
+                reason = reason.find(self._message) or reason
             result.message = reason.text(limits.max_message_chars) if reason is not None else None
         elif result.status is TestStatus.FAILED:
             self._add_failure(result, node.find(self._failure))

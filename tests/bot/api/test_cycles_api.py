@@ -329,3 +329,16 @@ async def test_health_and_readiness(api: ApiHarness) -> None:
     unknown = await api.client.get("/nope")
     assert unknown.status_code == 404
     assert unknown.json()["error"] == "not_found"
+
+
+async def test_upload_says_which_tests_were_counted_from_suite_attributes(
+    api: ApiHarness,
+) -> None:
+    cycle = (await _create(api)).json()
+    data = b'<testsuites><testsuite name="e2e" tests="4" failures="1"/></testsuites>'
+    response = await _upload(api, cycle["id"], data)
+    assert response.status_code == 200, response.text
+    assert response.json()["files"] == [
+        {"name": "junit.xml", "format": "junit", "tests": 4, "counted_from_attributes": 4}
+    ]
+    assert response.json()["totals"]["failed"] == 1

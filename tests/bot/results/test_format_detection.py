@@ -25,6 +25,12 @@ FIXTURES = Path(__file__).parent / "fixtures"
         (f'<TestRun id="1" xmlns="{TRX_NAMESPACE}">'.encode(), "trx"),
         (f'<t:TestRun xmlns:t="{TRX_NAMESPACE}" id="1">'.encode(), "trx"),
         ('<testsuites name="utf16">'.encode("utf-16"), "junit"),
+        (b'<test-results name="r.xml" total="1"><environment/>', "nunit2"),
+        (b'<test-suite type="Assembly" name="a.dll" executed="True" result="Success">', "nunit2"),
+        (b'<test-suite type="Assembly" id="0-1" name="a.dll" runstate="Runnable">', "nunit3"),
+        (b'<assembly name="C:\\t\\A.Tests.dll" test-framework="xUnit.net 1.9">', "xunit1"),
+        (b'<!DOCTYPE testsuite SYSTEM "junit.dtd">\n<testsuite/>', "junit"),
+        (b"\xef\xbb\xbf<!DOCTYPE testsuites [<!ELEMENT testsuites ANY>]><testsuites>", "junit"),
     ],
 )
 def test_detects_dialect_from_root_element(head: bytes, expected: str) -> None:
@@ -35,7 +41,7 @@ def test_detects_dialect_from_root_element(head: bytes, expected: str) -> None:
     "head",
     [
         b'<TestRun id="1">',  # TRX root without its namespace
-        b'<test-results name="nunit2.xml">',  # NUnit 2
+        b'<test-result name="nunit2.xml">',  # close to NUnit 2, but not it
         b'{"testResults": []}',
         b"<html><body>502 Bad Gateway</body></html>",
         b"<!-- a comment that never ends",
@@ -56,9 +62,21 @@ def test_empty_and_blank_files_are_rejected() -> None:
         assert caught.value.code == ErrorCode.EMPTY
 
 
-def test_doctype_is_rejected_while_sniffing() -> None:
+@pytest.mark.parametrize(
+    "head",
+    [
+        b'<!DOCTYPE testsuites [<!ENTITY e SYSTEM "file:///etc/passwd">]><testsuites/>',
+        b'<!DOCTYPE testsuites [<!ENTITY % p SYSTEM "http://x/p.dtd"> %p;]><testsuites/>',
+        b'<!DOCTYPE testsuites SYSTEM "a.dtd"><!DOCTYPE testsuites><testsuites/>',
+        b"<!doctype testsuites><testsuites/>",  # not XML's spelling: refused, not guessed at
+        b'<!DOCTYPE testsuites SYSTEM "never-closed><testsuites/>',
+        b"<!DOCTYPE testsuites [<!ELEMENT testsuites ANY> <testsuites/>",
+        '<!DOCTYPE testsuites><testsuites name="utf16">'.encode("utf-16"),
+    ],
+)
+def test_doctype_with_entities_or_unreadable_is_rejected_while_sniffing(head: bytes) -> None:
     with pytest.raises(ResultFileError) as caught:
-        detect_format(b'<?xml version="1.0"?>\n<!DOCTYPE testsuites SYSTEM "x.dtd"><testsuites/>')
+        detect_format(b'<?xml version="1.0"?>\n' + head if head[:2] != b"\xff\xfe" else head)
     assert caught.value.code == ErrorCode.DTD_FORBIDDEN
 
 

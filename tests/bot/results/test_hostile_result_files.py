@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -245,3 +246,79 @@ def test_a_case_with_a_million_children_stays_cheap() -> None:
     [result] = parse_results(io.BytesIO(data), filename="r.xml").results
     # Children past the capture budget are dropped; the test case itself survives.
     assert result.name == "t"
+
+
+def test_doctype_without_entities_parses_and_fetches_nothing() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        data = (
+            f'<?xml version="1.0"?>\n<!DOCTYPE testsuite SYSTEM "http://127.0.0.1:{port}/j.dtd">\n'
+            '<testsuite name="s"><testcase name="t" classname="c"/></testsuite>'
+        ).encode()
+        [result] = parse_results(io.BytesIO(data), filename="r.xml").results
+        server.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            server.accept()  # the DTD was never requested
+    assert result.name == "t"
+
+
+@pytest.mark.parametrize(
+    "doctype",
+    [b'<!DOCTYPE testsuite SYSTEM "file:///etc/passwd">', b"<!DOCTYPE testsuite>"],
+)
+def test_doctype_file_that_uses_an_entity_is_refused(doctype: bytes) -> None:
+    data = doctype + b'\n<testsuite name="s">\n<testcase name="&e;"/></testsuite>'
+    error = _error(data)
+    assert error.code == ErrorCode.INVALID_XML
+    assert "entities are never expanded" in error.detail
+    assert error.line == 3
+    assert "root:" not in error.reason
+
+
+def test_positions_after_an_accepted_doctype_stay_right() -> None:
+    data = b'<!DOCTYPE testsuite\n  SYSTEM "junit.dtd">\n<testsuite>\n<testcase name="a">\n'
+    data += b"</testsuite>"
+    error = _error(data, name="j.xml")
+    assert error.code == ErrorCode.INVALID_XML
+    assert error.line == 5
+
+
+@pytest.mark.parametrize("root", [b"test-results", b"test-suite", b"assembly", b"assemblies"])
+def test_entity_tricks_are_refused_in_every_dialect(root: bytes) -> None:
+    for payload in (XXE, LAUGHS):
+        data = payload.replace(b"testsuites", root).replace(b"testsuite", root)
+        assert _error(data).code == ErrorCode.DTD_FORBIDDEN
+
+
+def test_absurd_suite_counts_are_refused_before_anything_is_built() -> None:
+    started = time.perf_counter()
+    error = _error(b'<testsuites><testsuite name="s" tests="999999999"/></testsuites>')
+    assert error.code == ErrorCode.TOO_MANY_CASES
+    assert time.perf_counter() - started < 1.0
+
+
+def test_many_counted_suites_add_up_against_the_case_limit() -> None:
+    suites = b'<testsuite name="s" tests="40" failures="1"/>' * 3
+    data = b"<testsuites>" + suites + b"</testsuites>"
+    assert len(parse_results(io.BytesIO(data), filename="r.xml").results) == 120
+    assert _error(data, ParseLimits(max_test_cases=100)).code == ErrorCode.TOO_MANY_CASES
+
+
+def test_nunit2_and_xunit1_huge_texts_stay_bounded() -> None:
+    big = "x" * 2_000_000
+    nunit2 = (
+        '<test-results><test-suite type="Assembly" name="a.dll" executed="True"><results>'
+        f'<test-case name="N.C.t" executed="True" result="Failure" success="False"><failure>'
+        f"<message>{big}</message><stack-trace>{big}</stack-trace></failure></test-case>"
+        "</results></test-suite></test-results>"
+    )
+    xunit1 = (
+        f'<assembly name="a.dll"><class name="C"><test name="C.t" type="C" result="Skip">'
+        f"<reason><message>{big}</message></reason></test></class></assembly>"
+    )
+    limits = ParseLimits(max_message_chars=100, max_stack_chars=1000)
+    for data in (nunit2, xunit1):
+        [result] = parse_results(io.BytesIO(data.encode()), filename="r.xml", limits=limits).results
+        assert result.message is not None
+        assert len(result.message) <= 100
+        assert result.stack_trace is None or len(result.stack_trace) <= 1000

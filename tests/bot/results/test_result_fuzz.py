@@ -9,6 +9,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.results.detect import FORMATS
 from bot.results.errors import ResultFileError
 from bot.results.limits import ParseLimits
 from bot.results.parse import parse_results
@@ -55,7 +56,8 @@ def test_mutations_parse_or_raise_result_file_error(data: bytes) -> None:
         assert error.reason.startswith("fuzz.xml")
         assert len(error.reason) < 300
         return
-    assert parsed.format in ("junit", "xunit2", "nunit3", "trx")
+    assert parsed.format in FORMATS
+    assert parsed.counted == sum(r.counted for r in parsed.results)
     for result in parsed.results:
         assert result.stack_trace is None or len(result.stack_trace) <= 64
         assert result.stdout_tail is None or len(result.stdout_tail) <= 16
