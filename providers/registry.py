@@ -106,9 +106,10 @@ class ScmPackage:
 
 def packages() -> tuple[ScmPackage, ...]:
     """Every SCM package, in the order their commands are listed."""
+    from providers.azure_devops.package import PACKAGE as AZURE
     from providers.github.package import PACKAGE as GITHUB
 
-    return (GITHUB,)
+    return (GITHUB, AZURE)
 
 
 def package_for(source: str) -> ScmPackage | None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from providers.azure_devops.provider import AzureShared
 from providers.base import (
     GITHUB_LIMITS,
     Capabilities,
@@ -27,6 +28,7 @@ class ProviderShared:
         default_factory=lambda: httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=5.0))
     )
     github: GithubShared = field(default_factory=GithubShared)
+    azure: AzureShared = field(default_factory=AzureShared)
 
     @classmethod
     def paced(cls, write_slots: SharedWriteSlots) -> ProviderShared:

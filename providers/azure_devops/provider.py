@@ -17,7 +17,7 @@ import hashlib
 import re
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -26,6 +26,7 @@ from urllib.parse import quote
 import anyio
 import anyio.to_thread
 from azure.devops import _file_cache
+from azure.devops.v7_1.build.build_client import BuildClient
 from azure.devops.v7_1.git.git_client import GitClient
 from azure.devops.v7_1.git.models import (
     Comment,
@@ -48,6 +49,7 @@ from providers.azure_devops.errors import (
 from providers.azure_devops.results import fetch_build_cases
 from providers.base import (
     AZURE_LIMITS,
+    ArtifactFilter,
     Capabilities,
     CommentBody,
     CommitStatus,
@@ -61,6 +63,7 @@ from providers.base import (
     Transient,
 )
 from providers.context import CiContext
+from providers.events import PipelineFinished
 
 T = TypeVar("T")
 STATUS_GENRE = "aac"
@@ -94,6 +97,7 @@ class AzureClients:
     git: Any
     test: Any
     location: Any
+    build: Any
     identity: Identity | None = None
 
 
@@ -147,6 +151,7 @@ class AzureShared:
                     git=self._configure(GitClient(url, creds)),
                     test=self._configure(TestClient(url, creds)),
                     location=self._configure(LocationClient(url, creds)),
+                    build=self._configure(BuildClient(url, creds)),
                 )
                 self._clients[key] = found
             return found
@@ -225,6 +230,57 @@ def _previous_ids(previous: PublishResult | None, kind: str) -> dict[str, str]:
     if previous is None or previous.kind != kind:
         return {}
     return previous.ids
+
+
+_BUILD_RESULTS = {
+    "succeeded": "success",
+    "partiallysucceeded": "failure",
+    "failed": "failure",
+    "canceled": "cancelled",
+}
+_PULL_REF = re.compile(r"^refs/pull/(\d+)/merge$")
+
+
+@dataclass(frozen=True, slots=True)
+class BuildFacts:
+    """What the Build API says about a finished run (the part a service hook leaves out)."""
+
+    repository: str
+    sha: str
+    ref: str | None
+    number: int | None
+    base_ref: str | None
+    name: str
+    url: str | None
+    conclusion: str | None
+
+
+def _branch(ref: object) -> str:
+    return str(ref or "").removeprefix("refs/heads/")
+
+
+def pull_request_number(trigger_info: dict[str, Any], source_branch: str) -> int | None:
+    """The PR a build ran for: ``triggerInfo["pr.number"]``, else ``refs/pull/<n>/merge``."""
+    value = str(trigger_info.get("pr.number") or "")
+    if value.isdigit():
+        return int(value)
+    match = _PULL_REF.match(source_branch)
+    return int(match.group(1)) if match else None
+
+
+def replace_event(event: PipelineFinished, facts: BuildFacts) -> PipelineFinished:
+    """The event completed with the build's facts (the payload's own values win when set)."""
+    return replace(
+        event,
+        repository=facts.repository,
+        sha=facts.sha or event.sha,
+        ref=facts.ref or event.ref,
+        number=facts.number,
+        base_ref=facts.base_ref,
+        name=event.name or facts.name,
+        url=event.url or facts.url,
+        conclusion=facts.conclusion or event.conclusion,
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -496,15 +552,60 @@ class AzureDevOpsProvider:
 
         return await self._call(f"read {path}", fetch)
 
-    async def pipeline_results(self, repository: str, build_id: int) -> PipelineResults:
+    async def pipeline_results(
+        self, repository: str, pipeline_id: str, wanted: ArtifactFilter | None = None
+    ) -> PipelineResults:
         """The test results a build published (``PublishTestResults@2``), from the Test
-        Results API: the build's test runs, then each run's results, all pages."""
+        Results API: the build's test runs, then each run's results, all pages. (Artifacts
+        are not read: the published results are the pipeline's own report.)"""
         project, _ = split_repository(repository)
+        build_id = int(pipeline_id)
         cases = await self._call(
             "read test results",
             partial(fetch_build_cases, self._clients.test, project, build_id, self._page_size),
         )
         return PipelineResults(cases=cases, origin="test_results")
+
+    async def resolve_pipeline(self, event: PipelineFinished) -> PipelineFinished | None:
+        """Service hooks name a run, not its repository or commit: read them from the Build
+        API (and, for a pull-request build, the PR's source commit). None for a run that did
+        not build an Azure Repos repository (its results belong to another SCM)."""
+        project = event.project or split_repository(event.repository)[0]
+        build_id = int(event.pipeline_id)
+        found = await self._call("read build", partial(self._read_build, project, build_id))
+        if found is None:
+            return None
+        return replace_event(event, found)
+
+    def _read_build(self, project: str, build_id: int) -> BuildFacts | None:
+        build = self._clients.build.get_build(project, build_id)
+        repo = build.repository
+        if repo is None or str(repo.type or "").lower() != "tfsgit" or build.project is None:
+            return None
+        repository = f"{build.project.name}/{repo.name}"
+        trigger = dict(build.trigger_info or {})
+        number = pull_request_number(trigger, str(build.source_branch or ""))
+        sha = str(trigger.get("pr.sourceSha") or "")
+        ref = _branch(trigger.get("pr.sourceBranch") or build.source_branch)
+        base_ref = None
+        if number is not None:
+            pr = self._clients.git.get_pull_request(repo.name, number, project=build.project.name)
+            if not sha and pr.last_merge_source_commit is not None:
+                sha = str(pr.last_merge_source_commit.commit_id or "")
+            ref = _branch(pr.source_ref_name) or ref
+            base_ref = _branch(pr.target_ref_name) or None
+        links = getattr(build, "_links", None)
+        web = links.additional_properties.get("web", {}).get("href") if links else None
+        return BuildFacts(
+            repository=repository,
+            sha=sha or str(build.source_version or ""),
+            ref=ref or None,
+            number=number,
+            base_ref=base_ref,
+            name=str((build.definition.name if build.definition else "") or ""),
+            url=str(web) if web else None,
+            conclusion=_BUILD_RESULTS.get(str(build.result or "").lower()),
+        )
 
     # -- the one call wrapper ---------------------------------------------------------
     async def _call(self, action: str, op: Callable[[], T]) -> T:

@@ -466,6 +466,42 @@ class FakeAzureDevOps:
                     thread.comments[0].is_deleted = True
                     thread.comments[0].content = ""
 
+    def add_build(
+        self,
+        repo: str,
+        build_id: int,
+        *,
+        source_version: str,
+        pr: int | None = None,
+        result: str = "succeeded",
+        definition: str = "widgets-ci",
+        repository_type: str = "TfsGit",
+    ) -> None:
+        """A finished build of ``repo`` ("project/repository"), as the Build API returns it;
+        a PR build runs on ``refs/pull/<pr>/merge`` with the PR in its trigger info."""
+        project, _, name = repo.partition("/")
+        trigger = {"pr.number": str(pr), "pr.isFork": "False"} if pr is not None else {}
+        with self._lock:
+            self.builds[(project.lower(), build_id)] = {
+                "id": build_id,
+                "buildNumber": f"20240611.{build_id}",
+                "status": "completed",
+                "result": result,
+                "definition": {"id": 17, "name": definition},
+                "project": {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, project)), "name": project},
+                "repository": {
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, repo)),
+                    "name": name,
+                    "type": repository_type,
+                },
+                "sourceBranch": f"refs/pull/{pr}/merge" if pr is not None else "refs/heads/main",
+                "sourceVersion": source_version,
+                "triggerInfo": trigger,
+                "_links": {
+                    "web": {"href": f"{self.url}/{project}/_build/results?buildId={build_id}"}
+                },
+            }
+
     def add_item(self, repo: str, path: str, data: bytes, version: str) -> None:
         with self._lock:
             self.items[(repo.lower(), "/" + path.lstrip("/"), version)] = data
@@ -724,6 +760,8 @@ class FakeAzureDevOps:
             {
                 "pullRequestId": pr.id,
                 "status": "active",
+                "sourceRefName": "refs/heads/feature",
+                "targetRefName": "refs/heads/main",
                 "lastMergeSourceCommit": {"commitId": head},
             },
         )
@@ -906,8 +944,16 @@ class FakeAzureDevOps:
         return _Reply(200, raw=data, media_type="application/octet-stream")
 
     def _get_build(self, call: _Call) -> _Reply:
-        key = (call.params["project"].lower(), int(call.params["buildId"]))
-        build = self.builds.get(key)
+        project = call.params["project"].lower()
+        key = (project, int(call.params["buildId"]))
+        build = self.builds.get(key) or next(
+            (
+                b
+                for (_, i), b in self.builds.items()
+                if i == key[1] and b["project"]["id"] == project
+            ),
+            None,
+        )
         if build is None:
             raise wrapped_exception(
                 404, f"The requested build {key[1]} could not be found.", "BuildNotFoundException"
