@@ -36,7 +36,9 @@ from azure.devops.v7_1.git.models import (
     GitStatusContext,
     GitVersionDescriptor,
 )
+from azure.devops.v7_1.identity.identity_client import IdentityClient
 from azure.devops.v7_1.location.location_client import LocationClient
+from azure.devops.v7_1.security.security_client import SecurityClient
 from azure.devops.v7_1.test.test_client import TestClient
 from msrest.authentication import BasicAuthentication
 
@@ -98,7 +100,10 @@ class AzureClients:
     test: Any
     location: Any
     build: Any
+    security: Any
+    credentials: Any  # for the clients built later, on the URL an area answers from
     identity: Identity | None = None
+    identities: Any = None  # the Identities (IMS) client, on its area's URL (looked up once)
 
 
 def _memory_only_sdk_caches() -> None:
@@ -152,6 +157,8 @@ class AzureShared:
                     test=self._configure(TestClient(url, creds)),
                     location=self._configure(LocationClient(url, creds)),
                     build=self._configure(BuildClient(url, creds)),
+                    security=self._configure(SecurityClient(url, creds)),
+                    credentials=creds,
                 )
                 self._clients[key] = found
             return found
@@ -161,6 +168,10 @@ class AzureShared:
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self._max_threads)
         return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+
+    def configure(self, client: Any) -> Any:
+        """A client built after start-up, set up as the others are."""
+        return self._configure(client)
 
     def _configure(self, client: Any) -> Any:
         client.config.connection.timeout = self.timeout_seconds
@@ -232,6 +243,11 @@ def _previous_ids(previous: PublishResult | None, kind: str) -> dict[str, str]:
     return previous.ids
 
 
+# Git Repositories' security namespace and its Contribute bit (GenericContribute): who may
+# push to a repository is who may ask the bot to re-run or re-analyse on it.
+GIT_SECURITY_NAMESPACE = "2e9eb7ed-3c0a-47d4-87c1-0ffdd275fd87"
+GENERIC_CONTRIBUTE = 4
+IDENTITY_AREA = "8a3d49b8-91f0-46ef-b33d-dda338c25db3"  # IMS: vssps.dev.azure.com on Services
 _BUILD_RESULTS = {
     "succeeded": "success",
     "partiallysucceeded": "failure",
@@ -521,6 +537,45 @@ class AzureDevOpsProvider:
                 continue
             return thread, first
         return None
+
+    # -- who may run /aac commands -----------------------------------------------------
+    async def may_run_commands(self, repository: str, user: str) -> bool:
+        """True when ``user`` (an identity id, as a comment's author carries it) is allowed
+        Contribute on the repository: its effective Git permissions, groups included."""
+        project, repo = split_repository(repository)
+        return await self._call(
+            "check Contribute permission", partial(self._may_contribute, project, repo, user)
+        )
+
+    def _may_contribute(self, project: str, repo: str, user: str) -> bool:
+        found = self._clients.git.get_repository(repo, project=project)
+        identities = self._identity_client().read_identities(identity_ids=user) or []
+        descriptor = next((i.descriptor for i in identities if i.descriptor), None)
+        if descriptor is None or found.project is None:
+            return False
+        acls = self._clients.security.query_access_control_lists(
+            GIT_SECURITY_NAMESPACE,
+            token=f"repoV2/{found.project.id}/{found.id}",
+            descriptors=descriptor,
+            include_extended_info=True,
+        )
+        for acl in acls or []:
+            for ace in (acl.aces_dictionary or {}).values():
+                info = ace.extended_info
+                allowed = info.effective_allow if info is not None else ace.allow
+                if int(allowed or 0) & GENERIC_CONTRIBUTE:
+                    return True
+        return False
+
+    def _identity_client(self) -> Any:
+        """The Identities client on the URL its area answers from (Services: the org's vssps
+        host; Server: the collection itself), asked once per organisation."""
+        clients = self._clients
+        if clients.identities is None:
+            area = clients.location.get_resource_area(IDENTITY_AREA)
+            url = str(getattr(area, "location_url", "") or self._base_url).rstrip("/")
+            clients.identities = self._shared.configure(IdentityClient(url, clients.credentials))
+        return clients.identities
 
     # -- repository reads and results -------------------------------------------------
     def file_url(self, repository: str, path: str, ref: str) -> str:

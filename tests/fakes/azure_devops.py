@@ -61,8 +61,17 @@ _AREAS = (
     ("build", "build/build_client.py", "build.json"),
     ("test", "test/test_client.py", "test.json"),
 )
-# The Location area is not among the shipped specs; these two are its documented routes.
+# The Location, Identities (IMS) and Security areas are not among the shipped specs: these are
+# their documented routes (the SDK's location ids).
+_UNSPECIFIED_AREAS = frozenset({"Location", "IMS", "Security"})
 _LOCATION_ROUTES = (
+    ("28010c54-d0c0-4c89-a5b0-1c9e188b9fb7", "IMS", "Identities", "_apis/identities/{identityId}"),
+    (
+        "18a2ad18-7571-46ae-bec7-0c7da1495885",
+        "Security",
+        "AccessControlLists",
+        "_apis/accesscontrollists/{securityNamespaceId}",
+    ),
     ("00d9565f-ed9c-4a06-9a50-00e7896ccab4", "Location", "ConnectionData", "_apis/connectionData"),
     (
         "e81700f7-3be2-46de-8624-2eb35882fcaa",
@@ -356,6 +365,10 @@ class FakeAzureDevOps:
         self._routes = [(loc, _template_regex(loc.route_template)) for loc in self._locations]
         self._handlers: dict[tuple[str, str], Handler] = {
             ("GET", "ConnectionData"): self._connection_data,
+            ("GET", "ResourceAreas"): self._resource_area,
+            ("GET", "Identities"): self._identities,
+            ("GET", "AccessControlLists"): self._access_control_lists,
+            ("GET", "GetRepository"): self._get_repository,
             ("GET", "GetPullRequest"): self._get_pull_request,
             ("GET", "GetPullRequestIterations"): self._get_iterations,
             ("POST", "CreateThread"): self._create_thread,
@@ -424,6 +437,9 @@ class FakeAzureDevOps:
             self.builds: dict[tuple[str, int], dict[str, Any]] = {}
             self.test_runs: dict[str, list[dict[str, Any]]] = {}  # project -> runs
             self.test_results: dict[int, list[dict[str, Any]]] = {}  # run id -> results
+            # Users allowed Contribute (GenericContribute, bit 4) on every Git repository,
+            # through a group such as [Project]\\Contributors.
+            self.contributors: set[str] = {u.id for u in self._pat_users.values()}
             self._next_id = 1
 
     # -- test helpers ---------------------------------------------------------------------
@@ -635,7 +651,7 @@ class FakeAzureDevOps:
 
     def _operation(self, location: Location, verb: str, params: dict[str, str]) -> str:
         """Which ``x-ms-vss-method`` of the location this (verb, values) is."""
-        if location.area == "Location":
+        if location.area in _UNSPECIFIED_AREAS:
             return location.resource_name
         candidates = []
         for method in location.methods:
@@ -749,6 +765,76 @@ class FakeAzureDevOps:
                 "deploymentId": str(uuid.uuid5(uuid.NAMESPACE_DNS, self.org)),
                 "deploymentType": "hosted",
                 "locationServiceData": {"serviceOwner": "00025394-6065-48ca-87d9-7f5672854ef7"},
+            },
+        )
+
+    def _resource_area(self, call: _Call) -> _Reply:
+        # Azure DevOps Services answers each area's own host (IMS: vssps.dev.azure.com/<org>);
+        # the fake serves every area itself.
+        area = call.params.get("areaId", "")
+        return _Reply(200, {"id": area, "name": "IMS", "locationUrl": call.base_url + "/"})
+
+    def _user_by_id(self, identity_id: str) -> User | None:
+        return next((u for u in self.pats.values() if u.id.lower() == identity_id.lower()), None)
+
+    @staticmethod
+    def descriptor(user: User) -> str:
+        """The identity descriptor Azure gives a user (what ACLs are keyed by)."""
+        return f"Microsoft.IdentityModel.Claims.ClaimsIdentity;{user.login}"
+
+    def _identities(self, call: _Call) -> _Reply:
+        wanted = [i for i in call.query.get("identityIds", "").split(",") if i]
+        found = [u for u in map(self._user_by_id, wanted) if u is not None]
+        value = [
+            {
+                "id": u.id,
+                "descriptor": self.descriptor(u),
+                "subjectDescriptor": f"aad.{u.id[:8]}",
+                "providerDisplayName": u.display_name,
+                "isActive": True,
+                "isContainer": False,
+            }
+            for u in found
+        ]
+        return _Reply(200, {"count": len(value), "value": value})
+
+    def _access_control_lists(self, call: _Call) -> _Reply:
+        token = call.query.get("token", "")
+        descriptors = [d for d in call.query.get("descriptors", "").split(",") if d]
+        extended = call.query.get("includeExtendedInfo", "").lower() == "true"
+        aces = {}
+        for descriptor in descriptors:
+            user = next((u for u in self.pats.values() if self.descriptor(u) == descriptor), None)
+            # Nobody has an explicit entry: what a user may do comes from their groups.
+            inherited = 0b1111110 if user is not None and user.id in self.contributors else 0b10
+            ace: dict[str, Any] = {"descriptor": descriptor, "allow": 0, "deny": 0}
+            if extended:
+                ace["extendedInfo"] = {
+                    "effectiveAllow": inherited,
+                    "effectiveDeny": 0,
+                    "inheritedAllow": inherited,
+                    "inheritedDeny": 0,
+                }
+            aces[descriptor] = ace
+        acl = {"inheritPermissions": True, "token": token, "acesDictionary": aces}
+        return _Reply(200, {"count": 1, "value": [acl]})
+
+    def _get_repository(self, call: _Call) -> _Reply:
+        project, repo = call.params.get("project", ""), call.params.get("repositoryId", "")
+        key = f"{project}/{repo}".lower()
+        if not any(r == key for r, _ in self.pull_requests):
+            raise wrapped_exception(
+                404,
+                f"TF401019: The Git repository with name or identifier {repo} does not exist "
+                "or you do not have permissions for the operation you are attempting.",
+                "GitRepositoryNotFoundException",
+            )
+        return _Reply(
+            200,
+            {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{project}/{repo}")),
+                "name": repo,
+                "project": {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, project)), "name": project},
             },
         )
 

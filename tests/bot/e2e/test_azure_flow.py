@@ -12,12 +12,14 @@ from tests.bot.e2e.azure import (
     AzureBot,
     azure_bot,
     azure_server,
+    comment,
     notification,
     pull_request,
 )
 from tests.bot.e2e.conftest import wait_for
 from tests.bot.e2e.test_github_flow import FAILING_JUNIT
-from tests.fakes.azure_devops import Fault
+from tests.fakes.azure_devops import Fault, User
+from tests.providers.azure_devops.conftest import SOMEONE
 
 __all__ = ["azure_bot", "azure_server"]  # fixtures used by name below
 
@@ -211,4 +213,36 @@ async def test_finished_run_with_published_results_needs_no_aac_report(
     assert (await bot.deliver(build)).status_code == 202
     await wait_for(lambda: _jobs_done(bot), what="every job to finish")
     assert len(await _cycles(bot)) == 1
+    assert len(bot.threads()) == 1
+
+
+async def test_rerun_command_from_a_contributor_and_from_a_reader(
+    azure_bot: AzureBot, tmp_path: Path
+) -> None:
+    bot = azure_bot
+    reader = User("9e1c0d3b-0000-4000-8000-0000000000aa", "reader@acme.example", "Rea Der")
+    bot.azure.pats["reader-pat-0123456789"] = reader  # known to the organisation, may not push
+    bot.azure.add_pull_request(REPOSITORY, 7, SHA1)
+    await bot.deliver(pull_request("git.pullrequest.created", 7, SHA1))
+    await wait_for(lambda: len(bot.statuses()) == 1, what="the pending status")
+    code, output = await bot.report(tmp_path, sha=SHA1, pr=7, junit=FAILING_JUNIT)
+    assert code == 0, output
+    await wait_for(lambda: len(bot.statuses()) == 2, what="the final status")
+    await wait_for(lambda: _jobs_done(bot), what="the first report's jobs")
+
+    # A reader's command is checked against the repository's ACL and ignored.
+    asked = comment(7, SHA1, "/aac rerun", {**reader.ref(), "id": reader.id})
+    assert (await bot.deliver(asked)).status_code == 202
+    await wait_for(lambda: _jobs_done(bot), what="the reader's command handled")
+    acl_reads = [r for r in bot.azure.requests if r.operation == "AccessControlLists"]
+    assert len(acl_reads) == 1
+    assert acl_reads[0].query["token"].startswith("repoV2/")
+    assert len(bot.statuses()) == 2
+
+    # A contributor's command re-analyses the PR's latest cycle, which is published again.
+    asked = comment(7, SHA1, "please\n/aac reanalyse", SOMEONE.ref())
+    assert (await bot.deliver(asked)).status_code == 202
+    await wait_for(lambda: len(bot.statuses()) == 3, what="the re-analysed cycle's status")
+    assert bot.statuses()[-1]["state"] == "failed"
+    await wait_for(lambda: _jobs_done(bot), what="every job to finish")
     assert len(bot.threads()) == 1
