@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from providers.context import CiContext
+from providers.events import PipelineFinished
 
 
 # ---------------------------------------------------------------------------------------
@@ -335,6 +336,17 @@ class RerunsPipelines(Protocol):
 
     async def rerun_pipeline(self, repository: str, pipeline_id: str) -> None:
         """Ask the SCM's CI to run the pipeline again."""
+        ...
+
+
+@runtime_checkable
+class CompletesPipelineEvents(Protocol):
+    """A provider whose SCM's pipeline events leave out the repository or commit (Azure
+    DevOps names only the run): it reads them from its CI before the results are fetched."""
+
+    async def resolve_pipeline(self, event: PipelineFinished) -> PipelineFinished | None:
+        """The event with repository, commit and change filled in; None when the run is not
+        one this provider publishes for (e.g. a pipeline building a GitHub repository)."""
         ...
 
 

@@ -84,6 +84,9 @@ class PipelineFinished(Origin):
     conclusion: str | None = None  # success, failure, cancelled (neutral)
     number: int | None = None  # the change it ran for, when known
     base_ref: str | None = None
+    # Where the run lives when the payload names no repository (Azure DevOps: the project
+    # id); the provider then completes the event (``CompletesPipelineEvents``).
+    project: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

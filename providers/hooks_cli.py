@@ -34,13 +34,25 @@ M = TypeVar("M")
 Apply = Callable[..., Awaitable[int]]  # (runtime, args, *, out=, err=) -> exit code
 
 
-def hooks_group(name: str, help: str, what: str, default_file: str, apply: Apply) -> CliGroup:
-    """The ``aac <name> hooks apply`` command group, running ``apply``."""
+def hooks_group(
+    name: str,
+    help: str,
+    what: str,
+    default_file: str,
+    apply: Apply,
+    *,
+    more: CliGroup | None = None,
+) -> CliGroup:
+    """The ``aac <name> hooks apply`` command group, running ``apply``; ``more`` adds the
+    SCM's other subcommands to the same group (its ``add_parser`` gets the group's
+    subparsers, its ``run`` every command but ``hooks``)."""
 
     def add_parser(subparsers: Any) -> None:
         group = subparsers.add_parser(name, help=help).add_subparsers(
             dest=f"{name}_cmd", required=True
         )
+        if more is not None:
+            more.add_parser(group)
         hooks = group.add_parser("hooks", help=what).add_subparsers(
             dest=f"{name}_hooks_cmd", required=True
         )
@@ -48,6 +60,8 @@ def hooks_group(name: str, help: str, what: str, default_file: str, apply: Apply
         add_apply_arguments(parser, default_file)
 
     def run(args: argparse.Namespace, settings: Settings, *, with_runtime: WithRuntime) -> int:
+        if more is not None and getattr(args, f"{name}_cmd") != "hooks":
+            return more.run(args, settings, with_runtime=with_runtime)
         return with_runtime(settings, lambda runtime: apply(runtime, args))
 
     return CliGroup(name, add_parser, run)

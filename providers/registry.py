@@ -106,21 +106,16 @@ class ScmPackage:
 
 def packages() -> tuple[ScmPackage, ...]:
     """Every SCM package, in the order their commands are listed."""
+    from providers.azure_devops.package import PACKAGE as AZURE
     from providers.github.package import PACKAGE as GITHUB
     from providers.gitlab.package import PACKAGE as GITLAB
 
-    return (GITHUB, GITLAB)
+    return (GITHUB, GITLAB, AZURE)
 
 
 def cli_groups() -> tuple[CliGroup, ...]:
-    """Every SCM's ``aac`` command group: each package's, then those of SCMs whose package
-    entry does not exist yet (each moves into its ``ScmPackage(cli=...)`` when it does)."""
-    from providers.azure_devops.cli import GROUP as AZURE_CLI
-    from providers.gitlab.cli import GROUP as GITLAB_CLI
-
-    packaged = tuple(package.cli for package in packages() if package.cli is not None)
-    names = {group.name for group in packaged}
-    return packaged + tuple(g for g in (GITLAB_CLI, AZURE_CLI) if g.name not in names)
+    """Every SCM package's ``aac`` command group."""
+    return tuple(package.cli for package in packages() if package.cli is not None)
 
 
 def package_for(source: str) -> ScmPackage | None:

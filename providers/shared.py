@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from providers.azure_devops.provider import AzureShared
 from providers.base import (
     GITHUB_LIMITS,
     Capabilities,
@@ -29,6 +30,7 @@ class ProviderShared:
     )
     github: GithubShared = field(default_factory=GithubShared)
     gitlab: GitlabShared = field(default_factory=GitlabShared)
+    azure: AzureShared = field(default_factory=AzureShared)
 
     @classmethod
     def paced(cls, write_slots: SharedWriteSlots) -> ProviderShared:

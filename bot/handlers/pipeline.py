@@ -27,6 +27,7 @@ from bot.results.parsed import ParsedFile
 from config.repo_config import SuiteConfig
 from providers.base import (
     CaseOutcome,
+    CompletesPipelineEvents,
     FetchesPipelineResults,
     PipelineResults,
     ReportedCase,
@@ -138,6 +139,12 @@ class FetchedRun:
 
 async def ingest(run: EventRun, event: PipelineFinished) -> None:
     """Fetch and parse, then store and complete the suites' cycles in the job's one write."""
+    if isinstance(run.provider, CompletesPipelineEvents):
+        resolved = await run.provider.resolve_pipeline(event)
+        if resolved is None:
+            log.info("pipeline run ignored: not one of this SCM's repositories")
+            return
+        event = resolved
     fetched = await fetch(run, event) or FetchedRun([])
     await run.write(lambda s: store(s, run, fetched, event))
 

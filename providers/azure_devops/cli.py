@@ -8,6 +8,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from providers.azure_devops.credentials_cli import GROUP as CREDENTIALS
 from providers.base import ProviderError
 from providers.cli import CliError
 from providers.hook_plans import Change
@@ -115,5 +116,10 @@ async def apply_hooks(
 
 
 GROUP = hooks_group(
-    NAME, "Azure DevOps service hooks", "service-hook subscriptions", DEFAULT_FILE, apply_hooks
+    NAME,
+    "Azure DevOps service hooks",
+    "service-hook subscriptions",
+    DEFAULT_FILE,
+    apply_hooks,
+    more=CREDENTIALS,
 )

@@ -17,7 +17,7 @@ import hashlib
 import re
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -26,6 +26,7 @@ from urllib.parse import quote
 import anyio
 import anyio.to_thread
 from azure.devops import _file_cache
+from azure.devops.v7_1.build.build_client import BuildClient
 from azure.devops.v7_1.git.git_client import GitClient
 from azure.devops.v7_1.git.models import (
     Comment,
@@ -35,7 +36,9 @@ from azure.devops.v7_1.git.models import (
     GitStatusContext,
     GitVersionDescriptor,
 )
+from azure.devops.v7_1.identity.identity_client import IdentityClient
 from azure.devops.v7_1.location.location_client import LocationClient
+from azure.devops.v7_1.security.security_client import SecurityClient
 from azure.devops.v7_1.test.test_client import TestClient
 from msrest.authentication import BasicAuthentication
 
@@ -48,6 +51,7 @@ from providers.azure_devops.errors import (
 from providers.azure_devops.results import fetch_build_cases
 from providers.base import (
     AZURE_LIMITS,
+    ArtifactFilter,
     Capabilities,
     CommentBody,
     CommitStatus,
@@ -61,6 +65,7 @@ from providers.base import (
     Transient,
 )
 from providers.context import CiContext
+from providers.events import PipelineFinished
 
 T = TypeVar("T")
 C = TypeVar("C")
@@ -95,7 +100,11 @@ class AzureClients:
     git: Any
     test: Any
     location: Any
+    build: Any
+    security: Any
+    credentials: Any  # for the clients built later, on the URL an area answers from
     identity: Identity | None = None
+    identities: Any = None  # the Identities (IMS) client, on its area's URL (looked up once)
 
 
 def _memory_only_sdk_caches() -> None:
@@ -148,6 +157,9 @@ class AzureShared:
                     git=self._configure(GitClient(url, creds)),
                     test=self._configure(TestClient(url, creds)),
                     location=self._configure(LocationClient(url, creds)),
+                    build=self._configure(BuildClient(url, creds)),
+                    security=self._configure(SecurityClient(url, creds)),
+                    credentials=creds,
                 )
                 self._clients[key] = found
             return found
@@ -165,6 +177,10 @@ class AzureShared:
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self._max_threads)
         return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+
+    def configure(self, client: Any) -> Any:
+        """A client built after start-up, set up as the others are."""
+        return self._configure(client)
 
     def _configure(self, client: Any) -> Any:
         client.config.connection.timeout = self.timeout_seconds
@@ -234,6 +250,62 @@ def _previous_ids(previous: PublishResult | None, kind: str) -> dict[str, str]:
     if previous is None or previous.kind != kind:
         return {}
     return previous.ids
+
+
+# Git Repositories' security namespace and its Contribute bit (GenericContribute): who may
+# push to a repository is who may ask the bot to re-run or re-analyse on it.
+GIT_SECURITY_NAMESPACE = "2e9eb7ed-3c0a-47d4-87c1-0ffdd275fd87"
+GENERIC_CONTRIBUTE = 4
+IDENTITY_AREA = "8a3d49b8-91f0-46ef-b33d-dda338c25db3"  # IMS: vssps.dev.azure.com on Services
+_BUILD_RESULTS = {
+    "succeeded": "success",
+    "partiallysucceeded": "failure",
+    "failed": "failure",
+    "canceled": "cancelled",
+}
+_PULL_REF = re.compile(r"^refs/pull/(\d+)/merge$")
+
+
+@dataclass(frozen=True, slots=True)
+class BuildFacts:
+    """What the Build API says about a finished run (the part a service hook leaves out)."""
+
+    repository: str
+    sha: str
+    ref: str | None
+    number: int | None
+    base_ref: str | None
+    name: str
+    url: str | None
+    conclusion: str | None
+
+
+def _branch(ref: object) -> str:
+    return str(ref or "").removeprefix("refs/heads/")
+
+
+def pull_request_number(trigger_info: dict[str, Any], source_branch: str) -> int | None:
+    """The PR a build ran for: ``triggerInfo["pr.number"]``, else ``refs/pull/<n>/merge``."""
+    value = str(trigger_info.get("pr.number") or "")
+    if value.isdigit():
+        return int(value)
+    match = _PULL_REF.match(source_branch)
+    return int(match.group(1)) if match else None
+
+
+def replace_event(event: PipelineFinished, facts: BuildFacts) -> PipelineFinished:
+    """The event completed with the build's facts (the payload's own values win when set)."""
+    return replace(
+        event,
+        repository=facts.repository,
+        sha=facts.sha or event.sha,
+        ref=facts.ref or event.ref,
+        number=facts.number,
+        base_ref=facts.base_ref,
+        name=event.name or facts.name,
+        url=event.url or facts.url,
+        conclusion=facts.conclusion or event.conclusion,
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -475,6 +547,45 @@ class AzureDevOpsProvider:
             return thread, first
         return None
 
+    # -- who may run /aac commands -----------------------------------------------------
+    async def may_run_commands(self, repository: str, user: str) -> bool:
+        """True when ``user`` (an identity id, as a comment's author carries it) is allowed
+        Contribute on the repository: its effective Git permissions, groups included."""
+        project, repo = split_repository(repository)
+        return await self._call(
+            "check Contribute permission", partial(self._may_contribute, project, repo, user)
+        )
+
+    def _may_contribute(self, project: str, repo: str, user: str) -> bool:
+        found = self._clients.git.get_repository(repo, project=project)
+        identities = self._identity_client().read_identities(identity_ids=user) or []
+        descriptor = next((i.descriptor for i in identities if i.descriptor), None)
+        if descriptor is None or found.project is None:
+            return False
+        acls = self._clients.security.query_access_control_lists(
+            GIT_SECURITY_NAMESPACE,
+            token=f"repoV2/{found.project.id}/{found.id}",
+            descriptors=descriptor,
+            include_extended_info=True,
+        )
+        for acl in acls or []:
+            for ace in (acl.aces_dictionary or {}).values():
+                info = ace.extended_info
+                allowed = info.effective_allow if info is not None else ace.allow
+                if int(allowed or 0) & GENERIC_CONTRIBUTE:
+                    return True
+        return False
+
+    def _identity_client(self) -> Any:
+        """The Identities client on the URL its area answers from (Services: the org's vssps
+        host; Server: the collection itself), asked once per organisation."""
+        clients = self._clients
+        if clients.identities is None:
+            area = clients.location.get_resource_area(IDENTITY_AREA)
+            url = str(getattr(area, "location_url", "") or self._base_url).rstrip("/")
+            clients.identities = self._shared.configure(IdentityClient(url, clients.credentials))
+        return clients.identities
+
     # -- repository reads and results -------------------------------------------------
     def file_url(self, repository: str, path: str, ref: str) -> str:
         """Where a person views ``path`` at ``ref`` in the browser."""
@@ -505,15 +616,60 @@ class AzureDevOpsProvider:
 
         return await self._call(f"read {path}", fetch)
 
-    async def pipeline_results(self, repository: str, build_id: int) -> PipelineResults:
+    async def pipeline_results(
+        self, repository: str, pipeline_id: str, wanted: ArtifactFilter | None = None
+    ) -> PipelineResults:
         """The test results a build published (``PublishTestResults@2``), from the Test
-        Results API: the build's test runs, then each run's results, all pages."""
+        Results API: the build's test runs, then each run's results, all pages. (Artifacts
+        are not read: the published results are the pipeline's own report.)"""
         project, _ = split_repository(repository)
+        build_id = int(pipeline_id)
         cases = await self._call(
             "read test results",
             partial(fetch_build_cases, self._clients.test, project, build_id, self._page_size),
         )
         return PipelineResults(cases=cases, origin="test_results")
+
+    async def resolve_pipeline(self, event: PipelineFinished) -> PipelineFinished | None:
+        """Service hooks name a run, not its repository or commit: read them from the Build
+        API (and, for a pull-request build, the PR's source commit). None for a run that did
+        not build an Azure Repos repository (its results belong to another SCM)."""
+        project = event.project or split_repository(event.repository)[0]
+        build_id = int(event.pipeline_id)
+        found = await self._call("read build", partial(self._read_build, project, build_id))
+        if found is None:
+            return None
+        return replace_event(event, found)
+
+    def _read_build(self, project: str, build_id: int) -> BuildFacts | None:
+        build = self._clients.build.get_build(project, build_id)
+        repo = build.repository
+        if repo is None or str(repo.type or "").lower() != "tfsgit" or build.project is None:
+            return None
+        repository = f"{build.project.name}/{repo.name}"
+        trigger = dict(build.trigger_info or {})
+        number = pull_request_number(trigger, str(build.source_branch or ""))
+        sha = str(trigger.get("pr.sourceSha") or "")
+        ref = _branch(trigger.get("pr.sourceBranch") or build.source_branch)
+        base_ref = None
+        if number is not None:
+            pr = self._clients.git.get_pull_request(repo.name, number, project=build.project.name)
+            if not sha and pr.last_merge_source_commit is not None:
+                sha = str(pr.last_merge_source_commit.commit_id or "")
+            ref = _branch(pr.source_ref_name) or ref
+            base_ref = _branch(pr.target_ref_name) or None
+        links = getattr(build, "_links", None)
+        web = links.additional_properties.get("web", {}).get("href") if links else None
+        return BuildFacts(
+            repository=repository,
+            sha=sha or str(build.source_version or ""),
+            ref=ref or None,
+            number=number,
+            base_ref=base_ref,
+            name=str((build.definition.name if build.definition else "") or ""),
+            url=str(web) if web else None,
+            conclusion=_BUILD_RESULTS.get(str(build.result or "").lower()),
+        )
 
     # -- the one call wrapper ---------------------------------------------------------
     async def _call(self, action: str, op: Callable[[], T]) -> T:

@@ -64,8 +64,16 @@ _AREAS = (
     ("test", "test/test_client.py", "test.json"),
     ("hooks", "service_hooks/service_hooks_client.py", "serviceHooks.json"),
 )
-# The Location area is not among the shipped specs; these two are its documented routes.
+# The Location, Identities (IMS) and Security areas are not among the shipped specs: these are
+# their documented routes (the SDK's location ids).
 _LOCATION_ROUTES = (
+    ("28010c54-d0c0-4c89-a5b0-1c9e188b9fb7", "IMS", "Identities", "_apis/identities/{identityId}"),
+    (
+        "18a2ad18-7571-46ae-bec7-0c7da1495885",
+        "Security",
+        "AccessControlLists",
+        "_apis/accesscontrollists/{securityNamespaceId}",
+    ),
     ("00d9565f-ed9c-4a06-9a50-00e7896ccab4", "Location", "ConnectionData", "_apis/connectionData"),
     (
         "e81700f7-3be2-46de-8624-2eb35882fcaa",
@@ -373,6 +381,10 @@ class FakeAzureDevOps:
         self._routes = [(loc, _template_regex(loc.route_template)) for loc in self._locations]
         self._handlers: dict[tuple[str, str], Handler] = {
             ("GET", "ConnectionData"): self._connection_data,
+            ("GET", "ResourceAreas"): self._resource_area,
+            ("GET", "Identities"): self._identities,
+            ("GET", "AccessControlLists"): self._access_control_lists,
+            ("GET", "GetRepository"): self._get_repository,
             ("GET", "GetPullRequest"): self._get_pull_request,
             ("GET", "GetPullRequestIterations"): self._get_iterations,
             ("POST", "CreateThread"): self._create_thread,
@@ -451,6 +463,9 @@ class FakeAzureDevOps:
             self.subscriptions: dict[str, dict[str, Any]] = {}  # id -> as stored (unmasked)
             # (user id, project id or "*") without the "Edit subscriptions" permission.
             self.hooks_read_only: set[tuple[str, str]] = set()
+            # Users allowed Contribute (GenericContribute, bit 4) on every Git repository,
+            # through a group such as [Project]\\Contributors.
+            self.contributors: set[str] = {u.id for u in self._pat_users.values()}
             self._next_id = 1
 
     # -- test helpers ---------------------------------------------------------------------
@@ -492,6 +507,42 @@ class FakeAzureDevOps:
                 if thread.id == thread_id:
                     thread.comments[0].is_deleted = True
                     thread.comments[0].content = ""
+
+    def add_build(
+        self,
+        repo: str,
+        build_id: int,
+        *,
+        source_version: str,
+        pr: int | None = None,
+        result: str = "succeeded",
+        definition: str = "widgets-ci",
+        repository_type: str = "TfsGit",
+    ) -> None:
+        """A finished build of ``repo`` ("project/repository"), as the Build API returns it;
+        a PR build runs on ``refs/pull/<pr>/merge`` with the PR in its trigger info."""
+        project, _, name = repo.partition("/")
+        trigger = {"pr.number": str(pr), "pr.isFork": "False"} if pr is not None else {}
+        with self._lock:
+            self.builds[(project.lower(), build_id)] = {
+                "id": build_id,
+                "buildNumber": f"20240611.{build_id}",
+                "status": "completed",
+                "result": result,
+                "definition": {"id": 17, "name": definition},
+                "project": {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, project)), "name": project},
+                "repository": {
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, repo)),
+                    "name": name,
+                    "type": repository_type,
+                },
+                "sourceBranch": f"refs/pull/{pr}/merge" if pr is not None else "refs/heads/main",
+                "sourceVersion": source_version,
+                "triggerInfo": trigger,
+                "_links": {
+                    "web": {"href": f"{self.url}/{project}/_build/results?buildId={build_id}"}
+                },
+            }
 
     def add_item(self, repo: str, path: str, data: bytes, version: str) -> None:
         with self._lock:
@@ -757,6 +808,76 @@ class FakeAzureDevOps:
             },
         )
 
+    def _resource_area(self, call: _Call) -> _Reply:
+        # Azure DevOps Services answers each area's own host (IMS: vssps.dev.azure.com/<org>);
+        # the fake serves every area itself.
+        area = call.params.get("areaId", "")
+        return _Reply(200, {"id": area, "name": "IMS", "locationUrl": call.base_url + "/"})
+
+    def _user_by_id(self, identity_id: str) -> User | None:
+        return next((u for u in self.pats.values() if u.id.lower() == identity_id.lower()), None)
+
+    @staticmethod
+    def descriptor(user: User) -> str:
+        """The identity descriptor Azure gives a user (what ACLs are keyed by)."""
+        return f"Microsoft.IdentityModel.Claims.ClaimsIdentity;{user.login}"
+
+    def _identities(self, call: _Call) -> _Reply:
+        wanted = [i for i in call.query.get("identityIds", "").split(",") if i]
+        found = [u for u in map(self._user_by_id, wanted) if u is not None]
+        value = [
+            {
+                "id": u.id,
+                "descriptor": self.descriptor(u),
+                "subjectDescriptor": f"aad.{u.id[:8]}",
+                "providerDisplayName": u.display_name,
+                "isActive": True,
+                "isContainer": False,
+            }
+            for u in found
+        ]
+        return _Reply(200, {"count": len(value), "value": value})
+
+    def _access_control_lists(self, call: _Call) -> _Reply:
+        token = call.query.get("token", "")
+        descriptors = [d for d in call.query.get("descriptors", "").split(",") if d]
+        extended = call.query.get("includeExtendedInfo", "").lower() == "true"
+        aces = {}
+        for descriptor in descriptors:
+            user = next((u for u in self.pats.values() if self.descriptor(u) == descriptor), None)
+            # Nobody has an explicit entry: what a user may do comes from their groups.
+            inherited = 0b1111110 if user is not None and user.id in self.contributors else 0b10
+            ace: dict[str, Any] = {"descriptor": descriptor, "allow": 0, "deny": 0}
+            if extended:
+                ace["extendedInfo"] = {
+                    "effectiveAllow": inherited,
+                    "effectiveDeny": 0,
+                    "inheritedAllow": inherited,
+                    "inheritedDeny": 0,
+                }
+            aces[descriptor] = ace
+        acl = {"inheritPermissions": True, "token": token, "acesDictionary": aces}
+        return _Reply(200, {"count": 1, "value": [acl]})
+
+    def _get_repository(self, call: _Call) -> _Reply:
+        project, repo = call.params.get("project", ""), call.params.get("repositoryId", "")
+        key = f"{project}/{repo}".lower()
+        if not any(r == key for r, _ in self.pull_requests):
+            raise wrapped_exception(
+                404,
+                f"TF401019: The Git repository with name or identifier {repo} does not exist "
+                "or you do not have permissions for the operation you are attempting.",
+                "GitRepositoryNotFoundException",
+            )
+        return _Reply(
+            200,
+            {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{project}/{repo}")),
+                "name": repo,
+                "project": {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, project)), "name": project},
+            },
+        )
+
     def _get_pull_request(self, call: _Call) -> _Reply:
         pr = self._pull_request(call)
         head = pr.iterations[-1]
@@ -765,6 +886,8 @@ class FakeAzureDevOps:
             {
                 "pullRequestId": pr.id,
                 "status": "active",
+                "sourceRefName": "refs/heads/feature",
+                "targetRefName": "refs/heads/main",
                 "lastMergeSourceCommit": {"commitId": head},
             },
         )
@@ -947,8 +1070,16 @@ class FakeAzureDevOps:
         return _Reply(200, raw=data, media_type="application/octet-stream")
 
     def _get_build(self, call: _Call) -> _Reply:
-        key = (call.params["project"].lower(), int(call.params["buildId"]))
-        build = self.builds.get(key)
+        project = call.params["project"].lower()
+        key = (project, int(call.params["buildId"]))
+        build = self.builds.get(key) or next(
+            (
+                b
+                for (_, i), b in self.builds.items()
+                if i == key[1] and b["project"]["id"] == project
+            ),
+            None,
+        )
         if build is None:
             raise wrapped_exception(
                 404, f"The requested build {key[1]} could not be found.", "BuildNotFoundException"

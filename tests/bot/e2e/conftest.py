@@ -12,7 +12,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,25 +197,37 @@ async def bot(
         )
         org = await orgs.create_org(session, OWNER)
         _, key = await apikeys.create_api_key(session, org, "ci")
+    shared = ProviderShared(
+        github=GithubShared(pacing_seconds=0.01, write_slots=WriteSlots(runtime.engine))
+    )
+    async with serving(runtime, shared) as (url, http):
+        yield RunningBot(url, runtime, github_server, key, http)
+    assert github_server.validation_errors == []
+
+
+@asynccontextmanager
+async def serving(
+    runtime: Runtime, shared: ProviderShared
+) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
+    """The bot on uvicorn with its in-process worker (the runtime's public URL pointed at it),
+    and an HTTP client; stopped, and ``shared`` closed, on exit."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     runtime.settings = runtime.settings.model_copy(
         update={"public_url": f"http://127.0.0.1:{port}"}
     )
-    shared = ProviderShared(
-        github=GithubShared(pacing_seconds=0.01, write_slots=WriteSlots(runtime.engine))
-    )
     app = create_app(runtime, handlers=job_handlers(runtime, shared), run_worker=True)
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", access_log=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     await wait_for(lambda: server.started, 10, "the bot to start")
-    async with httpx.AsyncClient(timeout=10) as http:
-        yield RunningBot(f"http://127.0.0.1:{port}", runtime, github_server, key, http)
-    server.should_exit = True
-    await asyncio.wait_for(task, 30)
-    await shared.close()
-    assert github_server.validation_errors == []
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            yield f"http://127.0.0.1:{port}", http
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+        await shared.close()
 
 
 @contextmanager
