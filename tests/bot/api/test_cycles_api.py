@@ -339,6 +339,12 @@ async def test_upload_says_which_tests_were_counted_from_suite_attributes(
     response = await _upload(api, cycle["id"], data)
     assert response.status_code == 200, response.text
     assert response.json()["files"] == [
-        {"name": "junit.xml", "format": "junit", "tests": 4, "counted_from_attributes": 4}
+        {
+            "name": "junit.xml",
+            "format": "junit",
+            "tests": 4,
+            "replaced": False,
+            "counted_from_attributes": 4,
+        }
     ]
     assert response.json()["totals"]["failed"] == 1
