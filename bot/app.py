@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.api import cycles as cycles_api
-from bot.api import health, openapi, report_page, webhooks
+from bot.api import health, openapi, report_page, runner_log, runners, webhooks
 from bot.api.errors import ApiError, api_error_handler
 from bot.api.ratelimit import RateLimiter
 from bot.api.webhooks import GithubWebhookEndpoint
@@ -135,6 +135,8 @@ def create_app(
         *cycles_api.ROUTES,
         *webhooks.ROUTES,
         *report_page.ROUTES,
+        *runners.ROUTES,
+        *runner_log.ROUTES,
     ]
     app = BotApp(
         routes=routes,

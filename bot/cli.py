@@ -131,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
     link.add_argument("--api-url", help="which host's App, when App IDs repeat across hosts")
 
     from bot.reporter.command import add_report_arguments
+    from bot.runner.command import add_runner_arguments
+
+    add_runner_arguments(sub.add_parser("runner", help="a testing node, and its administration"))
 
     report = sub.add_parser("report", help="upload test results from a CI job")
     add_report_arguments(report)
@@ -148,6 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_report(args, environ=os.environ, out=sys.stdout, err=sys.stderr)
             )
             return code
+        if args.command == "runner" and args.runner_cmd is None:
+            from bot.runner.command import run_node
+
+            # A node holds no settings, database or vault: only a URL and a token.
+            return asyncio.run(run_node(args, environ=os.environ, out=sys.stdout, err=sys.stderr))
         settings = load_settings(os.environ)
         from bot.log import configure_logging
 
@@ -167,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     from bot import commands
+    from bot.runner.admin import runner_admin
 
     table: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
         "serve": commands.serve,
@@ -178,6 +187,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "keys": commands.keys,
         "jobs": commands.jobs,
         "github-app": commands.github_app,
+        "runner": runner_admin,
     }
     return table[args.command](args, settings)
 

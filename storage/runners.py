@@ -23,8 +23,9 @@ from storage.models import (
     RunnerRegistration,
     RunnerSecret,
 )
+from storage.secret_fields import runner_secret_owner
 from storage.types import utcnow
-from storage.vault import Owner, Secret, Vault
+from storage.vault import Secret, Vault
 
 REGISTRATION_PREFIX = "aacreg_"
 RUNNER_PREFIX = "aacr_"
@@ -152,10 +153,6 @@ async def revoke_registrations(session: AsyncSession, org: Organization) -> int:
 # -- secrets -----------------------------------------------------------------------------------
 
 
-def _secret_owner(org_id: int, name: str) -> Owner:
-    return Owner(f"org:{org_id}", "runner", f"secret:{name}")
-
-
 async def set_secret(
     session: AsyncSession, vault: Vault, org: Organization, name: str, value: str
 ) -> None:
@@ -174,7 +171,7 @@ async def set_secret(
     if row is None:
         row = RunnerSecret(org_id=org.id, name=name)
         session.add(row)
-    row.value_enc = vault.encrypt(value, _secret_owner(org.id, name))
+    row.value_enc = vault.encrypt(value, runner_secret_owner(org.id, name))
     await session.flush()
 
 
@@ -190,7 +187,7 @@ async def load_secrets(
             select(RunnerSecret).where(RunnerSecret.org_id == org_id, RunnerSecret.name.in_(wanted))
         )
     ).scalars()
-    found = {r.name: vault.decrypt(r.value_enc, _secret_owner(org_id, r.name)) for r in rows}
+    found = {r.name: vault.decrypt(r.value_enc, runner_secret_owner(org_id, r.name)) for r in rows}
     missing = [n for n in wanted if n not in found]
     if missing:
         raise RunnerError(

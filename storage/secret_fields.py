@@ -6,13 +6,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from storage.models import GithubApp, Integration
+from storage.models import GithubApp, Integration, RunnerSecret
 from storage.vault import Owner
 
 
 def integration_owner(org_id: int, provider: str, field: str) -> Owner:
     """Owner of an organisation's SCM (or LLM) token or webhook secret."""
     return Owner(f"org:{org_id}", provider, field)
+
+
+def runner_secret_owner(org_id: int, name: str) -> Owner:
+    """Owner of a secret a ``run`` suite's environment names."""
+    return Owner(f"org:{org_id}", "runner", f"secret:{name}")
 
 
 def github_app_owner(app_row_id: int, field: str) -> Owner:
@@ -40,4 +45,5 @@ ENCRYPTED_FIELDS: tuple[EncryptedField, ...] = (
     EncryptedField(
         GithubApp, "webhook_secret_enc", lambda r: github_app_owner(r.id, "webhook_secret")
     ),
+    EncryptedField(RunnerSecret, "value_enc", lambda r: runner_secret_owner(r.org_id, r.name)),
 )

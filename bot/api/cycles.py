@@ -86,11 +86,21 @@ async def get_cycle(request: Request) -> JSONResponse:
 
 async def upload_results(request: Request) -> JSONResponse:
     runtime = _runtime(request)
-    settings = runtime.settings
-    cycle_id = request.path_params["cycle_id"]
     async with runtime.sessions.begin() as session:
         key = await require_api_key(request, session)
-        cycle = await cycles.get_cycle(session, key.org_id, cycle_id)
+    return JSONResponse(
+        await store_uploaded_results(request, runtime, key.org_id, request.path_params["cycle_id"])
+    )
+
+
+async def store_uploaded_results(
+    request: Request, runtime: Runtime, org_id: int, cycle_id: str
+) -> dict[str, Any]:
+    """Read, parse and store the result files of a request for one of ``org_id``'s cycles;
+    the one upload path for CI (`aac report`) and testing nodes alike."""
+    settings = runtime.settings
+    async with runtime.sessions.begin() as session:
+        cycle = await cycles.get_cycle(session, org_id, cycle_id)
         if cycle is None:
             raise _not_found(cycle_id)
         _collecting(cycle)
@@ -108,7 +118,7 @@ async def upload_results(request: Request) -> JSONResponse:
             upload.file.close()
     stored: list[dict[str, Any]] = []
     async with runtime.sessions.begin() as session:
-        cycle = await cycles.get_cycle(session, key.org_id, cycle_id)
+        cycle = await cycles.get_cycle(session, org_id, cycle_id)
         if cycle is None:
             raise _not_found(cycle_id)
         _collecting(cycle)
@@ -117,8 +127,7 @@ async def upload_results(request: Request) -> JSONResponse:
                 session, cycle, result.filename, result.format, result.results
             )
             stored.append({"name": item.name, "format": item.format, "tests": item.tests})
-        body = {"files": stored, "totals": cycles.totals(cycle), "cycle": cycle.id}
-    return JSONResponse(body)
+        return {"files": stored, "totals": cycles.totals(cycle), "cycle": cycle.id}
 
 
 def _parse(upload: Upload, limits: ParseLimits) -> ParsedFile:
