@@ -35,6 +35,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="listen port (default AAC_PORT or 8000)")
     serve.add_argument("--no-worker", action="store_true", help="web only; run `aac worker` apart")
     serve.add_argument(
+        "--local-runner",
+        nargs="?",
+        const="",
+        metavar="ORG",
+        help="also start one testing node in this process (for ORG, or the only organisation)",
+    )
+    serve.add_argument(
         "--processes",
         type=int,
         default=1,

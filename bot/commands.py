@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy.engine import make_url
@@ -80,6 +81,12 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
     _with_runtime(settings, _ensure_migrated)  # also creates the embedded key file, up front
     _ensure_port_free(host, port)
+    if getattr(args, "local_runner", None) is not None:
+        from bot.runner.local import start_local_runner
+
+        start_local_runner(
+            settings, args.local_runner or None, f"http://{host}:{port}", Path("aac-runner-work")
+        )
     # Each web process builds its app from the environment (bot/asgi.py).
     if args.no_worker:
         os.environ["AAC_SERVE_NO_WORKER"] = "1"

@@ -87,18 +87,23 @@ async def register_runner(
     registration = await _live_registration(session, registration_token)
     if registration is None:
         return None
+    return await issue_runner_token(session, registration.org_id, name, labels)
+
+
+async def issue_runner_token(
+    session: AsyncSession, org_id: int, name: str, labels: Sequence[str]
+) -> tuple[Runner, str]:
+    """A (new) token for the runner ``name`` of the organisation; the old one stops working."""
     if not RUNNER_NAME.match(name):
         raise RunnerError(
             f"runner name {name[:100]!r} is not valid: 1-100 letters, digits, '.', '_', '-'"
         )
     prefix, full = new_token(RUNNER_PREFIX)
     runner = (
-        await session.execute(
-            select(Runner).where(Runner.org_id == registration.org_id, Runner.name == name)
-        )
+        await session.execute(select(Runner).where(Runner.org_id == org_id, Runner.name == name))
     ).scalar_one_or_none()
     if runner is None:
-        runner = Runner(org_id=registration.org_id, name=name)
+        runner = Runner(org_id=org_id, name=name)
         session.add(runner)
     runner.labels = sorted(set(labels))
     runner.prefix, runner.token_hash = prefix, hash_token(full)

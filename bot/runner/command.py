@@ -114,7 +114,8 @@ async def run_node(
     name = args.name or default_name()
     client = RunnerClient(args.server, token)
     stop = stop or asyncio.Event()
-    with contextlib.suppress(NotImplementedError, RuntimeError):
+    # Not on the main thread (`aac serve --local-runner`): the server owns the signals.
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
