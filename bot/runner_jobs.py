@@ -46,12 +46,18 @@ def runner_policy(org: Organization) -> RunnerPolicy:
 
 
 def is_from_fork(cycle: TestCycle) -> bool:
-    """Whether the cycle's code comes from another repository than the one it targets."""
+    """Whether the cycle's code comes from another repository than the one it targets.
+
+    A pull request whose event did not say where its head lives counts as a fork: running
+    unknown code with the organisation's secrets is the mistake that cannot be undone.
+    """
     extra = cycle.context_extra or {}
     if "from_fork" in extra:
         return bool(extra["from_fork"])
     head = extra.get("head_repository")
-    return bool(head) and str(head).lower() != cycle.repository.lower()
+    if not head:
+        return cycle.pr is not None
+    return str(head).lower() != cycle.repository.lower()
 
 
 async def queue_runner_jobs(

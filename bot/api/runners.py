@@ -32,7 +32,7 @@ from storage.types import utcnow
 
 PREFIX = "/api/v1/runners"
 # How often a waiting poll looks for work: the dispatch latency a node sees at worst.
-POLL_INTERVAL = 0.05
+POLL_INTERVAL = 0.025
 # Vanished nodes are looked for at most this often per process.
 EXPIRE_INTERVAL = 1.0
 MAX_CHUNK_CHARS = 64 * 1024

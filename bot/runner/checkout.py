@@ -72,6 +72,13 @@ async def _git(args: list[str], env: Mapping[str, str], cwd: Path) -> str:
     return text
 
 
+async def init_repository(target: Path, *, base_env: Mapping[str, str], home: Path) -> None:
+    """An empty repository at ``target`` (needs no credential: done while one is fetched)."""
+    await _git(
+        ["init", "-q", str(target)], git_environment(base_env, home, None, ""), target.parent
+    )
+
+
 async def checkout(
     url: str,
     sha: str,
@@ -80,10 +87,12 @@ async def checkout(
     auth: GitAuth | None,
     base_env: Mapping[str, str],
     home: Path,
+    initialised: bool = False,
 ) -> None:
     """Make ``target`` a checkout of ``sha`` from ``url`` (shallow when the server allows)."""
     env = git_environment(base_env, home, auth, url)
-    await _git(["init", "-q", str(target)], env, target.parent)
+    if not initialised:
+        await init_repository(target, base_env=base_env, home=home)
     try:
         await _git(["fetch", "-q", "--depth", "1", "--no-tags", url, sha], env, target)
     except CheckoutError:

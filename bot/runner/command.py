@@ -135,7 +135,10 @@ async def run_node(
             file=out,
             flush=True,
         )
-        await Node(client, config, environ=environ, out=out).run(stop)
+        node = Node(client, config, environ=environ, out=out)
+        await node.run(stop)
+        if node.refused:
+            return EXIT_FAILED
     except ServerRefused as exc:
         print(f"aac runner: the bot refused: {exc}", file=err)
         return EXIT_FAILED

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 import httpx
 
 from bot.analysis.redact import Redactor
-from bot.runner.checkout import CheckoutError, GitAuth, checkout
+from bot.runner.checkout import CheckoutError, GitAuth, checkout, init_repository
 from bot.runner.client import JobLost, RunnerClient, ServerRefused
 from bot.runner.process import (
     Limits,
@@ -68,6 +68,7 @@ class Node:
         self.environ = environ
         self.out = out
         self.jobs_done = 0
+        self.refused = False  # the bot refused the node's token (revoked): it stopped
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -90,12 +91,19 @@ class Node:
         while not stop.is_set():
             try:
                 job = await self.client.next_job(self.config.poll_wait, self.config.labels)
-            except (httpx.TransportError, ServerRefused) as exc:
+                if job is not None:
+                    await self.run_job(job)
+            except ServerRefused as exc:
+                if exc.status == 401:
+                    self.say(f"aac runner: the bot refused this node's token ({exc}); stopping")
+                    self.refused = True
+                    stop.set()
+                    return
+                self.say(f"aac runner: the bot refused a request ({exc}); retrying in 5 s")
+                await asyncio.sleep(5)
+            except httpx.TransportError as exc:
                 self.say(f"aac runner: cannot reach the bot ({exc}); retrying in 5 s")
                 await asyncio.sleep(5)
-                continue
-            if job is not None:
-                await self.run_job(job)
 
     async def run_job(self, job: dict[str, Any]) -> None:
         """Run one job to its end and report it; never raises for the job's own failures."""
@@ -111,6 +119,10 @@ class Node:
         except JobLost:
             self.say(f"job {job_id} lost: the bot gave it to another node (lease expired)")
             return
+        except ServerRefused as exc:
+            if exc.status == 401:
+                raise  # the node's token is gone: nothing more can be reported
+            outcome, error = None, f"the bot refused: {exc}"  # e.g. a secret it lacks
         finally:
             if not self.config.keep_work_dirs:
                 await asyncio.to_thread(shutil.rmtree, job_dir, True)
@@ -137,7 +149,17 @@ class Node:
         self, job: dict[str, Any], job_dir: Path
     ) -> tuple[Outcome | None, str | None]:
         job_id = int(job["id"])
-        credential = await self.client.credential(job_id)
+        home = job_dir / "home"
+        home.mkdir(parents=True)
+        repo = job_dir / "repo"
+        # The empty repository is made while the bot mints the credential.
+        asked = asyncio.create_task(self.client.credential(job_id))
+        try:
+            await init_repository(repo, base_env=self.environ, home=home)
+        except CheckoutError as exc:
+            asked.cancel()
+            return None, str(exc)
+        credential = await asked
         secret_env: dict[str, str] = dict(credential.get("secret_env") or {})
         git = credential.get("git")
         auth = GitAuth(git["username"], git["password"]) if git else None
@@ -153,9 +175,6 @@ class Node:
                 cancelled.set()
 
         log = LogStream(send, redactor)
-        home = job_dir / "home"
-        home.mkdir(parents=True)
-        repo = job_dir / "repo"
         try:
             await checkout(
                 str(job["clone_url"]),
@@ -164,6 +183,7 @@ class Node:
                 auth=auth,
                 base_env=self.environ,
                 home=home,
+                initialised=True,
             )
         except CheckoutError as exc:
             message = redactor.redact(str(exc))

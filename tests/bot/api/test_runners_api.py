@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select
 
@@ -194,3 +196,42 @@ async def test_approval_is_only_for_a_forks_waiting_job(api: ApiHarness, fork: b
         row = (await session.execute(select(RunnerJob))).scalar_one()
         assert row.state == "queued"
         assert row.approved_by == ("mona" if fork else None)
+
+
+async def test_a_pull_request_of_unknown_origin_counts_as_a_fork(api: ApiHarness) -> None:
+    async with api.runtime.sessions.begin() as session:
+        org = await orgs.get_org(session, "acme")
+        org.settings = {"runners": {"clone_url": "file:///m/{repository}"}}
+        cycle = TestCycle(org_id=org.id, source="ci", repository="acme/w", sha="d" * 40, pr=3)
+        session.add(cycle)
+        await session.flush()
+        [suite] = parse_repo_config(SUITE).suites
+        job = await runner_jobs.queue_runner_jobs(session, cycle, suite)
+        assert job is not None
+        assert job.state == "refused"
+        assert job.from_fork
+
+
+async def test_a_revoked_node_stops_with_a_clear_line(
+    api: ApiHarness, tmp_path: Path
+) -> None:
+    import asyncio
+    import io
+
+    from bot.runner.client import RunnerClient
+    from bot.runner.node import Node, NodeConfig
+
+    token = await _runner_token(api)
+    async with api.runtime.sessions.begin() as session:
+        await runners.revoke_runner(session, await orgs.get_org(session, "acme"), "n-acme")
+    out = io.StringIO()
+    node = Node(
+        RunnerClient("http://testserver", token, http=api.client),
+        NodeConfig(name="n-acme", work_dir=tmp_path, poll_wait=0),
+        environ={},
+        out=out,
+    )
+    await asyncio.wait_for(node.run(asyncio.Event()), 10)
+    assert node.refused
+    assert "refused this node's token" in out.getvalue()
+    assert token not in out.getvalue()

@@ -174,7 +174,7 @@ async def nodes(bot: RunningBot, repo: GitRepo, tmp_path: Path) -> Any:
 
 
 async def start_cycle(
-    bot: RunningBot, repo: GitRepo, sha: str, *, pr: int = 7, from_fork: bool | None = None
+    bot: RunningBot, repo: GitRepo, sha: str, *, pr: int = 7, from_fork: bool = False
 ) -> str:
     """A cycle created through the API, its `run` suite queued as the PR handler will."""
     response = await bot.http.post(
