@@ -212,9 +212,7 @@ async def test_a_pull_request_of_unknown_origin_counts_as_a_fork(api: ApiHarness
         assert job.from_fork
 
 
-async def test_a_revoked_node_stops_with_a_clear_line(
-    api: ApiHarness, tmp_path: Path
-) -> None:
+async def test_a_revoked_node_stops_with_a_clear_line(api: ApiHarness, tmp_path: Path) -> None:
     import asyncio
     import io
 
