@@ -37,7 +37,6 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
-from bot.github_app import configure_app  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from benchmarks.parse_results import generate  # noqa: E402
@@ -47,6 +46,7 @@ from bot.runtime import build_runtime  # noqa: E402
 from config.settings import load_settings  # noqa: E402
 from providers.factory import ProviderShared  # noqa: E402
 from providers.github import GithubShared  # noqa: E402
+from providers.github.app import configure_app  # noqa: E402
 from storage import apikeys, orgs  # noqa: E402
 from storage.db import create_engine  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.api import cycles as cycles_api
-from bot.api import health, openapi, report_page
+from bot.api import health, openapi, report_page, runner_log, runners
 from bot.api.errors import ApiError, api_error_handler
 from bot.api.ratelimit import RateLimiter
 from bot.jobs import periodic_jobs
@@ -162,6 +162,8 @@ def create_app(
         *cycles_api.ROUTES,
         *endpoints.routes(),
         *report_page.ROUTES,
+        *runners.ROUTES,
+        *runner_log.ROUTES,
     ]
     app = BotApp(
         routes=routes,

@@ -28,6 +28,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="listen port (default AAC_PORT or 8000)")
     serve.add_argument("--no-worker", action="store_true", help="web only; run `aac worker` apart")
     serve.add_argument(
+        "--local-runner",
+        nargs="?",
+        const="",
+        metavar="ORG",
+        help="also start one testing node in this process (for ORG, or the only organisation)",
+    )
+    serve.add_argument(
         "--processes",
         type=int,
         default=1,
@@ -125,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
         group.add_parser(sub)
 
     from bot.reporter.command import add_report_arguments
+    from bot.runner.command import add_runner_arguments
+
+    add_runner_arguments(sub.add_parser("runner", help="a testing node, and its administration"))
 
     report = sub.add_parser("report", help="upload test results from a CI job")
     add_report_arguments(report)
@@ -142,6 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_report(args, environ=os.environ, out=sys.stdout, err=sys.stderr)
             )
             return code
+        if args.command == "runner" and args.runner_cmd is None:
+            from bot.runner.command import run_node
+
+            # A node holds no settings, database or vault: only a URL and a token.
+            return asyncio.run(run_node(args, environ=os.environ, out=sys.stdout, err=sys.stderr))
         settings = load_settings(os.environ)
         from bot.log import configure_logging
 
@@ -165,6 +180,7 @@ API_KEY_SCOPES = ("report", "read")
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     from bot import commands
+    from bot.runner.admin import runner_admin
 
     table: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
         "serve": commands.serve,
@@ -176,6 +192,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "keys": commands.keys,
         "jobs": commands.jobs,
         "cycles": commands.cycles,
+        "runner": runner_admin,
     }
     from providers.registry import cli_groups
 

@@ -8,6 +8,7 @@ import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy.engine import make_url
@@ -105,6 +106,12 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     # Creates the database (and the embedded key file) up front.
     with_runtime(settings, _ensure_migrated, creates_database=True)
     _ensure_port_free(host, port)
+    if getattr(args, "local_runner", None) is not None:
+        from bot.runner.local import start_local_runner
+
+        start_local_runner(
+            settings, args.local_runner or None, f"http://{host}:{port}", Path("aac-runner-work")
+        )
     # Each web process builds its app from the environment (bot/asgi.py).
     if args.no_worker:
         os.environ["AAC_SERVE_NO_WORKER"] = "1"

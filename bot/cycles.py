@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.links import signed_report_url
 from bot.results.model import TestCaseResult, TestStatus
 from providers.context import SCM_SOURCES, CiContext
-from storage import queue
+from storage import queue, runners
 from storage.models import TestCycle, TestResultRow
 from storage.types import utcnow
 from storage.vault import Keyring
@@ -201,6 +201,9 @@ async def supersede_older(session: AsyncSession, cycle: TestCycle) -> list[TestC
             old.completed_at = utcnow()
             if old.source in SCM_SOURCES:
                 await queue_publish(session, old)
+    # Their testing nodes stop too: a queued job is dropped, a running one killed.
+    stopped = [old.id for old in older if old.status == "superseded"]
+    await runners.cancel_cycle_jobs(session, stopped, f"superseded by cycle {cycle.id}")
     return older
 
 

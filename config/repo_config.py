@@ -1,28 +1,49 @@
 """The per-repository file ``.aac.yml``: which suites run on which triggers.
 
 Absent file: one suite named ``tests``, started by pull requests (drafts excluded) and fed by
-any GitHub Actions workflow run whose artifacts look like test results.
+any finished pipeline (a GitHub Actions workflow run) whose artifacts look like test results.
+
+A suite either takes reported results (``report``, the default: ``aac report`` or pipeline
+artifacts) or has the bot's testing nodes execute a command (``run``).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 CONFIG_PATH = ".aac.yml"
 MAX_CONFIG_BYTES = 64 * 1024
 MAX_PROBLEMS = 10  # more would bury the first, which often causes the rest
 
-Trigger = Literal["pull_request", "workflow_run", "ci"]
+Trigger = Literal["pull_request", "pipeline_finished", "manual", "ci"]
+# Earlier names that keep working: GitHub's event name for a finished pipeline.
+TRIGGER_ALIASES = {"workflow_run": "pipeline_finished"}
 
-
-_DEFAULT_TRIGGERS: list[Trigger] = ["pull_request", "workflow_run"]
+_DEFAULT_TRIGGERS: list[Trigger] = ["pull_request", "pipeline_finished"]
+MAX_RUN_TIMEOUT_SECONDS = 24 * 3600
+# Names the runner sets itself, or that would change how git or the runner behave.
+_RESERVED_ENV = re.compile(r"^(AAC_|GIT_)|^(PATH|HOME)$")
+# A literal value under such a name is almost certainly a credential pasted into the file.
+_SECRET_NAME = re.compile(
+    r"(TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|API_?KEY|PRIVATE_?KEY|CREDENTIAL)", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +70,102 @@ class RepoConfigError(Exception):
         super().__init__(str(self.problems[0]) + (f" (and {more} more)" if more else ""))
 
 
+class SecretRef(BaseModel):
+    """An environment value kept in the organisation's vault: ``{secret: NAME}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    secret: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+def _env_kind(value: Any) -> str:
+    return _SECRET_TAG if isinstance(value, dict | SecretRef) else _TEXT_TAG
+
+
+# Union tags appear in pydantic's error locations; bracketed so _key_path can drop them.
+_TEXT_TAG, _SECRET_TAG = "[text]", "[secret]"
+EnvValue = Annotated[
+    Annotated[str, Tag(_TEXT_TAG)] | Annotated[SecretRef, Tag(_SECRET_TAG)],
+    Discriminator(_env_kind),
+]
+
+
+class RunConfig(BaseModel):
+    """A command the testing nodes execute at the commit, and where its result files are."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command: str = Field(min_length=1, max_length=10_000)
+    image: str | None = Field(default=None, min_length=1, max_length=300)
+    workdir: str = Field(default=".", min_length=1, max_length=500)
+    env: dict[str, EnvValue] = Field(default_factory=dict, max_length=100)
+    timeout: int = Field(default=1800, ge=1, le=MAX_RUN_TIMEOUT_SECONDS)  # seconds
+    results: str = Field(default="**/*.xml", min_length=1, max_length=500)
+    labels: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+    )
+
+    @field_validator("workdir", "results")
+    @classmethod
+    def _inside_checkout(cls, value: str) -> str:
+        parts = value.replace("\\", "/").split("/")
+        if value.startswith("/") or ".." in parts:
+            raise ValueError("must be a path inside the repository (relative, without '..')")
+        return value
+
+    @field_validator("image")
+    @classmethod
+    def _image_reference(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*", value):
+            raise ValueError("must be a container image reference such as python:3.12-slim")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _label_shape(cls, value: list[str]) -> list[str]:
+        for label in value:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,50}", label):
+                raise ValueError(
+                    "labels may contain only letters, digits, '.', '_' and '-' (1-50 characters)"
+                )
+        return value
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _scalars_as_text(cls, value: Any) -> Any:
+        # YAML reads `PORT: 8080` as a number; the environment only holds text.
+        if isinstance(value, dict):
+            return {
+                k: (str(v).lower() if isinstance(v, bool) else str(v))
+                if isinstance(v, int | float)
+                else v
+                for k, v in value.items()
+            }
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str | SecretRef]) -> dict[str, str | SecretRef]:
+        for name, item in value.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,99}", name):
+                raise ValueError(f"{name!r} is not a valid environment variable name")
+            if _RESERVED_ENV.search(name):
+                raise ValueError(f"{name} is reserved; the runner sets it or it changes git")
+            if isinstance(item, str) and _SECRET_NAME.search(name):
+                # The value is never echoed: it is probably the secret itself.
+                raise ValueError(
+                    f"{name} looks like a secret: never write its value here; store it with "
+                    f"`aac runner secret set --org ORG --name {name}` and write "
+                    f"{name}: {{secret: {name}}}"
+                )
+        return value
+
+    def secret_names(self) -> list[str]:
+        """The vault entries this command's environment refers to."""
+        return sorted({v.secret for v in self.env.values() if isinstance(v, SecretRef)})
+
+
 class SuiteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -60,6 +177,25 @@ class SuiteConfig(BaseModel):
         default_factory=lambda: ["*test*", "*junit*", "*result*", "*report*"]
     )
     files: list[str] = Field(default_factory=lambda: ["*.xml", "*.trx"])
+    # Results come from CI (`aac report`, pipeline artifacts): today's default.
+    report: bool | None = None
+    # ...or the bot's testing nodes run a command.
+    run: RunConfig | None = None
+
+    @field_validator("triggers", mode="before")
+    @classmethod
+    def _trigger_aliases(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [TRIGGER_ALIASES.get(t, t) if isinstance(t, str) else t for t in value]
+        return value
+
+    @model_validator(mode="after")
+    def _report_or_run(self) -> SuiteConfig:
+        if self.run is not None and self.report:
+            raise ValueError(
+                "a suite either runs a command (run) or takes reported results (report), not both"
+            )
+        return self
 
     def accepts_workflow(self, name: str) -> bool:
         return not self.workflows or name in self.workflows
@@ -78,9 +214,15 @@ class RepoConfig(BaseModel):
     version: Literal[1] = 1
     suites: list[SuiteConfig] = Field(default_factory=lambda: [SuiteConfig()], min_length=1)
 
-    def suites_for(self, trigger: Trigger, *, draft: bool = False) -> list[SuiteConfig]:
-        """The suites this trigger starts; drafts only where a suite opts in."""
-        return [s for s in self.suites if trigger in s.triggers and (s.drafts or not draft)]
+    def suites_for(
+        self, trigger: Trigger | Literal["workflow_run"], *, draft: bool = False
+    ) -> list[SuiteConfig]:
+        """The suites this trigger starts; drafts only where a suite opts in.
+
+        ``workflow_run`` is accepted as the earlier name of ``pipeline_finished``.
+        """
+        wanted = TRIGGER_ALIASES.get(trigger, trigger)
+        return [s for s in self.suites if wanted in s.triggers and (s.drafts or not draft)]
 
 
 DEFAULT_CONFIG = RepoConfig()
@@ -157,6 +299,10 @@ def _allowed_keys(loc: Sequence[int | str]) -> list[str] | None:
         return list(RepoConfig.model_fields)
     if len(loc) == 3 and loc[0] == "suites" and isinstance(loc[1], int):
         return list(SuiteConfig.model_fields)
+    if len(loc) == 4 and loc[0] == "suites" and loc[2] == "run":
+        return list(RunConfig.model_fields)
+    if len(loc) >= 6 and loc[2] == "run" and loc[3] == "env":
+        return list(SecretRef.model_fields)
     return None
 
 
@@ -164,7 +310,7 @@ def _schema_message(error: ErrorDetails) -> str:
     """Pydantic's message, reworded where it names internals; never the offending value."""
     kind = error["type"]
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(error["loc"])
+        allowed = _allowed_keys([p for p in error["loc"] if not str(p).startswith("[")])
         return "unknown key" + (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
     if kind == "model_type":
         return "must be a mapping of keys to values (for example: name: unit)"
@@ -172,11 +318,14 @@ def _schema_message(error: ErrorDetails) -> str:
         return "may contain only letters, digits, '.', '_' and '-'"
     if kind == "invalid_key":
         return "keys must be strings"
-    return str(error["msg"])
+    if kind == "literal_error" and error["loc"][-2:-1] == ("triggers",):
+        return "unknown trigger; use pull_request, pipeline_finished (or workflow_run), manual, ci"
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def _schema_problem(root: yaml.Node | None, error: ErrorDetails) -> ConfigProblem:
-    loc = error["loc"]
+    # Without union tags: they name no key in the file.
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("[")))
     mark = _locate(root, loc, key=error["type"] == "extra_forbidden")
     return ConfigProblem(
         _schema_message(error),

@@ -54,6 +54,11 @@ class Settings(BaseModel):
     retention_history_days: int | None = Field(default=None, ge=1, le=36500)
     retention_interval_seconds: float = Field(default=3600.0, ge=1, le=7 * 86400)
 
+    # Testing nodes: how long a job's lease lasts without a heartbeat (a node that vanishes
+    # loses its job after this), and how long a node's poll for work waits on the server.
+    runner_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+    runner_poll_seconds: float = Field(default=25.0, ge=0, le=120)
+
     # CI API
     max_result_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)

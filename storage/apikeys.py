@@ -7,11 +7,12 @@ import hmac
 import secrets
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import ApiKey, Organization
+from storage.models import ApiKey, Base, Organization
 from storage.types import utcnow
 
 KEY_PREFIX = "aac_"
@@ -21,8 +22,15 @@ SCOPES = ("report", "read")
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-def _hash(secret: str) -> str:
+def hash_token(secret: str) -> str:
+    """What is stored of a shown-once credential (API keys, runner tokens)."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_token(key_prefix: str) -> tuple[str, str]:
+    """A fresh credential shaped like ours: (visible prefix, full token)."""
+    prefix = key_prefix + secrets.token_hex(PREFIX_HEX // 2)
+    return prefix, f"{prefix}_{secrets.token_urlsafe(32)}"
 
 
 async def create_api_key(
@@ -33,10 +41,9 @@ async def create_api_key(
     unknown = set(scopes) - set(SCOPES)
     if unknown or not wanted:
         raise ValueError(f"scopes must be among {', '.join(SCOPES)}")
-    prefix = KEY_PREFIX + secrets.token_hex(PREFIX_HEX // 2)
-    full = f"{prefix}_{secrets.token_urlsafe(32)}"
+    prefix, full = new_token(KEY_PREFIX)
     row = ApiKey(
-        org_id=org.id, prefix=prefix, key_hash=_hash(full), name=name, scopes=",".join(wanted)
+        org_id=org.id, prefix=prefix, key_hash=hash_token(full), name=name, scopes=",".join(wanted)
     )
     session.add(row)
     await session.flush()
@@ -46,25 +53,45 @@ async def create_api_key(
 PREFIX_HEX = 12
 
 
-def prefix_of(presented: str) -> str | None:
+def prefix_of(presented: str, key_prefix: str = KEY_PREFIX) -> str | None:
     """The visible prefix of a presented key, or None when it is not shaped like ours."""
-    size = len(KEY_PREFIX) + PREFIX_HEX
-    if not presented.startswith(KEY_PREFIX) or presented[size : size + 1] != "_":
+    size = len(key_prefix) + PREFIX_HEX
+    if not presented.startswith(key_prefix) or presented[size : size + 1] != "_":
         return None
     return presented[:size]
 
 
-async def authenticate(session: AsyncSession, presented: str) -> ApiKey | None:
-    """The live key row matching ``presented`` (constant-time hash compare), or None."""
-    prefix = prefix_of(presented)
+T = TypeVar("T", bound=Base)
+
+
+async def live_token_row(
+    session: AsyncSession,
+    model: type[T],
+    presented: str,
+    *,
+    key_prefix: str,
+    hash_column: str,
+) -> T | None:
+    """The unrevoked row of ``model`` whose visible prefix and hash match ``presented``
+    (constant-time compare), or None. Shared by API keys and runner tokens."""
+    prefix = prefix_of(presented, key_prefix)
     if prefix is None:
         return None
-    row = (
-        await session.execute(select(ApiKey).where(ApiKey.prefix == prefix))
+    column: Any = getattr(model, "prefix")  # noqa: B009 - a column of any token model
+    row: T | None = (
+        await session.execute(select(model).where(column == prefix))
     ).scalar_one_or_none()
-    if row is None or row.revoked_at is not None:
+    if row is None or getattr(row, "revoked_at", None) is not None:
         return None
-    if not hmac.compare_digest(row.key_hash, _hash(presented)):
+    return row if hmac.compare_digest(getattr(row, hash_column), hash_token(presented)) else None
+
+
+async def authenticate(session: AsyncSession, presented: str) -> ApiKey | None:
+    """The live key row matching ``presented`` (constant-time hash compare), or None."""
+    row = await live_token_row(
+        session, ApiKey, presented, key_prefix=KEY_PREFIX, hash_column="key_hash"
+    )
+    if row is None:
         return None
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:

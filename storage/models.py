@@ -353,3 +353,105 @@ class Counter(Base):
 
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
+
+
+class RunnerRegistration(Base):
+    """A per-organisation registration token: a testing node presents it once to get its own
+    runner token. Stored hashed beside a visible prefix, like API keys; revocable."""
+
+    __tablename__ = "runner_registrations"
+
+    id: Mapped[int] = mapped_column(BigIntPk, primary_key=True)
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Runner(Base):
+    """A registered testing node: its labels, its token (hashed) and when it was last seen."""
+
+    __tablename__ = "runners"
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigIntPk, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    labels: Mapped[list[str]] = mapped_column(JsonType, default=list)
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class RunnerSecret(Base):
+    """A value a ``run`` suite's environment names as ``{secret: NAME}``, encrypted."""
+
+    __tablename__ = "runner_secrets"
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigIntPk, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    value_enc: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class RunnerJob(Base):
+    """One ``run`` suite of one cycle, executed by a testing node under a lease."""
+
+    __tablename__ = "runner_jobs"
+    __table_args__ = (
+        Index("ix_runner_jobs_claimable", "state", "id"),
+        Index("ix_runner_jobs_org_state", "org_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPk, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    cycle_id: Mapped[str] = mapped_column(
+        ForeignKey("test_cycles.id", ondelete="CASCADE"), unique=True
+    )
+    suite: Mapped[str] = mapped_column(String(100))
+    repository: Mapped[str] = mapped_column(String(300))
+    sha: Mapped[str] = mapped_column(String(64))
+    labels: Mapped[list[str]] = mapped_column(JsonType, default=list)
+    # command, image, workdir, env (plain values), secrets (names), timeout, results, clone_url
+    spec: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    # awaiting_approval | queued | running | done | timed_out | cancelled | failed | refused
+    state: Mapped[str] = mapped_column(String(20), default="queued")
+    reason: Mapped[str | None] = mapped_column(Text)
+    from_fork: Mapped[bool] = mapped_column(Boolean, default=False)
+    approved_by: Mapped[str | None] = mapped_column(String(200))
+    approved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    runner_id: Mapped[int | None] = mapped_column(ForeignKey("runners.id", ondelete="SET NULL"))
+    runner_name: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    log_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    queued_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    assigned_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    command_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class RunnerLogChunk(Base):
+    """A bounded piece of a job's output, masked before it was stored."""
+
+    __tablename__ = "runner_log_chunks"
+    __table_args__ = (
+        UniqueConstraint("job_id", "attempt", "seq", name="uq_runner_log_chunks_job_attempt_seq"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPk, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("runner_jobs.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

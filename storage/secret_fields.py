@@ -10,13 +10,18 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import GithubApp, Integration
+from storage.models import GithubApp, Integration, RunnerSecret
 from storage.vault import Owner, Vault, VaultError
 
 
 def integration_owner(org_id: int, provider: str, field: str) -> Owner:
     """Owner of an organisation's SCM (or LLM) token or webhook secret."""
     return Owner(f"org:{org_id}", provider, field)
+
+
+def runner_secret_owner(org_id: int, name: str) -> Owner:
+    """Owner of a secret a ``run`` suite's environment names."""
+    return Owner(f"org:{org_id}", "runner", f"secret:{name}")
 
 
 def github_app_owner(app_row_id: int, field: str) -> Owner:
@@ -50,6 +55,12 @@ ENCRYPTED_FIELDS: tuple[EncryptedField, ...] = (
     EncryptedField(GithubApp, "private_key_enc", lambda r: github_app_owner(r.id, "private_key")),
     EncryptedField(
         GithubApp, "webhook_secret_enc", lambda r: github_app_owner(r.id, "webhook_secret")
+    ),
+    EncryptedField(
+        RunnerSecret,
+        "value_enc",
+        lambda r: runner_secret_owner(r.org_id, r.name),
+        org_column="org_id",
     ),
 )
 

@@ -107,11 +107,21 @@ async def get_cycle(request: Request) -> JSONResponse:
 
 async def upload_results(request: Request) -> JSONResponse:
     runtime = _runtime(request)
-    settings = runtime.settings
-    cycle_id = request.path_params["cycle_id"]
     async with runtime.sessions.begin() as session:
         key = await require_api_key(request, session, scope="report")
-        cycle = await cycles.get_cycle(session, key.org_id, cycle_id)
+    return JSONResponse(
+        await store_uploaded_results(request, runtime, key.org_id, request.path_params["cycle_id"])
+    )
+
+
+async def store_uploaded_results(
+    request: Request, runtime: Runtime, org_id: int, cycle_id: str
+) -> dict[str, Any]:
+    """Read, parse and store the result files of a request for one of ``org_id``'s cycles;
+    the one upload path for CI (`aac report`) and testing nodes alike."""
+    settings = runtime.settings
+    async with runtime.sessions.begin() as session:
+        cycle = await cycles.get_cycle(session, org_id, cycle_id)
         if cycle is None:
             raise _not_found(cycle_id)
         _collecting(cycle)
@@ -135,13 +145,12 @@ async def upload_results(request: Request) -> JSONResponse:
             upload.file.close()
     for attempt in range(1, STORE_ATTEMPTS + 1):
         try:
-            body = await _store(runtime, key.org_id, cycle_id, parsed)
-            break
+            return await _store(runtime, org_id, cycle_id, parsed)
         except IntegrityError:
             # The same file's first upload raced this one in; now it is there to replace.
             if attempt == STORE_ATTEMPTS:
                 raise
-    return JSONResponse(body)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 async def _store(

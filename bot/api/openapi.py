@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from bot.api.runners_openapi import RUNNER_PATHS
+
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _CYCLE = {"$ref": "#/components/schemas/Cycle"}
 _ID = {"name": "cycle_id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -43,7 +45,10 @@ SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "aac-bot CI API", "version": "1"},
     "components": {
-        "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {
+            "apiKey": {"type": "http", "scheme": "bearer"},
+            "runnerToken": {"type": "http", "scheme": "bearer"},
+        },
         "schemas": {
             "Error": {
                 "type": "object",
@@ -245,6 +250,7 @@ SPEC: dict[str, Any] = {
                 "responses": {"200": _ok("OpenAPI 3.1", {"type": "object"})},
             }
         },
+        **RUNNER_PATHS,
     },
 }
 

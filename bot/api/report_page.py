@@ -10,10 +10,10 @@ from starlette.routing import Route
 
 from bot import cycles
 from bot.analyse import organisation_redactor
-from bot.api.auth import require_api_key
-from bot.api.errors import ApiError
+from bot.api.cycle_access import readable_cycle
+from bot.api.runner_log import runner_section
 from bot.cycle_report import analyse_stored, report_for
-from bot.links import signed_report_url, verify_report_link
+from bot.links import signed_report_url
 from bot.report.chart import SuitePoint
 from bot.report.page import Successor, render_page
 from bot.runtime import Runtime
@@ -26,31 +26,8 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'n
 
 async def report_page(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
-    cycle_id = request.path_params["cycle_id"]
-    params = request.query_params
     async with runtime.sessions() as session:
-        if "sig" in params or "authorization" not in request.headers:
-            if not verify_report_link(
-                runtime.vault.keyring,
-                cycle_id,
-                exp=params.get("exp"),
-                kid=params.get("kid"),
-                sig=params.get("sig"),
-            ):
-                raise ApiError(
-                    403,
-                    "forbidden",
-                    "this report link is invalid or has expired; "
-                    "open the newest one from the check run, or send an API key",
-                )
-            cycle = await session.get(TestCycle, cycle_id)
-        else:
-            key = await require_api_key(request, session, scope="read")
-            cycle = await session.get(TestCycle, cycle_id)
-            if cycle is not None and cycle.org_id != key.org_id:
-                cycle = None
-        if cycle is None:
-            raise ApiError(404, "cycle_not_found", f"no cycle {cycle_id}")
+        cycle = await readable_cycle(request, runtime, session)
         org = await session.get(Organization, cycle.org_id)
         assert org is not None
         analysis = await analyse_stored(session, cycle, await organisation_redactor(runtime, org))
@@ -84,6 +61,7 @@ async def report_page(request: Request) -> Response:
             for c in reversed(list(earlier))
         ]
         successor = await _successor(runtime, session, cycle)
+        runner = await runner_section(runtime, session, cycle, request.url.query)
     html = render_page(
         model,
         chart=chart,
@@ -91,6 +69,7 @@ async def report_page(request: Request) -> Response:
         superseded_by=successor,
         publish_failures=cycles.publish_failures(cycle.published),
     )
+    html = html.replace("</main>", runner + "</main>", 1)
     return HTMLResponse(
         html,
         headers={

@@ -7,7 +7,7 @@ JWTs come from ``gidgethub.apps.get_jwt`` (RS256 via pyjwt, ``iat`` back-dated 6
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,22 +50,45 @@ class InstallationToken:
 
 
 async def mint_installation_token(
-    gh: GitHubAPI, credentials: AppCredentials, installation_id: int, *, now: datetime
+    gh: GitHubAPI,
+    credentials: AppCredentials,
+    installation_id: int,
+    *,
+    now: datetime,
+    repositories: Sequence[str] | None = None,
+    permissions: Mapping[str, str] | None = None,
 ) -> InstallationToken:
     """Ask GitHub for a new installation token; 401 -> AuthFailed.
+
+    ``repositories`` (names without the owner) and ``permissions`` narrow the token below the
+    installation's own grant, e.g. one repository with ``contents: read`` for a testing node.
 
     A 404 alone is not proof the installation is gone (GitHub's replicas lag behind a new
     installation, and answers glitch): the App asks ``GET /app/installations/{id}``, and only
     a 404 there too is InstallationGone. If GitHub still knows the installation, the token's
     404 is Transient and the caller retries.
     """
+    scope: dict[str, Any] = {}
+    if repositories is not None:
+        scope["repositories"] = list(repositories)
+    if permissions is not None:
+        scope["permissions"] = dict(permissions)
     try:
-        response: dict[str, Any] = await gidgethub.apps.get_installation_access_token(
-            gh,
-            installation_id=str(installation_id),
-            app_id=credentials.app_id,
-            private_key=credentials.private_key,
-        )
+        if scope:
+            # gidgethub's helper sends no body, so a scoped token is asked for directly.
+            response: dict[str, Any] = await gh.post(
+                "/app/installations/{installation_id}/access_tokens",
+                {"installation_id": installation_id},
+                data=scope,
+                jwt=credentials.jwt(),
+            )
+        else:
+            response = await gidgethub.apps.get_installation_access_token(
+                gh,
+                installation_id=str(installation_id),
+                app_id=credentials.app_id,
+                private_key=credentials.private_key,
+            )
     except (gidgethub.HTTPException, httpx.TransportError) as exc:
         error = translate_error(exc, now=now, action="mint installation token")
         if isinstance(error, NotFound):

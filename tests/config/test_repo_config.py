@@ -79,7 +79,7 @@ suites:
 """
     triggers, unknown = _problems(text)
     assert (triggers.key, triggers.line, triggers.column) == ("suites[0].triggers[1]", 5, 16)
-    assert "'pull_request', 'workflow_run' or 'ci'" in triggers.message
+    assert "pull_request, pipeline_finished (or workflow_run), manual, ci" in triggers.message
     # An unknown key points at the key itself and lists what is allowed instead.
     assert (unknown.key, unknown.line) == ("suites[0].timeout", 6)
     assert unknown.message.startswith("unknown key; allowed keys: name, triggers, drafts")
@@ -132,3 +132,110 @@ def test_too_large_and_many_problems() -> None:
 def test_unreadable_text_is_a_problem_with_its_line(text: str | bytes, message: str) -> None:
     [problem] = _problems(text)
     assert (problem.message, problem.line) == (message, 2)
+
+
+RUN_SUITE = """
+suites:
+  - name: unit
+    triggers: [pull_request, workflow_run, manual]
+    run:
+      command: pytest --junitxml=out/junit.xml
+      image: python:3.12-slim
+      workdir: services/api
+      env:
+        PORT: 8080
+        MODE: ci
+        PYPI_TOKEN: {secret: PYPI_TOKEN}
+      timeout: 600
+      results: "out/*.xml"
+      labels: [linux, big]
+"""
+
+
+def test_run_suite_with_secret_references() -> None:
+    [suite] = parse_repo_config(RUN_SUITE).suites
+    assert suite.run is not None
+    assert suite.triggers == ["pull_request", "pipeline_finished", "manual"]
+    assert suite.run.env["PORT"] == "8080"
+    assert suite.run.secret_names() == ["PYPI_TOKEN"]
+    assert (suite.run.timeout, suite.run.results, suite.run.labels) == (
+        600,
+        "out/*.xml",
+        ["linux", "big"],
+    )
+    config = parse_repo_config(RUN_SUITE)
+    # The earlier GitHub name still selects the suite for a finished pipeline.
+    assert config.suites_for("workflow_run") == config.suites_for("pipeline_finished") == [suite]
+    assert config.suites_for("manual") == [suite]
+
+
+def test_default_suite_is_a_report_suite() -> None:
+    [suite] = DEFAULT_CONFIG.suites
+    assert suite.run is None
+    assert DEFAULT_CONFIG.suites_for("workflow_run") == [suite]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "line", "needle"),
+    [
+        # A literal value under a secret-looking name: refused, and the value never echoed.
+        (
+            "suites:\n  - run:\n      command: make\n      env:\n"
+            "        API_TOKEN: hunter2hunter2\n",
+            "suites[0].run.env",
+            5,
+            "looks like a secret",
+        ),
+        (
+            "suites:\n  - run:\n      command: make\n      colour: red\n",
+            "suites[0].run.colour",
+            4,
+            "allowed keys: command, image",
+        ),
+        (
+            "suites:\n  - run:\n      command: make\n      timeout: 0\n",
+            "suites[0].run.timeout",
+            4,
+            "greater than or equal to 1",
+        ),
+        (
+            "suites:\n  - run:\n      command: make\n      workdir: ../up\n",
+            "suites[0].run.workdir",
+            4,
+            "inside the repository",
+        ),
+        (
+            "suites:\n  - run:\n      command: make\n      env:\n        X: {secret: 'a b'}\n",
+            "suites[0].run.env.X.secret",
+            5,
+            "may contain only",
+        ),
+        (
+            "suites:\n  - run:\n      command: make\n      env:\n        X: {vault: A}\n",
+            "suites[0].run.env.X.vault",
+            5,
+            "allowed keys: secret",
+        ),
+        (
+            "suites:\n  - run:\n      command: make\n      env:\n        GIT_DIR: x\n",
+            "suites[0].run.env",
+            5,
+            "reserved",
+        ),
+        ("suites:\n  - report: true\n    run:\n      command: make\n", "suites[0]", 2, "not both"),
+        (
+            "suites:\n  - run:\n      image: 'bad image'\n      command: x\n",
+            "suites[0].run.image",
+            3,
+            "container image reference",
+        ),
+        ("suites:\n  - triggers: [push]\n", "suites[0].triggers[0]", 2, "unknown trigger"),
+    ],
+)
+def test_run_problems_quote_key_and_line(text: str, key: str, line: int, needle: str) -> None:
+    with pytest.raises(RepoConfigError) as info:
+        parse_repo_config(text)
+    problem = next(p for p in info.value.problems if p.key == key)
+    assert problem.line == line
+    assert needle in problem.message
+    assert "hunter2" not in str(info.value)

@@ -308,6 +308,8 @@ class FakeGithub:
             self.check_runs: dict[int, CheckRun] = {}
             self.statuses: list[dict[str, Any]] = []
             self.minted_tokens: list[str] = []
+            # token -> the scope asked for when minting it (repositories, permissions)
+            self.token_scopes: dict[str, dict[str, Any]] = {}
             self.contents: dict[tuple[str, str, str], bytes] = {}
             self.trees: dict[tuple[str, str], tuple[str, ...]] = {}
             self.tree_max_entries = TREE_MAX_ENTRIES
@@ -735,13 +737,17 @@ class FakeGithub:
         expires = datetime.now(UTC) + self.token_ttl
         self._tokens[token] = (installation_id, expires)
         self.minted_tokens.append(token)
+        scope = call.body if isinstance(call.body, dict) else {}
+        if scope:
+            self.token_scopes[token] = scope
         return _Reply(
             201,
             {
                 "token": token,
                 "expires_at": _iso(expires),
-                "permissions": {"checks": "write", "issues": "write", "statuses": "write"},
-                "repository_selection": "all",
+                "permissions": scope.get("permissions")
+                or {"checks": "write", "issues": "write", "statuses": "write"},
+                "repository_selection": "selected" if "repositories" in scope else "all",
             },
         )
 

@@ -1,0 +1,148 @@
+"""The short-lived credential a testing node fetches the repository with, and where from.
+
+GitHub: an installation token scoped to the one repository with ``contents: read``. GitLab and
+Azure DevOps: the organisation's token. The node holds it for the job's lifetime only; it is
+never stored by the bot nor written to disk or log by the node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from providers.github.auth import AppCredentials, mint_installation_token, utc_now
+from providers.github.installations import find_installation
+from providers.github.provider import GitHubClient
+from storage.models import GithubApp, Organization, TestCycle
+from storage.orgs import integration_token
+from storage.secret_fields import github_app_owner
+from storage.vault import Vault
+
+GITHUB_API = "https://api.github.com"
+# The organisation's own token does not expire when the job ends; the node forgets it then.
+TOKEN_LIFETIME = timedelta(hours=1)
+USER_AGENT = "aac-bot-runner"
+
+
+class CredentialUnavailable(Exception):
+    """No way to read this repository: the message says what to configure."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobCredential:
+    """HTTP basic credentials for git over HTTPS; the password never appears in a repr."""
+
+    username: str
+    password: str = field(repr=False)
+    expires_at: datetime
+
+
+def github_web_url(api_url: str) -> str:
+    """github.com for its API; a GitHub Enterprise Server's host for its ``/api/v3``."""
+    api_url = api_url.rstrip("/")
+    if api_url == GITHUB_API:
+        return "https://github.com"
+    return api_url.removesuffix("/api/v3")
+
+
+def default_clone_url(org: Organization, cycle: TestCycle) -> str:
+    """Where the repository of ``cycle`` is fetched from, unless the organisation names a
+    mirror (``settings.runners.clone_url``, with ``{repository}``)."""
+    template = ((org.settings or {}).get("runners") or {}).get("clone_url")
+    if template:
+        return str(template).replace("{repository}", cycle.repository)
+    integration = org.integrations.get(_integration_name(cycle.source))
+    base = integration.base_url if integration is not None else None
+    if cycle.source == "github":
+        api_url = str(cycle.context_extra.get("api_url") or base or GITHUB_API)
+        return f"{github_web_url(api_url)}/{cycle.repository}.git"
+    if cycle.source == "gitlab":
+        return f"{(base or 'https://gitlab.com').rstrip('/')}/{cycle.repository}.git"
+    if cycle.source in ("azure", "azure_devops"):
+        # repository = "organisation/project/name" on dev.azure.com
+        parts = cycle.repository.split("/")
+        host = (base or "https://dev.azure.com").rstrip("/")
+        if len(parts) == 3:
+            return f"{host}/{parts[0]}/{parts[1]}/_git/{parts[2]}"
+        return f"{host}/{cycle.repository}"
+    raise CredentialUnavailable(
+        f"cannot tell where {cycle.repository} ({cycle.source}) is cloned from; set the "
+        "organisation's runner clone URL (`aac runner settings --org ORG --clone-url URL`)"
+    )
+
+
+def _integration_name(source: str) -> str:
+    return "azure" if source == "azure_devops" else source
+
+
+async def mint_job_credential(
+    session: AsyncSession,
+    vault: Vault,
+    org: Organization,
+    cycle: TestCycle,
+    *,
+    http: httpx.AsyncClient | None = None,
+) -> JobCredential | None:
+    """The credential a node fetches ``cycle``'s repository with; None when none is needed
+    (a mirror on the node's own disk); CredentialUnavailable when none can be had."""
+    if default_clone_url(org, cycle).startswith("file://"):
+        return None
+    if cycle.source == "github":
+        scoped = await _github_installation_token(session, vault, org, cycle, http)
+        if scoped is not None:
+            return scoped
+    token = integration_token(vault, org, _integration_name(cycle.source))
+    if token is None:
+        raise CredentialUnavailable(
+            f"organisation {org.slug} has no {cycle.source} credential to fetch "
+            f"{cycle.repository} with (`aac integration set {_integration_name(cycle.source)}`)"
+        )
+    username = {"github": "x-access-token", "gitlab": "oauth2"}.get(cycle.source, "aac")
+    return JobCredential(username, token.reveal(), utc_now() + TOKEN_LIFETIME)
+
+
+async def _github_installation_token(
+    session: AsyncSession,
+    vault: Vault,
+    org: Organization,
+    cycle: TestCycle,
+    http: httpx.AsyncClient | None,
+) -> JobCredential | None:
+    raw_id = cycle.context_extra.get("installation_id")
+    installation = await find_installation(
+        session, org.id, cycle.repository, int(raw_id) if raw_id is not None else None
+    )
+    if installation is None:
+        return None
+    app = await session.get(GithubApp, installation.github_app_id)
+    if app is None:
+        return None
+    key = vault.decrypt(app.private_key_enc, github_app_owner(app.id, "private_key"))
+    credentials = AppCredentials(str(app.app_id), key.reveal())
+    name = cycle.repository.split("/", 1)[-1]
+    async with _client(http) as client:
+        gh = GitHubClient(client, requester=USER_AGENT, base_url=app.api_url)
+        minted = await mint_installation_token(
+            gh,
+            credentials,
+            installation.installation_id,
+            now=utc_now(),
+            repositories=[name],
+            permissions={"contents": "read"},
+        )
+    return JobCredential("x-access-token", minted.token, minted.expires_at)
+
+
+@contextlib.asynccontextmanager
+async def _client(http: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncClient]:
+    """The caller's client, or a short-lived one closed afterwards."""
+    if http is not None:
+        yield http
+        return
+    async with httpx.AsyncClient(timeout=30) as own:
+        yield own

@@ -1,0 +1,235 @@
+"""The runner API's refusals and guarantees, in process (the e2e tests run real nodes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot import runner_jobs
+from bot.runner_credentials import mint_job_credential
+from config.repo_config import parse_repo_config
+from storage import orgs, runners
+from storage.models import GithubApp, Installation, RunnerJob, TestCycle
+from storage.secret_fields import github_app_owner
+from tests.bot.api.conftest import ApiHarness
+from tests.fakes.github import FakeGithub
+from tests.github_constants import APP_ID, INSTALLATION_ID, OWNER
+
+SUITE = """
+suites:
+  - name: unit
+    run:
+      command: make test
+      env:
+        TOKEN: {secret: DEPLOY}
+"""
+
+
+async def _runner_token(api: ApiHarness, org: str = "acme") -> str:
+    async with api.runtime.sessions.begin() as session:
+        registration = await runners.create_registration(session, await orgs.get_org(session, org))
+    answer = await api.client.post(
+        "/api/v1/runners/register",
+        json={"name": f"n-{org}", "labels": ["linux"]},
+        headers={"Authorization": f"Bearer {registration}"},
+    )
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["token"])
+
+
+async def _queued_job(api: ApiHarness, *, secret: str | None = "s3cr3t-deploy-value") -> str:
+    async with api.runtime.sessions.begin() as session:
+        org = await orgs.get_org(session, "acme")
+        org.settings = {"runners": {"clone_url": "file:///mirror/{repository}"}}
+        if secret is not None:
+            await runners.set_secret(session, api.runtime.vault, org, "DEPLOY", secret)
+        cycle = TestCycle(org_id=org.id, source="ci", repository="acme/w", sha="a" * 40)
+        cycle.suite = "unit"
+        session.add(cycle)
+        await session.flush()
+        [suite] = parse_repo_config(SUITE).suites
+        await runner_jobs.queue_runner_jobs(session, cycle, suite)
+        return cycle.id
+
+
+async def test_registration_and_runner_tokens_are_checked(api: ApiHarness) -> None:
+    bad = await api.client.post(
+        "/api/v1/runners/register",
+        json={"name": "n"},
+        headers={"Authorization": "Bearer aacreg_000000000000_nope"},
+    )
+    assert bad.status_code == 401
+    assert bad.json()["error"] == "unauthorized"
+    for headers in ({}, {"Authorization": f"Bearer {api.key}"}):  # an API key is no runner token
+        polled = await api.client.post("/api/v1/runners/jobs/next?wait=0", headers=headers)
+        assert polled.status_code == 401
+    token = await _runner_token(api)
+    nothing = await api.client.post(
+        "/api/v1/runners/jobs/next?wait=0", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert nothing.status_code == 204
+    invalid = await api.client.post(
+        "/api/v1/runners/jobs/next?wait=soon", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert invalid.status_code == 422
+
+
+async def test_a_job_is_only_the_holding_runners_and_its_log_is_masked(api: ApiHarness) -> None:
+    token = await _runner_token(api)
+    other = await _runner_token(api, "globex")
+    cycle_id = await _queued_job(api)
+    auth = {"Authorization": f"Bearer {token}"}
+    # Another organisation's node never sees it.
+    assert (
+        await api.client.post(
+            "/api/v1/runners/jobs/next?wait=0", headers={"Authorization": f"Bearer {other}"}
+        )
+    ).status_code == 204
+    job = (await api.client.post("/api/v1/runners/jobs/next?wait=0", headers=auth)).json()
+    assert job["cycle_id"] == cycle_id
+    assert job["secret_env"] == ["TOKEN"]
+    assert "s3cr3t" not in str(job)  # values only through /credential
+    path = f"/api/v1/runners/jobs/{job['id']}"
+    stolen = await api.client.post(
+        f"{path}/credential", headers={"Authorization": f"Bearer {other}"}
+    )
+    assert stolen.status_code == 409
+    credential = await api.client.post(f"{path}/credential", headers=auth)
+    assert credential.json() == {"secret_env": {"TOKEN": "s3cr3t-deploy-value"}, "git": None}
+    assert credential.headers["cache-control"] == "no-store"
+    # A node that did not mask: the bot masks before storing.
+    logged = await api.client.post(
+        f"{path}/log", json={"seq": 0, "text": "deploying with s3cr3t-deploy-value\n"}, headers=auth
+    )
+    assert logged.json() == {"accepted": True, "cancel": False}
+    too_big = await api.client.post(
+        f"{path}/log", json={"seq": 1, "text": "x" * (64 * 1024 + 1)}, headers=auth
+    )
+    assert too_big.status_code == 422
+    finished = await api.client.post(f"{path}/finish", json={"exit_code": 0}, headers=auth)
+    assert finished.json() == {"state": "done"}
+    again = await api.client.post(f"{path}/finish", json={"exit_code": 0}, headers=auth)
+    assert again.status_code == 409
+    async with api.runtime.sessions() as session:
+        stored = await runners.read_log(session, job["id"])
+        cycle = await session.get(TestCycle, cycle_id)
+    assert "s3cr3t" not in stored
+    assert "[REDACTED]" in stored
+    assert cycle is not None
+    assert cycle.status == "analysing"
+    assert (
+        await api.client.post("/api/v1/runners/jobs/x1/heartbeat", headers=auth)
+    ).status_code == 404
+
+
+async def test_a_missing_secret_fails_the_credential_with_its_name(api: ApiHarness) -> None:
+    token = await _runner_token(api)
+    await _queued_job(api, secret=None)
+    auth = {"Authorization": f"Bearer {token}"}
+    job = (await api.client.post("/api/v1/runners/jobs/next?wait=0", headers=auth)).json()
+    answer = await api.client.post(f"/api/v1/runners/jobs/{job['id']}/credential", headers=auth)
+    assert answer.status_code == 424
+    assert "DEPLOY is not set" in answer.json()["detail"]
+
+
+async def test_the_github_credential_is_scoped_to_one_repository_read_only(
+    api: ApiHarness, github_server: FakeGithub, github_app_key: tuple[str, str]
+) -> None:
+    github_server.reset()
+    async with api.runtime.sessions.begin() as session:
+        org = await orgs.create_org(session, OWNER)
+        app = GithubApp(
+            app_id=APP_ID, api_url=github_server.url, private_key_enc="", webhook_secret_enc=""
+        )
+        session.add(app)
+        await session.flush()
+        app.private_key_enc = api.runtime.vault.encrypt(
+            github_app_key[0], github_app_owner(app.id, "private_key")
+        )
+        app.webhook_secret_enc = api.runtime.vault.encrypt(
+            "w", github_app_owner(app.id, "webhook_secret")
+        )
+        session.add(
+            Installation(
+                github_app_id=app.id,
+                installation_id=INSTALLATION_ID,
+                account_login=OWNER,
+                org_id=org.id,
+                repositories=[f"{OWNER}/widgets"],
+            )
+        )
+        cycle = TestCycle(
+            org_id=org.id, source="github", repository=f"{OWNER}/widgets", sha="b" * 40
+        )
+        cycle.context_extra = {"installation_id": INSTALLATION_ID, "api_url": github_server.url}
+        session.add(cycle)
+        await session.flush()
+        credential = await mint_job_credential(session, api.runtime.vault, org, cycle)
+    assert credential is not None
+    assert credential.username == "x-access-token"
+    assert credential.password not in repr(credential)
+    assert github_server.token_scopes[credential.password] == {
+        "repositories": ["widgets"],
+        "permissions": {"contents": "read"},
+    }
+    assert github_server.validation_errors == []
+
+
+@pytest.mark.parametrize("fork", [True, False])
+async def test_approval_is_only_for_a_forks_waiting_job(api: ApiHarness, fork: bool) -> None:
+    async with api.runtime.sessions.begin() as session:
+        org = await orgs.get_org(session, "acme")
+        org.settings = {"runners": {"allow_forks": True, "clone_url": "file:///m/{repository}"}}
+        cycle = TestCycle(org_id=org.id, source="ci", repository="acme/w", sha="c" * 40)
+        cycle.context_extra = {"head_repository": "mallory/w" if fork else "acme/w"}
+        session.add(cycle)
+        await session.flush()
+        [suite] = parse_repo_config(SUITE).suites
+        job = await runner_jobs.queue_runner_jobs(session, cycle, suite)
+        assert job is not None
+        assert job.state == ("awaiting_approval" if fork else "queued")
+        approved = await runner_jobs.approve_runner_job(session, cycle.id, "mona")
+        assert (approved is not None) is fork
+    async with api.runtime.sessions() as session:
+        row = (await session.execute(select(RunnerJob))).scalar_one()
+        assert row.state == "queued"
+        assert row.approved_by == ("mona" if fork else None)
+
+
+async def test_a_pull_request_of_unknown_origin_counts_as_a_fork(api: ApiHarness) -> None:
+    async with api.runtime.sessions.begin() as session:
+        org = await orgs.get_org(session, "acme")
+        org.settings = {"runners": {"clone_url": "file:///m/{repository}"}}
+        cycle = TestCycle(org_id=org.id, source="ci", repository="acme/w", sha="d" * 40, pr=3)
+        session.add(cycle)
+        await session.flush()
+        [suite] = parse_repo_config(SUITE).suites
+        job = await runner_jobs.queue_runner_jobs(session, cycle, suite)
+        assert job is not None
+        assert job.state == "refused"
+        assert job.from_fork
+
+
+async def test_a_revoked_node_stops_with_a_clear_line(api: ApiHarness, tmp_path: Path) -> None:
+    import asyncio
+    import io
+
+    from bot.runner.client import RunnerClient
+    from bot.runner.node import Node, NodeConfig
+
+    token = await _runner_token(api)
+    async with api.runtime.sessions.begin() as session:
+        await runners.revoke_runner(session, await orgs.get_org(session, "acme"), "n-acme")
+    out = io.StringIO()
+    node = Node(
+        RunnerClient("http://testserver", token, http=api.client),
+        NodeConfig(name="n-acme", work_dir=tmp_path, poll_wait=0),
+        environ={},
+        out=out,
+    )
+    await asyncio.wait_for(node.run(asyncio.Event()), 10)
+    assert node.refused
+    assert "refused this node's token" in out.getvalue()
+    assert token not in out.getvalue()
