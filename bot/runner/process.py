@@ -8,6 +8,7 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,17 +49,24 @@ async def docker_daemon_running() -> bool:
     """Whether a Docker daemon answers: only then does the node take container jobs."""
     if not docker_available():
         return False
-    process = await asyncio.create_subprocess_exec(
-        "docker",
-        "info",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        return await asyncio.wait_for(process.wait(), 10) == 0
-    except TimeoutError:
-        process.kill()
-        return False
+
+    # A blocking run in a worker thread, not an asyncio subprocess: a node started in a
+    # thread of `aac serve` (--local-runner) has an event loop no child watcher serves, and
+    # waiting on the child's exit there never returns.
+    def probe() -> bool:
+        try:
+            done = subprocess.run(
+                ["docker", "info"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return done.returncode == 0
+
+    return await asyncio.to_thread(probe)
 
 
 def docker_command(

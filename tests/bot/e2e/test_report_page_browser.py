@@ -99,8 +99,9 @@ async def test_report_page_renders_in_chromium(
     passing = FAILING_JUNIT.replace(b"<failure", b"<system-out").replace(
         b"</failure>", b"</system-out>"
     )
-    first = await _cycle(bot, "0" * 40, passing, pr=None)
-    await _cycle(bot, "1" * 40, passing, pr=None)
+    # One SCM throughout: history (the base branch's cycles) is kept per source and host.
+    first = await _cycle(bot, "0" * 40, passing, pr=None, source="github")
+    await _cycle(bot, "1" * 40, passing, pr=None, source="github")
     cycle_id = await _cycle(bot, "f" * 40, DIFF_JUNIT, pr=7, source="github")
     keyring = bot.runtime.vault.keyring
     url = signed_report_url(bot.url, keyring, cycle_id)

@@ -32,7 +32,7 @@ def test_a_failed_check_naming_the_file_problem_line_and_fix() -> None:
     assert status.title == "Invalid .aac.yml"
     summary = status.summary or ""
     assert "`.aac.yml` at 0123456 is invalid, so no test suites were started" in summary
-    assert "**line 3, suites\\[0\\].triggers\\[0\\]**: Input should be 'pull\\_request'" in summary
+    assert "**line 3, suites\\[0\\].triggers\\[0\\]**: unknown trigger; use pull" in summary
     assert "push a new commit" in summary
     assert f"[.aac.yml]({FILE_URL}#L3)" in summary  # the fix link opens the offending line
     assert "```yaml\nversion: 1\n" in summary  # a valid example, collapsed
@@ -43,7 +43,7 @@ def test_a_failed_check_naming_the_file_problem_line_and_fix() -> None:
 def test_description_says_what_to_do_within_a_status_description() -> None:
     status = render_config_error(_error(INVALID), sha=SHA)
     assert status.description.startswith(
-        "Invalid .aac.yml (fix it and push): line 3, suites[0].triggers[0]: Input should be"
+        "Invalid .aac.yml (fix it and push): line 3, suites[0].triggers[0]: unknown trigger; use"
     )
     assert len(status.description) <= 140
     # Token mode: a failed commit status with the same context and the description intact.
