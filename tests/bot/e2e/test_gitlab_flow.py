@@ -231,3 +231,29 @@ async def test_rerun_note_from_a_developer_acts_and_a_guest_is_told_who_may(
             )
         ).scalar_one()
     assert analyses == 2
+
+
+async def test_a_push_before_results_supersedes_and_closing_cancels(gitlab_bot: GitlabBot) -> None:
+    bot = gitlab_bot
+    bot.gitlab.add_merge_request(PROJECT, MR)
+    for sha in (SHA1, SHA2):
+        bot.gitlab.add_pipeline(PROJECT, sha, ref=f"refs/merge-requests/{MR}/head")
+    await bot.deliver("Merge Request Hook", bot.merge_request("open", MR, SHA1))
+    await wait_for(lambda: _states(bot, SHA1) == ["pending"], what="the pending status")
+    pushed = bot.merge_request("update", MR, SHA2, oldrev=SHA1)
+    assert (await bot.deliver("Merge Request Hook", pushed)).status_code == 202
+    await wait_for(lambda: _states(bot, SHA2) == ["pending"], what="the new sha's status")
+    # Superseded is "neutral", which GitLab's states can only say as success (as GitHub's
+    # commit statuses do); its description says why.
+    await wait_for(lambda: _states(bot, SHA1) == ["success"], what="the old status ended")
+    assert bot.statuses(SHA1)[0].description == "Superseded by a newer commit"
+    old, new = await cycles(bot.runtime)
+    assert [(c.sha, c.status) for c in (old, new)] == [(SHA1, "superseded"), (SHA2, "collecting")]
+    assert old.superseded_by == new.id
+
+    closed = bot.merge_request("close", MR, SHA2)
+    assert (await bot.deliver("Merge Request Hook", closed)).status_code == 202
+    await wait_for(lambda: _states(bot, SHA2) == ["canceled"], what="the cancelled status")
+    await wait_for(lambda: jobs_done(bot.runtime), what="every job to finish")
+    assert [c.status for c in await cycles(bot.runtime)] == ["superseded", "cancelled"]
+    assert bot.notes() == []  # nothing was reported, so no note
