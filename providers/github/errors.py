@@ -24,14 +24,19 @@ _MESSAGE_CAP = 200
 _TOO_LARGE_HINTS = ("too long", "too large", "maximum is")
 
 
-def translate_error(exc: BaseException, *, now: datetime, action: str) -> ProviderError:
+def translate_error(
+    exc: BaseException, *, now: datetime, action: str, org: str | None = None
+) -> ProviderError:
     """Map a gidgethub HTTP error or an httpx transport error to a typed provider error.
 
     ``action`` names what was being done ("update check run"); the message carries it, the
-    status code and GitHub's own message, never a header (so never a token or a JWT).
+    organisation when given, the status code and GitHub's own message, never a header (so
+    never a token or a JWT).
     """
     if isinstance(exc, ProviderError):
         return exc
+    if org:
+        action = f"{action} (organisation {org})"
     if isinstance(exc, httpx.TimeoutException):
         return Transient(f"GitHub {action}: timed out")
     if isinstance(exc, httpx.TransportError):

@@ -126,6 +126,7 @@ async def build_provider(
                 shared=shared.github,
                 api_url=app.api_url,
                 login=app.bot_login,
+                org=org.slug,
             )
     token = integration_token(vault, org, "github")
     if token is not None:
@@ -135,6 +136,7 @@ async def build_provider(
             http=shared.http,
             shared=shared.github,
             api_url=integration.base_url or "https://api.github.com",
+            org=org.slug,
         )
     gone = await gone_installation(session, org.id, ctx.repository, installation_id)
     if gone is not None:

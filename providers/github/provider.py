@@ -434,11 +434,13 @@ class GithubProvider:
         shared: GithubShared,
         api_url: str = DEFAULT_API_URL,
         login: str | None = None,
+        org: str | None = None,
         requester: str = "aac-bot",
         max_attempts: int = 3,
         backoff_seconds: float = 0.5,
     ) -> None:
         self._auth = auth
+        self._org = org  # named in errors, so an operator knows whose credentials failed
         self._shared = shared
         self._login = login
         self._max_attempts = max(1, max_attempts)
@@ -1004,7 +1006,7 @@ class GithubProvider:
                 return await op(token, attempt)
             except (gidgethub.HTTPException, httpx.TransportError, ProviderError) as exc:
                 cause: BaseException = exc
-                error = translate_error(exc, now=self._shared.now(), action=action)
+                error = translate_error(exc, now=self._shared.now(), action=action, org=self._org)
             if (
                 isinstance(error, AuthFailed)
                 and isinstance(self._auth, AppAuth)

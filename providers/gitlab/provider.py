@@ -216,7 +216,10 @@ def pipeline_id_of(ctx: CiContext) -> int | None:
 
 def status_json(ctx: CiContext, status: CommitStatus, *, max_description: int) -> dict[str, Any]:
     """Body of ``POST /projects/:id/statuses/:sha``. With a pipeline id the status joins that
-    pipeline; a ``ref`` beside it could make GitLab open a stray external pipeline instead."""
+    pipeline; a ``ref`` beside it could make GitLab open a stray external pipeline instead.
+    A merge request's status names no ref either: its pipelines run on
+    ``refs/merge-requests/<iid>/head``, so the source branch would open an external pipeline
+    that then becomes the MR's head pipeline; without one GitLab joins the commit's newest."""
     data: dict[str, Any] = {
         "state": gitlab_state(status),
         "name": status_name(ctx),
@@ -227,9 +230,18 @@ def status_json(ctx: CiContext, status: CommitStatus, *, max_description: int) -
     pipeline_id = pipeline_id_of(ctx)
     if pipeline_id is not None:
         data["pipeline_id"] = pipeline_id
-    elif ctx.ref:
+    elif ctx.ref and ctx.pr is None:
         data["ref"] = ctx.ref
     return data
+
+
+def refusal_note(user: str) -> str:
+    """The reply to a refused ``/aac`` command; the command itself is quoted mid-line so
+    that the bot's own note can never be read as one."""
+    return (
+        f"@{user} only project members with the Developer role or above may run "
+        "`/aac rerun` and `/aac reanalyse` on this merge request; ask one of them."
+    )
 
 
 def _previous(previous: PublishResult | None, kind: str) -> dict[str, str]:
@@ -339,6 +351,22 @@ class GitlabProvider:
         )
 
     # -- optional capabilities --------------------------------------------------------
+    async def refuse_command(self, ctx: CiContext, user: str) -> None:
+        """Tell ``user`` on the MR that ``/aac`` commands need Developer access or above."""
+        iid = ctx.pr
+        if iid is None:
+            return
+        body = refusal_note(user)
+
+        def create() -> None:
+            project = self._gl.projects.get(ctx.repository, lazy=True)
+            # Not retried blindly: a repeated reply is noise, a lost one only a missed hint.
+            project.mergerequests.get(iid, lazy=True).notes.create(
+                {"body": body}, retry_transient_errors=False
+            )
+
+        await self._call("reply to a refused command", create)
+
     async def bot_login(self) -> str:
         """The username the token acts as (``GET /user``, once per token and process)."""
         login = self._shared.logins.get(self._key)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from providers.azure_devops.provider import AzureDevOpsProvider
 from providers.base import (
     AuthFailed,
     CiProvider,
@@ -28,21 +29,33 @@ from providers.base import (
 from providers.context import CiContext
 from providers.github import GithubProvider
 from providers.gitlab.provider import GitlabProvider
+from tests.fakes import azure_devops as fake_azure_module
 from tests.fakes import github as fake_github_module
 from tests.fakes import gitlab as fake_gitlab_module
+from tests.fakes.azure_devops import FakeAzureDevOps
 from tests.fakes.github import FakeGithub
 from tests.fakes.gitlab import FakeGitlab
+from tests.providers.azure_devops import conftest as azure
+from tests.providers.azure_devops.conftest import (
+    azure_provider,
+    azure_server,
+    azure_shared,
+    fake_azure,
+)
 from tests.providers.conftest import (
     BOT_LOGIN,
     GITLAB_BOT,
     GITLAB_MR,
     GITLAB_ORG,
     GITLAB_PROJECT,
+    OWNER,
     REPOSITORY,
     SHA,
 )
 
-PLATFORMS = ["github", "gitlab"]
+# Azure's fixtures live with its provider tests; imported, pytest finds them here too.
+__all__ = ["azure_provider", "azure_server", "azure_shared", "fake_azure"]
+PLATFORMS = ["github", "gitlab", "azure"]
 BAD_TOKEN = "glpat-NotTheRightOne0000" + "x" * 8
 MARKER = comment_marker("tests")
 
@@ -52,6 +65,7 @@ class Harness:
     """What the contract needs of one platform: a provider, a context, and its fake's state."""
 
     platform: str
+    label: str  # how errors name the platform
     provider: CiProvider
     bad_token_provider: Callable[[], CiProvider]
     ctx: CiContext
@@ -67,7 +81,7 @@ class Harness:
     inject_server_errors: Callable[[int], None]
     inject_rate_limit: Callable[[int], None]
     writes: Callable[[], int]
-    org: str | None  # the organisation label errors must name (None: not given to it)
+    org: str  # the organisation label errors must name
 
 
 def _github(
@@ -87,8 +101,9 @@ def _github(
 
     return Harness(
         platform="github",
+        label="GitHub",
         provider=app_provider(),
-        bad_token_provider=lambda: token_provider(token="ghp_" + BAD_TOKEN),
+        bad_token_provider=lambda: token_provider(token="ghp_" + BAD_TOKEN, org=OWNER),
         ctx=CiContext(source="github", repository=REPOSITORY, sha=SHA, pr=pr),
         status_history=history,
         lifecycle=("queued", "in_progress", "completed"),
@@ -106,7 +121,7 @@ def _github(
             fake_github_module.Fault(kind="primary_rate_limit", retry_after=seconds)
         ),
         writes=lambda: len(fake.writes()),
-        org=None,
+        org=OWNER,
     )
 
 
@@ -125,6 +140,7 @@ def _gitlab(build: Callable[..., GitlabProvider], fake: FakeGitlab) -> Harness:
 
     return Harness(
         platform="gitlab",
+        label="GitLab",
         provider=build(),
         bad_token_provider=lambda: build(token=BAD_TOKEN),
         ctx=CiContext(
@@ -154,6 +170,48 @@ def _gitlab(build: Callable[..., GitlabProvider], fake: FakeGitlab) -> Harness:
     )
 
 
+def _azure(build: Callable[..., AzureDevOpsProvider], fake: FakeAzureDevOps) -> Harness:
+    key = (azure.REPOSITORY.lower(), azure.PR)
+
+    def ours() -> list[str]:
+        return [
+            t.comments[0].content
+            for t in fake.pr_threads(azure.REPOSITORY, azure.PR)
+            if t.comments[0].author.id == azure.BOT.id and not t.comments[0].is_deleted
+        ]
+
+    def description() -> str | None:
+        statuses = fake.pr_statuses.get(key, [])
+        return statuses[-1]["description"] if statuses else None
+
+    def delete(result: PublishResult) -> None:
+        fake.delete_first_comment(azure.REPOSITORY, azure.PR, int(result.ids["thread_id"]))
+
+    return Harness(
+        platform="azure",
+        label="Azure DevOps",
+        provider=build(),
+        bad_token_provider=lambda: build(token=BAD_TOKEN),
+        ctx=CiContext(source="azure", repository=azure.REPOSITORY, sha=azure.SHA, pr=azure.PR),
+        status_history=lambda: [s["state"] for s in fake.pr_statuses.get(key, [])],
+        # A PR status is pending until it ends; queued and in progress are both "pending".
+        lifecycle=("pending", "succeeded", "failed", "error"),
+        failed_state="failed",
+        status_description=description,
+        our_comments=ours,
+        delete_comment=delete,
+        comment_key="thread_id",  # a deleted report's thread stays, soft-deleted
+        inject_server_errors=lambda n: fake.inject(
+            fake_azure_module.Fault("server_error", times=n)
+        ),
+        inject_rate_limit=lambda seconds: fake.inject(
+            fake_azure_module.Fault("throttled", retry_after=seconds, reset_in=seconds)
+        ),
+        writes=lambda: len(fake.writes()),
+        org=azure.ORG,
+    )
+
+
 @pytest.fixture(params=PLATFORMS)
 def harness(request: pytest.FixtureRequest) -> Harness:
     if request.param == "github":
@@ -161,6 +219,10 @@ def harness(request: pytest.FixtureRequest) -> Harness:
             request.getfixturevalue("app_provider"),
             request.getfixturevalue("token_provider"),
             request.getfixturevalue("fake_github"),
+        )
+    if request.param == "azure":
+        return _azure(
+            request.getfixturevalue("azure_provider"), request.getfixturevalue("fake_azure")
         )
     return _gitlab(
         request.getfixturevalue("gitlab_provider"), request.getfixturevalue("fake_gitlab")
@@ -286,14 +348,12 @@ async def test_bad_token_is_a_typed_error_without_the_token(harness: Harness) ->
     with pytest.raises(AuthFailed) as caught:
         await provider.post_comment_to_pr(harness.ctx, _report("run 1"))
     text = f"{caught.value} {caught.value!r}"
-    assert harness.platform.replace("gitlab", "GitLab").replace("github", "GitHub") in text
+    assert harness.label in text
     assert BAD_TOKEN not in text
     assert BAD_TOKEN not in repr(provider)
 
 
 async def test_bad_token_error_names_the_organisation(harness: Harness) -> None:
-    if harness.org is None:
-        pytest.xfail(f"the {harness.platform} provider is not given an organisation label yet")
     with pytest.raises(AuthFailed, match=f"organisation {harness.org}"):
         await harness.bad_token_provider().update_commit_status(
             harness.ctx, _status(StatusState.QUEUED)

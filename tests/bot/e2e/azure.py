@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import io
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -17,13 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.reporter.command import build_parser, run_report
-from bot.reporter.retry import RetryPolicy
 from bot.runtime import Runtime
 from providers.azure_devops.provider import AzureShared
 from providers.factory import ProviderShared
-from storage import apikeys, orgs
-from tests.bot.e2e.conftest import serving
+from tests.bot.e2e.conftest import org_with_integration, report_job, serving
 from tests.fakes.azure_devops import FakeAzureDevOps, Thread
 from tests.providers.azure_devops.conftest import BOT, ORG, PAT, azure_server
 
@@ -134,31 +130,16 @@ class AzureBot:
             "SYSTEM_TEAMPROJECT": PROJECT,
             "AAC_API_KEY": self.api_key,
         }
-        args = build_parser().parse_args(
-            ["--server", self.url, "--wait", "--timeout", "30", "--poll-interval", "0.2", "*/*.xml"]
-        )
-        out, err = io.StringIO(), io.StringIO()
-        policy = RetryPolicy(base_delay=0.05, max_delay=0.2)
-        code = await run_report(args, environ=environ, out=out, err=err, policy=policy, cwd=tmp)
-        return code, out.getvalue() + err.getvalue()
+        return await report_job(self.url, environ, tmp)
 
 
 @pytest.fixture
 async def azure_bot(runtime: Runtime, azure_server: FakeAzureDevOps) -> AsyncIterator[AzureBot]:
     fake = azure_server
     fake.reset()
-    async with runtime.sessions.begin() as session:
-        org = await orgs.create_org(session, ORG)
-        await orgs.set_integration(
-            session,
-            runtime.vault,
-            org,
-            "azure",
-            token=PAT,
-            webhook_secret=HOOK_PASSWORD,
-            base_url=fake.url,
-        )
-        _, key = await apikeys.create_api_key(session, org, "ci")
+    key = await org_with_integration(
+        runtime, ORG, "azure", token=PAT, webhook_secret=HOOK_PASSWORD, base_url=fake.url
+    )
 
     async def no_sleep(seconds: float) -> None:
         return None

@@ -126,22 +126,19 @@ class RunningBot:
             "GITHUB_EVENT_PATH": str(event),
             "AAC_API_KEY": self.api_key,
         }
-        args = build_parser().parse_args(
-            [
-                "--server",
-                self.url,
-                "--wait",
-                "--timeout",
-                "30",
-                "--poll-interval",
-                "0.2",
-                "reports/*.xml",
-            ]
-        )
-        out, err = io.StringIO(), io.StringIO()
-        policy = RetryPolicy(base_delay=0.05, max_delay=0.2)
-        code = await run_report(args, environ=environ, out=out, err=err, policy=policy, cwd=tmp)
-        return code, out.getvalue() + err.getvalue()
+        return await report_job(self.url, environ, tmp)
+
+
+async def report_job(url: str, environ: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """Run the real ``aac report --wait reports/*.xml`` in a CI job's ``environ``: its exit
+    code and everything it printed."""
+    args = build_parser().parse_args(
+        ["--server", url, "--wait", "--timeout", "30", "--poll-interval", "0.2", "reports/*.xml"]
+    )
+    out, err = io.StringIO(), io.StringIO()
+    policy = RetryPolicy(base_delay=0.05, max_delay=0.2)
+    code = await run_report(args, environ=environ, out=out, err=err, policy=policy, cwd=cwd)
+    return code, out.getvalue() + err.getvalue()
 
 
 async def wait_for(
@@ -203,6 +200,25 @@ async def bot(
     async with serving(runtime, shared) as (url, http):
         yield RunningBot(url, runtime, github_server, key, http)
     assert github_server.validation_errors == []
+
+
+async def org_with_integration(
+    runtime: Runtime, slug: str, source: str, *, token: str, webhook_secret: str, base_url: str
+) -> str:
+    """An organisation whose ``source`` integration is configured: its CI API key."""
+    async with runtime.sessions.begin() as session:
+        org = await orgs.create_org(session, slug)
+        await orgs.set_integration(
+            session,
+            runtime.vault,
+            org,
+            source,
+            token=token,
+            webhook_secret=webhook_secret,
+            base_url=base_url,
+        )
+        _, key = await apikeys.create_api_key(session, org, "ci")
+    return key
 
 
 @asynccontextmanager

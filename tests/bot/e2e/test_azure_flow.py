@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import func, select
-
 from storage.models import Job, TestCycle, WebhookDelivery
 from tests.bot.e2e.azure import (
     REPOSITORY,
@@ -17,6 +15,7 @@ from tests.bot.e2e.azure import (
     pull_request,
 )
 from tests.bot.e2e.conftest import wait_for
+from tests.bot.e2e.queries import count, cycles, jobs_done
 from tests.bot.e2e.test_github_flow import FAILING_JUNIT
 from tests.fakes.azure_devops import Fault, User
 from tests.providers.azure_devops.conftest import SOMEONE
@@ -25,23 +24,6 @@ __all__ = ["azure_bot", "azure_server"]  # fixtures used by name below
 
 SHA1 = "1" * 40
 SHA2 = "2" * 40
-
-
-async def _cycles(bot: AzureBot) -> list[TestCycle]:
-    async with bot.runtime.sessions() as session:
-        return list(
-            (await session.execute(select(TestCycle).order_by(TestCycle.created_at))).scalars()
-        )
-
-
-async def _count(bot: AzureBot, model: type) -> int:  # type: ignore[type-arg]
-    async with bot.runtime.sessions() as session:
-        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
-
-
-async def _jobs_done(bot: AzureBot) -> bool:
-    async with bot.runtime.sessions() as session:
-        return set((await session.execute(select(Job.status))).scalars()) == {"done"}
 
 
 async def test_pull_request_report_push_and_redelivery(azure_bot: AzureBot, tmp_path: Path) -> None:
@@ -91,7 +73,7 @@ async def test_pull_request_report_push_and_redelivery(azure_bot: AzureBot, tmp_
     [edited] = bot.threads()
     assert edited.id == thread.id
     assert len(edited.comments) == 1
-    old, new = await _cycles(bot)
+    old, new = await cycles(bot.runtime)
     assert [(c.sha, c.status, c.superseded_by) for c in (old, new)] == [
         (SHA1, "done", new.id),
         (SHA2, "done", None),
@@ -100,9 +82,9 @@ async def test_pull_request_report_push_and_redelivery(azure_bot: AzureBot, tmp_
     # An update that is not a push (a vote) at the same commit opens nothing new.
     vote = pull_request("git.pullrequest.updated", 7, SHA2)
     assert (await bot.deliver(vote)).status_code == 202
-    await wait_for(lambda: _jobs_done(bot), what="every job to finish")
-    assert len(await _cycles(bot)) == 2
-    assert await _count(bot, WebhookDelivery) == 3  # created (once), push, vote
+    await wait_for(lambda: jobs_done(bot.runtime), what="every job to finish")
+    assert len(await cycles(bot.runtime)) == 2
+    assert await count(bot.runtime, WebhookDelivery) == 3  # created (once), push, vote
 
 
 async def test_completed_pull_request_cancels_what_is_pending(azure_bot: AzureBot) -> None:
@@ -113,7 +95,7 @@ async def test_completed_pull_request_cancels_what_is_pending(azure_bot: AzureBo
     completed = pull_request("git.pullrequest.updated", 7, SHA1, status="completed")
     assert (await bot.deliver(completed)).status_code == 202
     await wait_for(lambda: bot.statuses()[-1]["state"] == "error", what="the cancelled status")
-    [cycle] = await _cycles(bot)
+    [cycle] = await cycles(bot.runtime)
     assert cycle.status == "cancelled"
 
 
@@ -131,7 +113,7 @@ async def test_wrong_or_missing_credentials_are_401_and_store_nothing(azure_bot:
     )
     assert unknown.status_code == 401
     for model in (WebhookDelivery, Job, TestCycle):
-        assert await _count(bot, model) == 0, model
+        assert await count(bot.runtime, model) == 0, model
 
 
 async def test_the_subscription_test_button_is_answered_and_not_stored(azure_bot: AzureBot) -> None:
@@ -140,7 +122,7 @@ async def test_the_subscription_test_button_is_answered_and_not_stored(azure_bot
     test["subscriptionId"] = "00000000-0000-0000-0000-000000000000"
     answer = await bot.deliver(test)
     assert (answer.status_code, answer.json()) == (200, {"status": "pong"})
-    assert await _count(bot, WebhookDelivery) == 0
+    assert await count(bot.runtime, WebhookDelivery) == 0
 
 
 async def test_throttled_status_is_published_after_the_reset(
@@ -158,7 +140,7 @@ async def test_throttled_status_is_published_after_the_reset(
     code, output = await bot.report(tmp_path, sha=SHA1, pr=7, junit=FAILING_JUNIT)
     assert code == 0, output
     await wait_for(lambda: len(bot.threads()) == 1, what="the thread")
-    await wait_for(lambda: _jobs_done(bot), what="every job done, none dead")
+    await wait_for(lambda: jobs_done(bot.runtime), what="every job done, none dead")
     assert len(bot.threads()) == 1
 
 
@@ -199,7 +181,7 @@ async def test_finished_run_with_published_results_needs_no_aac_report(
         what="the PR status from the published results",
     )
     await wait_for(lambda: len(bot.threads()) == 1, what="the thread")
-    [cycle] = await _cycles(bot)
+    [cycle] = await cycles(bot.runtime)
     assert (cycle.trigger, cycle.pr, cycle.sha, cycle.pipeline_id) == (
         "workflow_run",
         7,
@@ -211,8 +193,8 @@ async def test_finished_run_with_published_results_needs_no_aac_report(
     build = notification("build.complete", id=812, status="failed")
     build["resourceContainers"] = run["resourceContainers"]
     assert (await bot.deliver(build)).status_code == 202
-    await wait_for(lambda: _jobs_done(bot), what="every job to finish")
-    assert len(await _cycles(bot)) == 1
+    await wait_for(lambda: jobs_done(bot.runtime), what="every job to finish")
+    assert len(await cycles(bot.runtime)) == 1
     assert len(bot.threads()) == 1
 
 
@@ -228,12 +210,12 @@ async def test_rerun_command_from_a_contributor_and_from_a_reader(
     code, output = await bot.report(tmp_path, sha=SHA1, pr=7, junit=FAILING_JUNIT)
     assert code == 0, output
     await wait_for(lambda: len(bot.statuses()) == 2, what="the final status")
-    await wait_for(lambda: _jobs_done(bot), what="the first report's jobs")
+    await wait_for(lambda: jobs_done(bot.runtime), what="the first report's jobs")
 
     # A reader's command is checked against the repository's ACL and ignored.
     asked = comment(7, SHA1, "/aac rerun", {**reader.ref(), "id": reader.id})
     assert (await bot.deliver(asked)).status_code == 202
-    await wait_for(lambda: _jobs_done(bot), what="the reader's command handled")
+    await wait_for(lambda: jobs_done(bot.runtime), what="the reader's command handled")
     acl_reads = [r for r in bot.azure.requests if r.operation == "AccessControlLists"]
     assert len(acl_reads) == 1
     assert acl_reads[0].query["token"].startswith("repoV2/")
@@ -244,5 +226,5 @@ async def test_rerun_command_from_a_contributor_and_from_a_reader(
     assert (await bot.deliver(asked)).status_code == 202
     await wait_for(lambda: len(bot.statuses()) == 3, what="the re-analysed cycle's status")
     assert bot.statuses()[-1]["state"] == "failed"
-    await wait_for(lambda: _jobs_done(bot), what="every job to finish")
+    await wait_for(lambda: jobs_done(bot.runtime), what="every job to finish")
     assert len(bot.threads()) == 1

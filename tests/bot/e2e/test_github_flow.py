@@ -218,6 +218,13 @@ async def test_a_deleted_comment_is_found_by_marker_or_created_again(
     )
     assert [c.id for c in _our_comments(bot)] == [marked]
     assert len(_comment_listings(bot.github.requests[before:])) == 1
+
+    # The fake shows the edit before the bot has stored its result: wait for the stored id.
+    async def stored_comment_id() -> bool:
+        published = (await _cycles(bot))[-1].published or {}
+        return "comment" in published
+
+    await wait_for(stored_comment_id, what="the publish result to be stored")
     cycles = await _cycles(bot)
     assert cycles[-1].published["comment"]["ids"]["comment_id"] == str(marked)
 

@@ -8,6 +8,7 @@ import pytest
 
 from providers.base import CommentBody, NotFound, PublishResult, comment_marker
 from providers.context import CiContext
+from providers.events import parse_command
 from providers.gitlab.provider import GitlabProvider, GitlabShared
 from tests.fakes.gitlab import FakeGitlab, Fault
 from tests.providers.conftest import GITLAB_BOT, GITLAB_MR, GITLAB_PROJECT, GITLAB_TOKEN, SHA
@@ -148,3 +149,21 @@ async def test_a_create_that_failed_is_retried(
         ("POST", 502),
         ("POST", 201),
     ]
+
+
+async def test_a_refused_command_gets_a_reply_that_is_no_command(
+    gitlab_provider: Callable[..., GitlabProvider], fake_gitlab: FakeGitlab
+) -> None:
+    provider = gitlab_provider()
+    await provider.refuse_command(CTX, "guest-gil")
+    (reply,) = fake_gitlab.mr_notes(GITLAB_PROJECT, GITLAB_MR)
+    assert reply.author == GITLAB_BOT
+    assert reply.body.startswith("@guest-gil ")
+    assert "Developer" in reply.body
+    assert parse_command(reply.body) is None  # its Note Hook must not be read as a command
+    assert MARKER not in reply.body  # never mistaken for the sticky report note
+    # Without a merge request there is nowhere to reply.
+    await provider.refuse_command(
+        CiContext(source="gitlab", repository=GITLAB_PROJECT, sha=SHA), "x"
+    )
+    assert len(fake_gitlab.mr_notes(GITLAB_PROJECT, GITLAB_MR)) == 1

@@ -72,6 +72,22 @@ async def test_without_a_pipeline_gitlab_opens_one_for_the_ref(
     assert pipeline.ref == "feature"
 
 
+async def test_a_merge_requests_status_without_a_pipeline_id_joins_its_pipeline(
+    gitlab_provider: Callable[..., GitlabProvider], fake_gitlab: FakeGitlab
+) -> None:
+    """MR pipelines run on refs/merge-requests/<iid>/head: naming the source branch would
+    open an external pipeline (and make it the MR's head pipeline)."""
+    pipeline = fake_gitlab.add_pipeline(GITLAB_PROJECT, SHA, ref="refs/merge-requests/5/head")
+    await gitlab_provider().update_commit_status(
+        _ctx(ref="feature", pr=5), _status(StatusState.QUEUED)
+    )
+    (status,) = fake_gitlab.commit_statuses(GITLAB_PROJECT, SHA)
+    assert status.pipeline_id == pipeline
+    assert fake_gitlab.external_pipelines() == []
+    (post,) = fake_gitlab.writes()
+    assert "ref" not in post.body
+
+
 def test_another_scms_pipeline_id_is_never_attached() -> None:
     github = CiContext(source="github", repository="o/r", sha=SHA, pipeline_id="123")
     assert pipeline_id_of(github) is None
