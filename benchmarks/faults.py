@@ -225,6 +225,15 @@ async def kill_scenario(args: argparse.Namespace, work: Path) -> None:
                 os.killpg(worker.pid, signal.SIGKILL)
                 worker.wait()
                 worker = start_worker(bot, work, lease)
+                # Trials are independent: the successor finishes this publication before the
+                # next kill (overlapping kills would charge one job an attempt per kill, and
+                # five park it dead by design).
+                with suppress(AssertionError):
+                    await wait_for(
+                        lambda s=sha, p=pr: publication(bot.github, s, p)[2],  # type: ignore[misc]
+                        60,
+                        "the successor's publication",
+                    )
                 if trial % 10 == 9:
                     step(f"kill: {trial + 1} trials")
             step("kill: waiting for the last publications")
@@ -234,6 +243,7 @@ async def kill_scenario(args: argparse.Namespace, work: Path) -> None:
                     lambda: all(publication(bot.github, s, p)[2] for s, p in keys), 120, "all"
                 )
             found = [publication(bot.github, s, p) for s, p in keys]
+            jobs = await job_summary(bot)
         finally:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
@@ -244,6 +254,23 @@ async def kill_scenario(args: argparse.Namespace, work: Path) -> None:
         f"({killed_mid} while the publication was unfinished); lost publications: {lost} "
         f"(target 0); cycles with duplicated check runs or comments: {duplicated} (target 0)"
     )
+    say(f"kill: jobs by kind, status and attempts: {jobs}")
+
+
+async def job_summary(bot: RunningBot) -> dict[str, int]:
+    """``kind/status/attempts`` -> count, and the last error of each unfinished kind."""
+    async with bot.runtime.sessions() as session:
+        rows = await session.execute(
+            select(
+                Job.kind, Job.status, Job.attempts, func.count(Job.id), func.max(Job.last_error)
+            ).group_by(Job.kind, Job.status, Job.attempts)
+        )
+        summary: dict[str, int] = {}
+        for kind, status, attempts, count, error in rows:
+            summary[f"{kind}/{status}/{attempts}"] = int(count)
+            if status != "done" and error:
+                step(f"{kind}/{status}: {error[:200]}")
+        return summary
 
 
 async def install_with(bot: RunningBot, worker: subprocess.Popen[bytes]) -> None:
