@@ -102,9 +102,10 @@ async def _database(engine: str, work: Path) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def _running_bot(
-    database_url: str, github: FakeGithub, pem: str
+    database_url: str, github: FakeGithub, pem: str, *, run_worker: bool = True
 ) -> AsyncIterator[RunningBot]:
-    """The app with its worker under uvicorn on a free port, wired to the fake GitHub."""
+    """The app (with its worker unless ``run_worker`` is off) under uvicorn on a free port,
+    wired to the fake GitHub (benchmarks/faults.py runs its workers as processes)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -123,12 +124,12 @@ async def _running_bot(
             api_url=github.url,
             slug=APP_SLUG,
         )
-        org = await orgs.create_org(session, OWNER)
+        org = await orgs.create_org(session, OWNER, github_accounts=[OWNER])
         _, key = await apikeys.create_api_key(session, org, "bench")
     shared = ProviderShared(
         github=GithubShared(pacing_seconds=0.01, write_slots=WriteSlots(runtime.engine))
     )
-    app = create_app(runtime, handlers=job_handlers(runtime, shared), run_worker=True)
+    app = create_app(runtime, handlers=job_handlers(runtime, shared), run_worker=run_worker)
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", access_log=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     await wait_for(lambda: server.started, 30, "the bot to start")

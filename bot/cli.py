@@ -54,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     org_create = org.add_parser("create", help="create an organisation")
     org_create.add_argument("slug")
     org_create.add_argument("--name")
+    org_create.add_argument(
+        "--github-account",
+        action="append",
+        default=[],
+        metavar="LOGIN",
+        help="a GitHub account (user or organisation) whose App installations link to this "
+        "organisation on their own; repeatable. Others wait for `aac github-app link`",
+    )
     org.add_parser("list", help="list organisations")
 
     apikey = sub.add_parser("apikey", help="CI API keys").add_subparsers(

@@ -248,8 +248,14 @@ def org(args: argparse.Namespace, settings: Settings) -> int:
     async def run(runtime: Runtime) -> int:
         async with runtime.sessions.begin() as session:
             if args.org_cmd == "create":
-                created = await orgs.create_org(session, args.slug, args.name)
-                say(f"created organisation {created.slug}")
+                created = await orgs.create_org(
+                    session, args.slug, args.name, github_accounts=args.github_account
+                )
+                claimed = ", ".join(created.scm_claims.get("github", []))
+                say(
+                    f"created organisation {created.slug}"
+                    + (f"; GitHub App installations of {claimed} link to it" if claimed else "")
+                )
                 say(f"next: aac apikey create --org {created.slug}")
                 return EXIT_OK
             found = await orgs.list_orgs(session)

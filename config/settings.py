@@ -73,8 +73,10 @@ class Settings(BaseModel):
     # settings as ``ci_hosts``). A CI key holder's pipeline URL alone never allows a host.
     ci_hosts: tuple[str, ...] = ()
 
-    # GitHub: map a new installation to the organisation named like its account
-    github_auto_link: bool = True
+    # GitHub: also map a new installation to the organisation named like its account. Unsafe
+    # for a public App (anyone can create an account named like a tenant): an opt-in for
+    # single-tenant deployments; otherwise ``aac org create --github-account`` claims one.
+    github_auto_link: bool = False
 
     # LLM (litellm); unset model = deterministic reports only
     llm_model: str | None = None

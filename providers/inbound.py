@@ -24,7 +24,9 @@ class VerifiedDelivery:
 
     ``delivery_id`` is the SCM's own id of the delivery, stable across redeliveries;
     ``org_id`` the organisation whose webhook URL and secret it came through (None where one
-    endpoint serves every organisation, as GitHub's App webhook does). An ``event`` of
+    endpoint serves every organisation, as GitHub's App webhook does); ``app_id`` the App
+    (``github_apps.id``) whose secret verified it, where one endpoint serves several Apps.
+    An ``event`` of
     "ping" only checks the hook: it is answered and not stored.
     """
 
@@ -32,3 +34,4 @@ class VerifiedDelivery:
     event: str
     body: bytes
     org_id: int | None = None
+    app_id: int | None = None

@@ -95,9 +95,10 @@ class ScmPackage:
     parse_event: Callable[[str, dict[str, Any], set[str]], Event]
     # The logins the bot's own writes appear under, so its own events are ignored.
     bot_logins: Callable[[AsyncSession, int | None], Awaitable[set[str]]]
-    # The organisation (and host) an event is for; the delivery's organisation when its
-    # webhook URL named one. None: nobody this bot serves.
-    scope: Callable[[AsyncSession, Origin, int | None], Awaitable[EventScope | None]]
+    # The organisation (and host) an event is for, given the delivery's organisation (when its
+    # webhook URL named one) and the App that verified it (when one URL serves several Apps).
+    # None: nobody this bot serves.
+    scope: Callable[[AsyncSession, Origin, int | None, int | None], Awaitable[EventScope | None]]
     # The host an API-created cycle of this SCM is keyed by, when the caller names none.
     host_for_org: Callable[[AsyncSession, Organization], Awaitable[str]]
     build_provider: ProviderBuilder

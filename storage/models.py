@@ -58,6 +58,12 @@ class Organization(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     settings: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    # Per SCM, the accounts whose App installations link to this organisation on their own
+    # (``aac org create --github-account``): ``{"github": ["acme"]}``, logins lower-cased.
+    # Any other installation waits for an operator's ``aac github-app link``.
+    scm_claims: Mapped[dict[str, list[str]]] = mapped_column(
+        JsonType, default=dict, server_default="{}"
+    )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     integrations: Mapped[dict[str, Integration]] = relationship(
@@ -273,6 +279,10 @@ class WebhookDelivery(Base):
     event: Mapped[str] = mapped_column(String(64))
     action: Mapped[str | None] = mapped_column(String(64))
     org_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The App (``github_apps.id``) whose webhook secret verified the delivery: routing uses
+    # its installations, never the host the payload's URLs point at. None where the URL's
+    # organisation verified it (GitLab, Azure DevOps).
+    app_id: Mapped[int | None] = mapped_column(BigInteger)
     # The raw body as signed, compressed (storage/delivery_body.py; intake is bound by how many
     # bytes reach the disk per commit): verified at intake, parsed by the worker.
     body: Mapped[bytes] = mapped_column(LargeBinary)

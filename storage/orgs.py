@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
@@ -17,21 +18,43 @@ from storage.vault import Secret, Vault
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 PROVIDERS = ("github", "gitlab", "azure", "llm")
+# A GitHub account login: letters, digits and inner single hyphens, at most 39 characters.
+GITHUB_LOGIN = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,38}$")
 
 
 class OrgError(Exception):
     """A named organisation problem: unknown slug, duplicate slug, invalid input."""
 
 
-async def create_org(session: AsyncSession, slug: str, name: str | None = None) -> Organization:
-    """Create an organisation; OrgError if the slug is malformed or taken."""
+async def create_org(
+    session: AsyncSession,
+    slug: str,
+    name: str | None = None,
+    *,
+    github_accounts: Sequence[str] = (),
+) -> Organization:
+    """Create an organisation, claiming the GitHub accounts whose App installations link to
+    it on their own; OrgError if the slug or a login is malformed, or either is taken."""
     if not SLUG.match(slug):
         raise OrgError(
             f"slug {slug!r} is not valid: use 1-64 lowercase letters, digits and inner hyphens"
         )
     if await find_org(session, slug) is not None:
         raise OrgError(f"organisation {slug!r} already exists")
-    org = Organization(slug=slug, name=name or slug, settings={}, integrations={})
+    accounts = sorted({account.lower() for account in github_accounts})
+    for account in accounts:
+        if not GITHUB_LOGIN.match(account):
+            raise OrgError(f"GitHub account {account!r} is not a valid GitHub login")
+        holder = await claiming_org(session, "github", account)
+        if holder is not None:
+            raise OrgError(f"GitHub account {account!r} is already claimed by {holder.slug!r}")
+    org = Organization(
+        slug=slug,
+        name=name or slug,
+        settings={},
+        scm_claims={"github": accounts} if accounts else {},
+        integrations={},
+    )
     session.add(org)
     try:
         async with session.begin_nested():
@@ -39,6 +62,18 @@ async def create_org(session: AsyncSession, slug: str, name: str | None = None) 
     except IntegrityError:
         raise OrgError(f"organisation {slug!r} already exists") from None
     return org
+
+
+async def claiming_org(session: AsyncSession, source: str, account: str) -> Organization | None:
+    """The organisation that claims ``source``'s ``account`` (case-insensitive), if any.
+
+    Read in Python: claims change rarely and are read once per installation event, and a
+    JSON containment query would differ per engine."""
+    wanted = account.lower()
+    for org in (await session.execute(select(Organization).order_by(Organization.id))).scalars():
+        if wanted in (org.scm_claims or {}).get(source, []):
+            return org
+    return None
 
 
 async def find_org(session: AsyncSession, slug: str) -> Organization | None:

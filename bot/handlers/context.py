@@ -44,6 +44,9 @@ class EventRun:
     provider: CiProvider | NullProvider = field(
         default_factory=lambda: NullProvider("the event names no organisation")
     )
+    # The App whose secret verified the delivery (``github_apps.id``), where one URL serves
+    # several Apps.
+    app_id: int | None = None
 
     @property
     def org_id(self) -> int:

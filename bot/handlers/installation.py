@@ -28,7 +28,9 @@ log = logging.getLogger("aac.handlers.installation")
 async def handle(run: EventRun, event: InstallationChanged) -> None:
     """Create, update, suspend or delete the installation row, in the job's one write."""
     auto_link = run.hctx.runtime.settings.github_auto_link
-    await run.write(lambda s: apply_installation_change(s, event, auto_link=auto_link))
+    await run.write(
+        lambda s: apply_installation_change(s, event, verified_by=run.app_id, auto_link=auto_link)
+    )
 
 
 class ReadInstallationRepositories:

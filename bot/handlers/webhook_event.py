@@ -79,7 +79,7 @@ class WebhookEventJob:
             if not isinstance(payload, dict):
                 raise PermanentJobError("delivery body is not a JSON object")
             logins = await package.bot_logins(session, delivery.org_id)
-            name, org_id = delivery.event, delivery.org_id
+            name, org_id, app_id = delivery.event, delivery.org_id, delivery.app_id
         event = package.parse_event(name, payload, logins)
         action = event.scm_action or None
         log.info("webhook", extra={"event": name, "action": action, "does": type(event).__name__})
@@ -97,12 +97,12 @@ class WebhookEventJob:
         # open transaction of this same job may hold.
         writer = _Writer(self.hctx, delivery_id, action)
         if not route.scoped:
-            await route.handle(EventRun(self.hctx, writer), event)
+            await route.handle(EventRun(self.hctx, writer, app_id=app_id), event)
             return
         assert not isinstance(event, InstallationChanged)
         runtime = self.hctx.runtime
         async with runtime.sessions() as session:
-            scope = await package.scope(session, event, org_id)
+            scope = await package.scope(session, event, org_id, app_id)
             if scope is None:
                 return  # nobody this bot serves (logged by the package): no write
             ctx = CiContext(
@@ -115,7 +115,7 @@ class WebhookEventJob:
             provider = await resolve_provider(
                 session, runtime.vault, scope.org, ctx, self.hctx.shared
             )
-        await route.handle(EventRun(self.hctx, writer, scope, provider), event)
+        await route.handle(EventRun(self.hctx, writer, scope, provider, app_id), event)
 
 
 class _Writer:

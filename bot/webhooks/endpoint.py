@@ -19,7 +19,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from bot.log import request_id_var
-from bot.webhooks.intake import DeliveryWriter
+from bot.webhooks.intake import DeliveryWriter, WriterClosed
 from bot.webhooks.pacing import IntakeActivity
 from bot.webhooks.rejections import RejectionLog
 from providers.inbound import WebhookRejected
@@ -54,7 +54,6 @@ class WebhookEndpoint:
     async def __call__(
         self, scope: Scope, receive: Receive, send: Send, org_slug: str | None = None
     ) -> None:
-        self.activity.saw_request()
         wanted = self._wanted
         headers = {
             k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in wanted
@@ -103,13 +102,26 @@ class WebhookEndpoint:
             # Nothing from a rejected body is logged or stored: it may be forged.
             self.rejections.record(exc.code)
             return exc.status, {"error": exc.code, "detail": exc.detail}
+        # Only verified deliveries make the worker yield: forged ones are answered above at
+        # a fraction of the cost and must not be able to slow real work down.
+        self.activity.saw_request()
         if delivery.event == "ping":
             return 200, {"status": "pong"}
         self.activity.writing += 1
         try:
             fresh = await self.writer.submit(
-                self.source, delivery.delivery_id, delivery.event, delivery.body, delivery.org_id
+                self.source,
+                delivery.delivery_id,
+                delivery.event,
+                delivery.body,
+                delivery.org_id,
+                delivery.app_id,
             )
+        except WriterClosed:
+            return 503, {
+                "error": "shutting_down",
+                "detail": "the bot is restarting; the delivery was not stored, redeliver it",
+            }
         finally:
             self.activity.writing -= 1
         if fresh and (wake := self.wake_worker()) is not None:

@@ -38,6 +38,13 @@ WEBHOOK_JOB = "webhook_event"
 MAX_BATCH = 512
 # About SQLite's default 1,000-page checkpoint interval: a delivery and its job take ~1.5 pages.
 CHECKPOINT_EVERY_DELIVERIES = 640
+# How long shutdown waits for the deliveries already submitted to commit; any still unwritten
+# then are answered 503 (the SCM redelivers, and redeliveries are deduplicated).
+CLOSE_TIMEOUT_SECONDS = 10.0
+
+
+class WriterClosed(Exception):
+    """The intake is shutting down: this delivery was not stored (the request gets a 503)."""
 
 
 @dataclass(slots=True)
@@ -47,6 +54,7 @@ class Pending:
     event: str
     body: bytes  # as received; compressed when written
     org_id: int | None
+    app_id: int | None
     done: asyncio.Future[bool]
 
 
@@ -66,30 +74,56 @@ class DeliveryWriter:
         self._arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = False
+        self._writing: list[Pending] = []  # the batch being committed
         # On SQLite the batch is written by one blocking call in a thread: every await on the
         # async driver waits for a turn of an event loop busy with HTTP, and five such turns
         # per batch cost more than the write itself.
         self._sqlite = SqliteBatchWriter(sqlite_path) if sqlite_path is not None else None
 
     async def submit(
-        self, provider: str, delivery_id: str, event: str, body: bytes, org_id: int | None = None
+        self,
+        provider: str,
+        delivery_id: str,
+        event: str,
+        body: bytes,
+        org_id: int | None = None,
+        app_id: int | None = None,
     ) -> bool:
-        """Persist a delivery and queue its job; False when it was already received."""
+        """Persist a delivery and queue its job; False when it was already received.
+        WriterClosed once shutdown began and the delivery was not stored."""
+        if self._closing:
+            raise WriterClosed()
         # The loop is looked up once: on Python 3.11 every lookup is a getpid() system call.
         loop = self._loop
         if loop is None or self._task is None or self._task.done():
             loop = self._loop = asyncio.get_running_loop()
             self._task = loop.create_task(self._run())
-        item = Pending(provider, delivery_id, event, body, org_id, loop.create_future())
+        item = Pending(provider, delivery_id, event, body, org_id, app_id, loop.create_future())
         self._pending.append(item)
         self._arrived.set()
         return await item.done
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def close(self, grace: float = CLOSE_TIMEOUT_SECONDS) -> None:
+        """Refuse new deliveries, commit those already submitted, and answer every waiting
+        request: stored, or WriterClosed (503) for what ``grace`` seconds did not fit."""
+        self._closing = True
+        task = self._task
+        if task is not None and not task.done():
+            self._arrived.set()  # wakes the loop, which drains the queue and returns
+            try:
+                await asyncio.wait_for(asyncio.shield(task), grace)
+            except TimeoutError:
+                log.warning("intake shutdown: deliveries still unwritten are answered 503")
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        # Nothing may be left waiting: a cancelled batch's outcome is unknown, so its requests
+        # are told to retry too (a redelivery of one that did commit is a duplicate).
+        for item in [*self._writing, *self._pending]:
+            if not item.done.done():
+                item.done.set_exception(WriterClosed())
+        self._writing, self._pending = [], []
         if self._sqlite is not None:
             self._sqlite.close()
 
@@ -99,9 +133,12 @@ class DeliveryWriter:
             self._arrived.clear()
             # Whatever arrived while the previous batch was being written is the next batch.
             while self._pending:
-                batch = self._pending[:MAX_BATCH]
+                batch = self._writing = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]
                 await self._commit(batch)
+                self._writing = []
+            if self._closing:
+                return
 
     async def _commit(self, batch: list[Pending]) -> None:
         """Write one batch and answer each of its waiting requests."""
@@ -135,6 +172,7 @@ class DeliveryWriter:
                 "delivery_id": p.delivery_id,
                 "event": p.event,
                 "org_id": p.org_id,
+                "app_id": p.app_id,
                 "body": body,
                 "received_at": now,
             }
@@ -262,15 +300,24 @@ class SqliteBatchWriter:
                     continue
                 next_id += 1
                 deliveries.append(
-                    (next_id, item.provider, item.delivery_id, item.event, item.org_id, body, stamp)
+                    (
+                        next_id,
+                        item.provider,
+                        item.delivery_id,
+                        item.event,
+                        item.org_id,
+                        item.app_id,
+                        body,
+                        stamp,
+                    )
                 )
                 payload = json.dumps({"delivery": next_id, "provider": item.provider})
                 jobs.append((WEBHOOK_JOB, payload, stamp, stamp))
                 inserted.append((item.provider, item.delivery_id))
             conn.executemany(
                 "INSERT INTO webhook_deliveries "
-                "(id, provider, delivery_id, event, org_id, body, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "(id, provider, delivery_id, event, org_id, app_id, body, received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 deliveries,
             )
             conn.executemany(

@@ -62,7 +62,9 @@ async def bot_logins(session: AsyncSession, org_id: int | None) -> set[str]:
     return set()
 
 
-async def scope(session: AsyncSession, origin: Origin, org_id: int | None) -> EventScope | None:
+async def scope(
+    session: AsyncSession, origin: Origin, org_id: int | None, app_id: int | None = None
+) -> EventScope | None:
     """The organisation whose webhook URL and secret the delivery came through, keyed by its
     configured host; a payload naming another collection host is not for it."""
     org = await session.get(Organization, org_id) if org_id is not None else None

@@ -35,10 +35,12 @@ def add_parser(subparsers: Any) -> None:
         "--api-url", default="https://api.github.com", help="GitHub Enterprise Server API URL"
     )
     link = gh.add_parser(
-        "link", help="map an installation to an organisation (reads it from GitHub)"
+        "link",
+        help="map an installation to an organisation (reads it from GitHub); without "
+        "--installation and --org, list the installations and what each is linked to",
     )
-    link.add_argument("--installation", type=int, required=True)
-    link.add_argument("--org", required=True)
+    link.add_argument("--installation", type=int)
+    link.add_argument("--org")
     link.add_argument("--app-id", type=int, help="which App, when several are configured")
     link.add_argument("--api-url", help="which host's App, when App IDs repeat across hosts")
 
@@ -47,7 +49,47 @@ def run(args: argparse.Namespace, settings: Settings, *, with_runtime: WithRunti
     """``aac github-app configure|link``."""
     if args.github_cmd == "configure":
         return _configure_github_app(args, settings, with_runtime)
+    if args.installation is None and args.org is None:
+        return with_runtime(settings, _list_installations)
+    if args.installation is None or args.org is None:
+        raise CliError(
+            "pass both --installation and --org to link, or neither to list installations",
+            EXIT_USAGE,
+        )
     return with_runtime(settings, lambda runtime: _link_installation(args, runtime))
+
+
+async def _list_installations(runtime: CliRuntime) -> int:
+    """Every stored installation, its App and account, and the organisation it publishes
+    for, or that it is unlinked and how to link it."""
+    from sqlalchemy import select
+
+    from storage.models import GithubApp, Installation, Organization
+
+    async with runtime.sessions() as session:
+        rows = (
+            await session.execute(
+                select(Installation, GithubApp, Organization.slug)
+                .join(GithubApp, GithubApp.id == Installation.github_app_id)
+                .outerjoin(Organization, Organization.id == Installation.org_id)
+                .order_by(Installation.id)
+            )
+        ).all()
+    if not rows:
+        say("no installations yet: install the App on a GitHub account first")
+    for row, app, slug in rows:
+        state = " (uninstalled)" if row.deleted_at else " (suspended)" if row.suspended_at else ""
+        link = (
+            f"linked to {slug}"
+            if slug
+            else f"unlinked: `aac github-app link --installation {row.installation_id} "
+            "--org SLUG` links it"
+        )
+        say(
+            f"{row.installation_id}\t{row.account_login or '-'}\tApp {app.app_id} at "
+            f"{app.api_url}\t{link}{state}"
+        )
+    return EXIT_OK
 
 
 def _checked_api_url(api_url: str, consequence: str) -> str:
@@ -139,10 +181,11 @@ def _configure_github_app(
             )
         say(f"GitHub App {app.app_id} ({slug}, bot {app.bot_login}) configured for {app.api_url}")
         linking = (
-            "installations link to the organisation named like the account, or use "
-            "`aac github-app link`"
+            "installations link to the organisation named like the account "
+            "(AAC_GITHUB_AUTO_LINK, single-tenant only), or use `aac github-app link`"
             if settings.github_auto_link
-            else "link each installation with `aac github-app link`"
+            else "installations of an account an organisation claims (`aac org create SLUG "
+            "--github-account LOGIN`) link to it; `aac github-app link` links any other"
         )
         say(
             f"next: point its webhook at {settings.public_url}/webhooks/github, then "

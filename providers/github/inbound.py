@@ -36,22 +36,18 @@ MAX_DELIVERY_ID = 100
 
 
 def verify_delivery(
-    headers: Mapping[str, str], body: bytes, secrets: Sequence[str]
+    headers: Mapping[str, str], body: bytes, secrets: Sequence[tuple[int, str]]
 ) -> VerifiedDelivery:
-    """Check X-Hub-Signature-256 against each configured secret (constant-time) and read the
-    delivery headers; raise WebhookRejected otherwise."""
+    """Check X-Hub-Signature-256 against each configured App's secret (``(app row id,
+    secret)``, constant-time) and read the delivery headers; the delivery names the App whose
+    secret matched. WebhookRejected otherwise."""
     signature = headers.get(SIGNATURE_HEADER)
     if not signature or not signature.startswith("sha256="):
         raise WebhookRejected(401, "signature_missing", "X-Hub-Signature-256 is missing")
     if not secrets:
         raise WebhookRejected(401, "not_configured", "no GitHub App is configured on this bot")
-    for secret in secrets:
-        try:
-            validate_event(body, signature=signature, secret=secret)
-            break
-        except ValidationFailure:
-            continue
-    else:
+    app_id = next((app for app, secret in secrets if _signed(body, signature, secret)), None)
+    if app_id is None:
         raise WebhookRejected(401, "signature_invalid", "X-Hub-Signature-256 does not match")
     event = headers.get("x-github-event", "")
     delivery_id = headers.get("x-github-delivery", "")
@@ -59,7 +55,15 @@ def verify_delivery(
         raise WebhookRejected(400, "event_missing", "X-GitHub-Event is missing or malformed")
     if not delivery_id or len(delivery_id) > MAX_DELIVERY_ID:
         raise WebhookRejected(400, "delivery_missing", "X-GitHub-Delivery is missing or too long")
-    return VerifiedDelivery(delivery_id=delivery_id, event=event, body=body)
+    return VerifiedDelivery(delivery_id=delivery_id, event=event, body=body, app_id=app_id)
+
+
+def _signed(body: bytes, signature: str, secret: str) -> bool:
+    try:
+        validate_event(body, signature=signature, secret=secret)
+    except ValidationFailure:
+        return False
+    return True
 
 
 def _installation(payload: dict[str, Any]) -> int | None:

@@ -14,6 +14,7 @@ from providers.github.errors import InstallationGone
 from providers.github.provider import InstallationDetails
 from storage import queue
 from storage.models import GithubApp, Installation, Organization
+from storage.orgs import claiming_org, find_org
 from storage.types import utcnow
 
 log = logging.getLogger("aac.github.installations")
@@ -35,25 +36,26 @@ async def installation_row(
 
 
 async def installation_for_event(
-    session: AsyncSession, installation_id: int, api_url: str = ""
+    session: AsyncSession, installation_id: int, api_url: str = "", app_row_id: int | None = None
 ) -> Installation | None:
     """The installation a webhook names by id alone (``pull_request``, ``check_run``...).
 
-    ``api_url`` is the API base URL the payload's repository lives under. When it is a
-    configured App's, only that App's installation fits; otherwise (no URL, or a host no App
-    is configured for) the id must be unambiguous. None, logged, when nothing fits or several
-    Apps hold the id.
+    ``app_row_id`` is the App whose secret verified the delivery: only its installation fits,
+    whatever host the payload's URLs name (a payload is the sender's word; the signature is
+    proof). Deliveries stored before that was recorded fall back to ``api_url``, the API base
+    URL the payload's repository lives under: a configured App's host narrows the choice,
+    otherwise the id must be unambiguous. None, logged, when nothing fits or several do.
     """
-    rows: list[tuple[Installation, str]] = [
-        (row, url)
-        for row, url in await session.execute(
-            select(Installation, GithubApp.api_url)
-            .join(GithubApp, GithubApp.id == Installation.github_app_id)
-            .where(Installation.installation_id == installation_id)
-            .order_by(Installation.id)
-        )
-    ]
-    if api_url:
+    query = (
+        select(Installation, GithubApp.api_url)
+        .join(GithubApp, GithubApp.id == Installation.github_app_id)
+        .where(Installation.installation_id == installation_id)
+        .order_by(Installation.id)
+    )
+    if app_row_id is not None:
+        query = query.where(Installation.github_app_id == app_row_id)
+    rows: list[tuple[Installation, str]] = [(row, url) for row, url in await session.execute(query)]
+    if api_url and app_row_id is None:
         hosts = {
             url.rstrip("/")
             for url in (await session.execute(select(GithubApp.api_url))).scalars()
@@ -78,13 +80,16 @@ def _under(url: str, base: str) -> bool:
 
 
 async def installation_org(
-    session: AsyncSession, installation_id: int | None, api_url: str = ""
+    session: AsyncSession,
+    installation_id: int | None,
+    api_url: str = "",
+    app_row_id: int | None = None,
 ) -> Organization | None:
-    """The organisation a live installation is linked to, or None (logged). ``api_url``, the
-    API the event's repository lives under, picks the host when several have the id."""
+    """The organisation a live installation of the verifying App (else of the host ``api_url``
+    names) is linked to, or None (logged)."""
     if installation_id is None:
         return None
-    row = await installation_for_event(session, installation_id, api_url)
+    row = await installation_for_event(session, installation_id, api_url, app_row_id)
     if row is None or row.org_id is None or row.deleted_at or row.suspended_at:
         log.info(
             "installation is unknown, unlinked or suspended; event ignored",
@@ -95,17 +100,23 @@ async def installation_org(
 
 
 async def apply_installation_change(
-    session: AsyncSession, change: InstallationChanged, *, auto_link: bool = True
+    session: AsyncSession,
+    change: InstallationChanged,
+    *,
+    verified_by: int | None = None,
+    auto_link: bool = False,
 ) -> Installation | None:
     """Create, update, suspend or delete the installation row the event describes.
 
-    The row belongs to the App the payload names (``installation.app_id``); an event no
-    configured App fits is ignored rather than attached to the wrong one. With ``auto_link``
-    an unlinked installation maps to the organisation named like its account.
+    The row belongs to the App whose secret verified the delivery (``verified_by``, its row
+    id); a payload naming another App is ignored. Deliveries stored before that was recorded
+    fall back to the App the payload names. An unlinked installation links only to the
+    organisation that claims its account (``aac org create --github-account``); with
+    ``auto_link`` (single-tenant opt-in) also to the organisation named like its account.
     """
     if change.installation_id is None:
         return None
-    app = await app_for_installation_event(session, change.app_id, change.access_tokens_url)
+    app = await _event_app(session, change, verified_by)
     if app is None:
         log.warning(
             "installation event for an App that is not configured, or ambiguous; ignored "
@@ -141,16 +152,8 @@ async def apply_installation_change(
     repos = [r for r in row.repositories if r not in change.repositories_removed]
     repos += [r for r in change.repositories_added if r not in repos]
     row.repositories = repos
-    if row.org_id is None and auto_link:
-        # Automatic mapping: an organisation whose slug is the account login, lower-cased.
-        org = (
-            await session.execute(
-                select(Organization).where(Organization.slug == change.account_login.lower())
-            )
-        ).scalar_one_or_none()
-        if org is not None:
-            row.org_id = org.id
-            log.info("installation linked by account login", extra={"org": org.slug})
+    if row.org_id is None and row.account_login:
+        await _link_by_claim(session, row, auto_link=auto_link)
     await session.flush()
     if action == "installation.unsuspend" and not change.repositories_added:
         # GitHub's unsuspend payload need not list them, and while suspended nothing could
@@ -162,6 +165,44 @@ async def apply_installation_change(
             unique_key=f"installation-repositories:{row.id}",
         )
     return row
+
+
+async def _event_app(
+    session: AsyncSession, change: InstallationChanged, verified_by: int | None
+) -> GithubApp | None:
+    """The App an installation event is for: the one that verified it, if the payload does
+    not name another."""
+    if verified_by is None:
+        return await app_for_installation_event(session, change.app_id, change.access_tokens_url)
+    app = await session.get(GithubApp, verified_by)
+    if app is not None and change.app_id is not None and change.app_id != app.app_id:
+        log.warning(
+            "installation event signed by one App names another; ignored",
+            extra={"app_id": change.app_id, "verified_by": app.app_id},
+        )
+        return None
+    return app
+
+
+async def _link_by_claim(session: AsyncSession, row: Installation, *, auto_link: bool) -> None:
+    """Link a new installation to the organisation that claims its account; else, with
+    ``auto_link``, to the one whose slug is its login. Otherwise it waits, unlinked, for an
+    operator: anyone can name a GitHub account like a tenant's slug."""
+    account = row.account_login.lower()
+    org = await claiming_org(session, "github", account)
+    how = "claimed account"
+    if org is None and auto_link:
+        org = await find_org(session, account)
+        how = "account login (AAC_GITHUB_AUTO_LINK)"
+    if org is None:
+        log.info(
+            "installation stays unlinked: no organisation claims its account; "
+            "`aac github-app link` links it",
+            extra={"installation": row.installation_id, "account": row.account_login},
+        )
+        return
+    row.org_id = org.id
+    log.info("installation linked by " + how, extra={"org": org.slug})
 
 
 async def link_installation(

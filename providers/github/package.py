@@ -51,7 +51,8 @@ class GithubReceiver:
         self, headers: Mapping[str, str], body: bytes, org_slug: str | None
     ) -> VerifiedDelivery:
         secrets = [
-            app.webhook_secret.reveal() for app in await self.apps.get(self.sessions, self.vault)
+            (app.row_id, app.webhook_secret.reveal())
+            for app in await self.apps.get(self.sessions, self.vault)
         ]
         return inbound.verify_delivery(headers, body, secrets)
 
@@ -68,11 +69,14 @@ async def bot_logins(session: AsyncSession, org_id: int | None) -> set[str]:
     }
 
 
-async def scope(session: AsyncSession, origin: Origin, org_id: int | None) -> EventScope | None:
-    """The organisation the event's live installation is linked to, and its App's host."""
+async def scope(
+    session: AsyncSession, origin: Origin, org_id: int | None, app_id: int | None = None
+) -> EventScope | None:
+    """The organisation the event's live installation of the verifying App (``app_id``) is
+    linked to, and that App's host."""
     if origin.installation_id is None:
         return None
-    row = await installation_for_event(session, origin.installation_id, origin.api_url)
+    row = await installation_for_event(session, origin.installation_id, origin.api_url, app_id)
     if row is None or row.org_id is None or row.deleted_at or row.suspended_at:
         log.info(
             "installation is unknown, unlinked or suspended; event ignored",

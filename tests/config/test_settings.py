@@ -69,9 +69,9 @@ def test_postgresql_without_keys_refuses_to_start() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [(None, True), ("true", True), ("1", True), ("false", False), ("0", False), ("no", False)],
+    [(None, False), ("true", True), ("1", True), ("false", False), ("0", False), ("no", False)],
 )
-def test_github_auto_link_is_a_boolean_on_by_default(raw: str | None, expected: bool) -> None:
+def test_github_auto_link_is_an_opt_in_boolean(raw: str | None, expected: bool) -> None:
     environ = {} if raw is None else {"AAC_GITHUB_AUTO_LINK": raw}
     assert load_settings(environ).github_auto_link is expected
 

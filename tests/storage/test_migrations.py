@@ -24,7 +24,6 @@ from storage.models import (
     GithubApp,
     Installation,
     Integration,
-    Organization,
     TestCycle,
 )
 
@@ -219,10 +218,25 @@ async def test_0006_keys_cycles_by_scm_and_host_and_carries_rows_over(runtime: R
         }  # fmt: skip
 
     await move(command.downgrade, "0005")
+    # Organisations as 0005 knew them (the model has columns added since).
+    orgs_0005 = sa.table(
+        "organizations",
+        sa.column("id"),
+        sa.column("slug"),
+        sa.column("name"),
+        sa.column("settings", sa.JSON),
+        sa.column("created_at"),
+    )
     async with runtime.sessions.begin() as session:
-        acme = Organization(slug="acme", name="acme", settings={})
-        solo = Organization(slug="solo", name="solo", settings={})
-        session.add_all([acme, solo])
+        acme_id, solo_id = (
+            await session.execute(
+                sa.insert(orgs_0005).returning(orgs_0005.c.id),
+                [
+                    {"slug": slug, "name": slug, "settings": {}, "created_at": now}
+                    for slug in ("acme", "solo")
+                ],
+            )
+        ).scalars()
         session.add(
             GithubApp(
                 id=1,
@@ -240,15 +254,14 @@ async def test_0006_keys_cycles_by_scm_and_host_and_carries_rows_over(runtime: R
                     installation_id=9,
                     account_login="acme",
                     account_type="Organization",
-                    org_id=acme.id,
+                    org_id=acme_id,
                     repositories=[],
                     permissions={},
                 ),
-                Integration(org_id=acme.id, provider="gitlab", base_url="https://git.acme.io"),
+                Integration(org_id=acme_id, provider="gitlab", base_url="https://git.acme.io"),
             ]
         )
         await session.flush()
-        acme_id, solo_id = acme.id, solo.id
     async with runtime.engine.begin() as conn:
         await conn.execute(
             cycles_0005.insert(),

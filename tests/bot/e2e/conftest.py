@@ -192,7 +192,7 @@ async def bot(
             api_url=github_server.url,
             slug=APP_SLUG,
         )
-        org = await orgs.create_org(session, OWNER)
+        org = await orgs.create_org(session, OWNER, github_accounts=[OWNER])
         _, key = await apikeys.create_api_key(session, org, "ci")
     shared = ProviderShared(
         github=GithubShared(pacing_seconds=0.01, write_slots=WriteSlots(runtime.engine))

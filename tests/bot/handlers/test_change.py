@@ -21,7 +21,7 @@ async def test_closing_a_pull_request_cancels_its_pending_cycles(runtime: Runtim
         await configure_app(
             session, runtime.vault, app_id=1, private_key_pem=PEM, webhook_secret="s" * 20
         )
-        org = await orgs.create_org(session, "octo-org")
+        org = await orgs.create_org(session, "octo-org", github_accounts=["octo-org"])
         await apply_installation_change(session, change("installation.created"))
         host = "api.github.com"
         ctx = CiContext(source="github", host=host, repository="octo-org/a", sha="a" * 40, pr=5)

@@ -84,8 +84,8 @@ async def test_an_installation_event_is_applied_and_marked_processed(runtime: Ru
 async def test_auto_link_setting_decides_mapping_by_account_login(
     runtime: Runtime, auto_link: bool
 ) -> None:
-    """AAC_GITHUB_AUTO_LINK: on, an installation maps to the organisation named like its
-    account; off, it waits for `aac github-app link`."""
+    """AAC_GITHUB_AUTO_LINK (single-tenant opt-in): on, an installation maps to the
+    organisation named like its account; off (the default), it waits for an operator."""
     runtime.settings = runtime.settings.model_copy(update={"github_auto_link": auto_link})
     async with runtime.sessions.begin() as session:
         await configure_app(

@@ -3,9 +3,11 @@ verification before storage, deduplication, error shapes and what reaches the lo
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from sqlalchemy import func, select, text
 from bot.app import create_app
 from bot.runtime import Runtime
 from bot.webhooks import endpoint as endpoint_module
+from bot.webhooks.pacing import IntakeActivity, IntakeFirstPacer
 from providers.github.app import configure_app
 from storage.delivery_body import decode_body
 from storage.models import Job, WebhookDelivery
@@ -41,15 +44,7 @@ def signed(body: bytes, *, event: str = "pull_request", delivery: str = DELIVERY
 async def client(
     runtime: Runtime, github_app_key: tuple[str, str]
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async with runtime.sessions.begin() as session:
-        await configure_app(
-            session,
-            runtime.vault,
-            app_id=1,
-            private_key_pem=github_app_key[0],
-            webhook_secret=SECRET,
-            slug="aac-test",
-        )
+    await configure(runtime, github_app_key)
     app = create_app(runtime)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
@@ -192,15 +187,87 @@ async def test_a_storage_failure_is_a_json_500_not_a_lost_ack(
     assert response.status_code == 500
 
 
-async def test_every_request_counts_as_intake_activity(runtime: Runtime) -> None:
-    """Accepted or forged, a webhook request tells the in-process worker to yield for now."""
+async def test_only_verified_deliveries_count_as_intake_activity(
+    runtime: Runtime, github_app_key: tuple[str, str]
+) -> None:
+    """A flood of forged requests, however fast, never makes the worker yield: the pacer
+    counts only deliveries that passed verification."""
+    await configure(runtime, github_app_key)
     app = create_app(runtime)
+    activity = app.state.intake_activity = IntakeActivity(window=0.05)
+    app.state.webhook_endpoints.exact["/webhooks/github"].activity = activity
+    pacer = IntakeFirstPacer(activity, quiet=0.2, patience=0.5, burst_claim=1, busy_rate=50)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            forged = signed(b"{}") | {"X-Hub-Signature-256": "sha256=" + "2" * 64}
+            for _ in range(6):  # far over 50/s for longer than the rate window
+                responses = await asyncio.gather(
+                    *(
+                        http.post("/webhooks/github", content=b"{}", headers=forged)
+                        for _ in range(40)
+                    )
+                )
+                assert {r.status_code for r in responses} == {401}
+            started = time.monotonic()
+            assert await pacer(8) == 8
+            assert time.monotonic() - started < 0.1  # not one patience spell waited out
+            assert activity.last_request == float("-inf")
+            body = EXAMPLE.read_bytes()
+            response = await http.post("/webhooks/github", content=body, headers=signed(body))
+            assert response.status_code == 202
+        assert activity.last_request > float("-inf")  # a genuine delivery does count
+    finally:
+        await app.state.delivery_writer.close()
+
+
+async def configure(runtime: Runtime, github_app_key: tuple[str, str]) -> None:
+    async with runtime.sessions.begin() as session:
+        await configure_app(
+            session,
+            runtime.vault,
+            app_id=1,
+            private_key_pem=github_app_key[0],
+            webhook_secret=SECRET,
+            slug="aac-test",
+        )
+
+
+async def test_shutdown_answers_every_request_in_flight(
+    runtime: Runtime, github_app_key: tuple[str, str]
+) -> None:
+    """Requests waiting for their group commit when intake shuts down are all answered: 202
+    and stored, or 503 and not stored; none hangs, none is a 500, none is acked unstored."""
+    await configure(runtime, github_app_key)
+    app = create_app(runtime)
+    writer = app.state.delivery_writer
     activity = app.state.intake_activity
-    before = activity.last_request
+    body = EXAMPLE.read_bytes()
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        forged = signed(b"{}") | {"X-Hub-Signature-256": "sha256=" + "2" * 64}
-        response = await http.post("/webhooks/github", content=b"{}", headers=forged)
-    assert response.status_code == 401
-    assert activity.last_request > before
-    assert activity.writing == 0
+
+        async def post(n: int) -> httpx.Response:
+            headers = signed(body, delivery=f"shutdown-{n}")
+            return await http.post("/webhooks/github", content=body, headers=headers)
+
+        first = [asyncio.create_task(post(n)) for n in range(80)]
+        deadline = time.monotonic() + 10
+        while not activity.writing:  # some are waiting for their commit now
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0)
+        closing = asyncio.create_task(writer.close())
+        later = [asyncio.create_task(post(n)) for n in range(80, 120)]
+        responses = await asyncio.wait_for(asyncio.gather(*first, *later), 15)
+        await asyncio.wait_for(closing, 15)
+    codes = [r.status_code for r in responses]
+    assert set(codes) <= {202, 503}, codes
+    assert 202 in codes
+    assert 503 in codes
+    accepted = {r.json()["delivery"] for r in responses if r.status_code == 202}
+    refused = [r.json() for r in responses if r.status_code == 503]
+    assert refused[0]["error"] == "shutting_down"
+    assert refused[0]["detail"]
+    async with runtime.sessions() as session:
+        rows = set((await session.execute(select(WebhookDelivery.delivery_id))).scalars())
+    assert rows == accepted
+    assert await stored(runtime) == (len(accepted), len(accepted))

@@ -69,7 +69,7 @@ def _items(prefix: str, count: int, body: bytes) -> list[Pending]:
     # Called from async tests: a Pending carries a future, which the writer never touches.
     loop = asyncio.get_running_loop()
     return [
-        Pending("github", f"{prefix}-{n}", "push", body, None, loop.create_future())
+        Pending("github", f"{prefix}-{n}", "push", body, None, None, loop.create_future())
         for n in range(count)
     ]
 

@@ -346,3 +346,40 @@ def test_link_refuses_an_api_url_the_jwt_must_not_go_to(
     assert "configure` it again" in stale.stderr
     assert installations(db) == []
     assert fake.requests == []
+
+
+def test_link_without_arguments_lists_installations_and_says_which_are_unlinked(
+    db: str, fake: FakeGithub, pem: Path
+) -> None:
+    assert configure(db, pem, fake.url).returncode == 0
+    with contextlib.closing(sqlite3.connect(db.split(":///", 1)[1])) as conn:
+        conn.execute(
+            "INSERT INTO installations (installation_id, github_app_id, account_login, "
+            "account_type, repositories, permissions, created_at) SELECT 4242, id, "
+            "'lookalike', 'Organization', '[]', '{}', '2026-01-01 00:00:00' FROM github_apps"
+        )
+        conn.commit()
+    listed = aac("github-app", "link", db=db)
+    assert listed.returncode == 0, listed.stderr
+    assert "4242\tlookalike" in listed.stdout
+    assert "unlinked: `aac github-app link --installation 4242 --org SLUG`" in listed.stdout
+    assert link(db, INSTALLATION_ID, OWNER).returncode == 0
+    listed = aac("github-app", "link", db=db)
+    assert f"{INSTALLATION_ID}\t{OWNER}" in listed.stdout
+    assert f"linked to {OWNER}" in listed.stdout
+    half = aac("github-app", "link", "--org", OWNER, db=db)
+    assert half.returncode == 2
+    assert "both --installation and --org" in half.stderr
+
+
+def test_org_create_claims_github_accounts(db: str) -> None:
+    created = aac("org", "create", "acme", "--github-account", "Acme-Corp", db=db)
+    assert created.returncode == 0, created.stderr
+    assert "GitHub App installations of acme-corp link to it" in created.stdout
+    assert query(db, "SELECT scm_claims FROM organizations WHERE slug = 'acme'") == [
+        ('{"github": ["acme-corp"]}',)
+    ]
+    taken = aac("org", "create", "rival", "--github-account", "acme-corp", db=db)
+    assert taken.returncode != 0
+    assert "already claimed by 'acme'" in taken.stderr
+    assert query(db, "SELECT count(*) FROM organizations WHERE slug = 'rival'") == [(0,)]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from bot.runtime import Runtime
@@ -36,13 +37,13 @@ async def test_installation_lifecycle(runtime: Runtime) -> None:
         await configure_app(
             session, runtime.vault, app_id=1, private_key_pem=PEM, webhook_secret="s" * 20
         )
-        org = await orgs.create_org(session, "octo-org")
+        org = await orgs.create_org(session, "octo", github_accounts=["Octo-Org"])
         row = await apply_installation_change(
             session,
             change("installation.created", repositories_added=["octo-org/a", "octo-org/b"]),
         )
         assert row is not None
-        assert row.org_id == org.id  # linked by account login
+        assert row.org_id == org.id  # linked: the organisation claims the account
         await apply_installation_change(
             session,
             change("installation_repositories.removed", repositories_removed=["octo-org/a"]),
@@ -59,6 +60,34 @@ async def test_installation_lifecycle(runtime: Runtime) -> None:
         [row] = (await session.execute(select(Installation))).scalars().all()
         assert row.suspended_at is None
         assert row.deleted_at is not None
+
+
+async def test_an_account_named_like_a_tenant_is_not_linked_to_it(runtime: Runtime) -> None:
+    """Anyone can create a GitHub account named like a tenant's slug: its installation stays
+    unlinked unless an organisation claims the account, or a single-tenant deployment opts in
+    to linking by name (AAC_GITHUB_AUTO_LINK)."""
+    async with runtime.sessions.begin() as session:
+        await configure_app(
+            session, runtime.vault, app_id=1, private_key_pem=PEM, webhook_secret="s" * 20
+        )
+        tenant = await orgs.create_org(session, "octo-org")
+        row = await apply_installation_change(session, change("installation.created"))
+        assert row is not None
+        assert row.org_id is None
+        row = await apply_installation_change(
+            session, change("installation.created"), auto_link=True
+        )
+        assert row is not None
+        assert row.org_id == tenant.id
+
+
+async def test_an_account_is_claimed_by_one_organisation_only(runtime: Runtime) -> None:
+    async with runtime.sessions.begin() as session:
+        await orgs.create_org(session, "acme", github_accounts=["Acme-Corp"])
+        with pytest.raises(orgs.OrgError, match="already claimed by 'acme'"):
+            await orgs.create_org(session, "rival", github_accounts=["acme-corp"])
+        with pytest.raises(orgs.OrgError, match="not a valid GitHub login"):
+            await orgs.create_org(session, "odd", github_accounts=["-bad-"])
 
 
 async def test_installation_events_attach_to_the_app_they_name(runtime: Runtime) -> None:
@@ -141,8 +170,8 @@ async def test_the_same_installation_id_on_two_hosts_is_two_installations(
             webhook_secret="t" * 20,
             api_url=ghes_url,
         )
-        octo = await orgs.create_org(session, "octo-org")
-        await orgs.create_org(session, "ghe-team")
+        octo = await orgs.create_org(session, "octo-org", github_accounts=["octo-org"])
+        await orgs.create_org(session, "ghe-team", github_accounts=["ghe-team"])
         await apply_installation_change(
             session, change("installation.created", app_id=1, repositories_added=["octo-org/a"])
         )
