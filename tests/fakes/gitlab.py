@@ -254,6 +254,9 @@ class FakeGitlab:
     def reset(self) -> None:
         """Forget all state (between tests); the configured tokens stay."""
         with self._lock:
+            # Requests still in flight from before the reset (a client that timed out on a
+            # slow answer) must not land in the next test's state.
+            self._generation = getattr(self, "_generation", 0) + 1
             self._next_id = 100
             self.requests: list[RecordedRequest] = []
             self.faults: list[Fault] = []
@@ -431,9 +434,12 @@ class FakeGitlab:
         raw_path = request.scope.get("raw_path", b"").decode("latin-1").split("?", 1)[0]
         base = f"{request.url.scheme}://{request.url.netloc}"
         query = dict(parse_qsl(request.url.query, keep_blank_values=True))
+        generation = self._generation
         slow = self._take_timeout(request.method, raw_path)
         if slow is not None:
             await asyncio.sleep(slow.delay)  # the client's timeout fires meanwhile
+        if generation != self._generation:
+            return Response(status_code=503)  # its test is over; the fake was reset since
         reply = self._handle(request.method, raw_path, query, request.headers, raw_body, base)
         if reply.raw is not None:
             return Response(reply.raw, reply.status, reply.headers, media_type=reply.media_type)
