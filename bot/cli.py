@@ -129,6 +129,30 @@ def _parser() -> argparse.ArgumentParser:
     link.add_argument("--org", required=True)
     link.add_argument("--app-id", type=int, help="which App, when several are configured")
     link.add_argument("--api-url", help="which host's App, when App IDs repeat across hosts")
+    manifest_help = "the App manifest (default app-manifests/github-app.yml)"
+    create = gh.add_parser("create", help="register a new App from its manifest file")
+    create.add_argument("--org", help="register it for this organisation (default: your account)")
+    create.add_argument(
+        "--github-url", default="https://github.com", help="GitHub Enterprise Server's URL"
+    )
+    create.add_argument("--manifest", default="app-manifests/github-app.yml", help=manifest_help)
+    create.add_argument("--port", type=int, default=0, help="local form port (default: any)")
+    create.add_argument(
+        "--wait", type=float, default=3600.0, help="seconds to wait for GitHub (default 3600)"
+    )
+    sync = gh.add_parser("sync", help="point the App's webhook here; report permission drift")
+    sync.add_argument("--manifest", default="app-manifests/github-app.yml", help=manifest_help)
+    redeliver = gh.add_parser("redeliver", help="ask GitHub again for failed webhook deliveries")
+    redeliver.add_argument("--since", default="8h", help="how far back, e.g. 30m, 8h, 2d")
+    redeliver.add_argument(
+        "--include-refused",
+        action="store_true",
+        help="also those the bot answered with a 4xx (e.g. a bad signature before a sync)",
+    )
+    redeliver.set_defaults(every=True)
+    for selecting in (sync, redeliver):
+        selecting.add_argument("--app-id", type=int, help="which App, when several are configured")
+        selecting.add_argument("--api-url", help="which host's App, when App IDs repeat")
 
     from bot.reporter.command import add_report_arguments
 

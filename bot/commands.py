@@ -354,6 +354,13 @@ async def _retry_dead(session: AsyncSession, job_id: int) -> None:
 def github_app(args: argparse.Namespace, settings: Settings) -> int:
     if args.github_cmd == "configure":
         return _configure_github_app(args, settings)
+    if args.github_cmd in ("create", "sync", "redeliver"):
+        from bot import github_app_commands
+
+        command: Callable[[argparse.Namespace, Settings], int] = getattr(
+            github_app_commands, args.github_cmd
+        )
+        return command(args, settings)
     return _with_runtime(settings, lambda runtime: _link_installation(args, runtime))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.analyse import AnalyseCycle
 from bot.cycles import ANALYSE_JOB, PUBLISH_JOB
+from bot.github_redeliver import GITHUB_REDELIVER_JOB, GithubRedeliver
 from bot.handlers.context import HandlerContext
 from bot.handlers.installation import (
     READ_REPOSITORIES_JOB,
@@ -36,4 +37,6 @@ def job_handlers(runtime: Runtime, shared: ProviderShared | None = None) -> dict
         READ_REPOSITORIES_JOB: gone_installation_is_permanent(
             sessions, ReadInstallationRepositories(hctx).run
         ),
+        # Queued every AAC_GITHUB_REDELIVER_INTERVAL seconds by the periodic-job schedule.
+        GITHUB_REDELIVER_JOB: GithubRedeliver(hctx).run,
     }

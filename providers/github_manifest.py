@@ -344,6 +344,8 @@ class ManifestFlow:
                 f"cannot listen on {bind}:{port} for the form: {exc.strerror or exc}; "
                 "choose another --port"
             ) from None
+        # Listening at once: a browser opened before the server starts waits in the backlog.
+        self._socket.listen(16)
         self._bind = bind
         self.port: int = self._socket.getsockname()[1]
         self._outcome: asyncio.Future[CreatedApp] | None = None

@@ -1,0 +1,91 @@
+"""The ``github_redeliver`` job as a worker runs it, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.github_app import configure_app
+from bot.github_redeliver import GITHUB_REDELIVER_JOB
+from bot.jobs import job_handlers
+from bot.runtime import Runtime
+from providers.base import Transient
+from providers.factory import ProviderShared
+from storage.models import GithubApp
+from storage.queue import ClaimedJob
+from storage.secret_fields import github_app_owner
+from tests.fakes.github import FakeGithub, Fault
+from tests.github_constants import APP_ID, APP_SLUG
+
+
+@pytest.fixture
+async def shared() -> AsyncIterator[ProviderShared]:
+    state = ProviderShared()
+    yield state
+    await state.close()
+
+
+@pytest.fixture
+async def fake(
+    runtime: Runtime, github_server: FakeGithub, github_app_key: tuple[str, str]
+) -> FakeGithub:
+    github_server.reset()
+    async with runtime.sessions.begin() as session:
+        await configure_app(
+            session,
+            runtime.vault,
+            app_id=APP_ID,
+            private_key_pem=github_app_key[0],
+            webhook_secret="hook-secret",
+            api_url=github_server.url,
+            slug=APP_SLUG,
+            client_id="Iv1.client",
+            client_secret="client-secret-value",
+        )
+    return github_server
+
+
+def job(payload: dict[str, object] | None = None) -> ClaimedJob:
+    return ClaimedJob(1, GITHUB_REDELIVER_JOB, dict(payload or {}), 1, 5)
+
+
+async def test_the_job_redelivers_what_failed_within_the_window(
+    runtime: Runtime, fake: FakeGithub, shared: ProviderShared
+) -> None:
+    now = datetime.now(UTC)
+    failed = fake.add_delivery("g-1", status_code=502, delivered_at=now - timedelta(hours=1))
+    fake.add_delivery("g-2", status_code=200, delivered_at=now - timedelta(minutes=5))
+    run = job_handlers(runtime, shared)[GITHUB_REDELIVER_JOB]
+
+    await run(job({"window_seconds": 600}))  # the failure is older than ten minutes
+    assert not [r for r in fake.requests if r.method == "POST"]
+
+    await run(job())  # the configured window (8 hours by default)
+    assert [r.path for r in fake.requests if r.method == "POST"] == [
+        f"/app/hook/deliveries/{failed}/attempts"
+    ]
+    await run(job())  # delivered by now: not asked for again
+    assert len([r for r in fake.requests if r.method == "POST"]) == 1
+
+
+async def test_the_job_raises_githubs_error_so_the_worker_retries(
+    runtime: Runtime, fake: FakeGithub, shared: ProviderShared
+) -> None:
+    fake.inject(Fault("server_error", method="GET", path="/app/hook/deliveries", times=1))
+    with pytest.raises(Transient, match="list webhook deliveries"):
+        await job_handlers(runtime, shared)[GITHUB_REDELIVER_JOB](job())
+
+
+async def test_the_client_secret_is_stored_encrypted_and_bound_to_its_app(
+    runtime: Runtime, fake: FakeGithub
+) -> None:
+    async with runtime.sessions() as session:
+        row = (await session.execute(select(GithubApp))).scalar_one()
+    assert row.client_id == "Iv1.client"
+    assert row.client_secret_enc is not None
+    assert "client-secret-value" not in row.client_secret_enc
+    secret = runtime.vault.decrypt(row.client_secret_enc, github_app_owner(row.id, "client_secret"))
+    assert secret.reveal() == "client-secret-value"
