@@ -138,6 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--manifest", default="app-manifests/github-app.yml", help=manifest_help)
     create.add_argument("--port", type=int, default=0, help="local form port (default: any)")
     create.add_argument(
+        "--bind", default="127.0.0.1", help="listen address (0.0.0.0 inside a container)"
+    )
+    create.add_argument(
         "--wait", type=float, default=3600.0, help="seconds to wait for GitHub (default 3600)"
     )
     sync = gh.add_parser("sync", help="point the App's webhook here; report permission drift")

@@ -32,8 +32,6 @@ from providers.github_manifest import (
 )
 from storage.vault import VaultError
 
-DEFAULT_MANIFEST = Path("app-manifests/github-app.yml")
-
 
 def _manifest(args: argparse.Namespace, settings: Settings) -> AppManifest:
     try:
@@ -60,7 +58,9 @@ def create(args: argparse.Namespace, settings: Settings) -> int:
             return created
 
         try:
-            flow = ManifestFlow(manifest, host, exchange=exchange, org=args.org, port=args.port)
+            flow = ManifestFlow(
+                manifest, host, exchange=exchange, org=args.org, bind=args.bind, port=args.port
+            )
             owner = f"organisation {args.org}" if args.org else "your personal account"
             say(
                 f"open {flow.form_url} in a browser on this machine to register the App for "

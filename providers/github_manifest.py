@@ -346,7 +346,6 @@ class ManifestFlow:
             ) from None
         # Listening at once: a browser opened before the server starts waits in the backlog.
         self._socket.listen(16)
-        self._bind = bind
         self.port: int = self._socket.getsockname()[1]
         self._outcome: asyncio.Future[CreatedApp] | None = None
         self._claimed = False
@@ -354,12 +353,14 @@ class ManifestFlow:
     @property
     def form_url(self) -> str:
         """The page the operator opens in a browser."""
-        return f"http://{self._bind}:{self.port}/"
+        # The browser reaches it on its own loopback (directly, or by a forwarded port), also
+        # when it listens on all interfaces inside a container.
+        return f"http://127.0.0.1:{self.port}/"
 
     @property
     def redirect_url(self) -> str:
         """Where GitHub sends the browser back with the code and the state."""
-        return f"http://{self._bind}:{self.port}/callback"
+        return f"http://127.0.0.1:{self.port}/callback"
 
     async def run(self, wait_seconds: float) -> CreatedApp:
         """Serve until the first redirect is handled (or ``wait_seconds`` pass)."""
