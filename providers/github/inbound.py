@@ -101,6 +101,21 @@ def is_own_event(payload: dict[str, Any], bot_logins: set[str]) -> bool:
     return bool(sender.get("login")) and sender.get("login") in bot_logins
 
 
+# Every event name parse_event acts on for some action; the App manifest subscribes to
+# exactly these (app-manifests/github-app.yml, kept in step by a test).
+HANDLED_GITHUB_EVENTS = frozenset(
+    {
+        "pull_request",
+        "check_suite",
+        "check_run",
+        "workflow_run",
+        "issue_comment",
+        "installation",
+        "installation_repositories",
+    }
+)
+
+
 def parse_event(event: str, payload: dict[str, Any], *, bot_logins: set[str]) -> Event:
     """What to do about one verified GitHub delivery."""
     action = str(payload.get("action") or "")

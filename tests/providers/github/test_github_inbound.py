@@ -17,6 +17,7 @@ from providers.events import (
     PipelineFinished,
     RerunRequested,
 )
+from providers.github.inbound import HANDLED_GITHUB_EVENTS
 from providers.github.inbound import parse_event as map_github_event
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "github" / "webhooks"
@@ -134,3 +135,44 @@ def test_own_events_and_unknown_events_are_ignored() -> None:
     payload["sender"]["login"] = "aac-test[bot]"
     assert isinstance(map_github_event("pull_request", payload, bot_logins=BOT), Ignore)
     assert isinstance(map_github_event("star", {"action": "created"}, bot_logins=BOT), Ignore)
+
+
+# An issue_comment the bot acts on; GitHub's examples only hold comments on issues.
+RERUN_COMMENT = {
+    "action": "created",
+    "issue": {"number": 3, "pull_request": {"url": "x"}},
+    "comment": {"body": "/aac rerun", "user": {"login": "dev"}},
+    "repository": {"full_name": "o/r"},
+    "sender": {"login": "dev"},
+}
+
+
+def payloads_by_event() -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {"issue_comment": [RERUN_COMMENT]}
+    for path in sorted(FIXTURES.glob("*.json")):
+        found.setdefault(path.name.split(".")[0], []).append(json.loads(path.read_text()))
+    return found
+
+
+@pytest.mark.parametrize("event", sorted(HANDLED_GITHUB_EVENTS))
+def test_every_handled_event_is_acted_on_for_some_payload(event: str) -> None:
+    """The manifest subscribes to HANDLED_GITHUB_EVENTS: each name must really be mapped."""
+    payloads = payloads_by_event().get(event)
+    assert payloads, f"no example payload for {event}"
+    mapped = [map_github_event(event, p, bot_logins=BOT) for p in payloads]
+    assert any(not isinstance(m, Ignore) for m in mapped), f"{event} is only ever ignored"
+
+
+def test_only_the_handled_events_are_acted_on() -> None:
+    """Every event name that maps some payload to an action is in the set (so the manifest
+    subscribes to it), whatever payload arrives under it."""
+    by_event = payloads_by_event()
+    samples = [p for ps in by_event.values() for p in ps]
+    candidates = set(by_event) | {"push", "issues", "pull_request_review", "check_suites", "star"}
+    acted_on = {
+        event
+        for event in candidates
+        for payload in samples
+        if not isinstance(map_github_event(event, payload, bot_logins=BOT), Ignore)
+    }
+    assert acted_on == HANDLED_GITHUB_EVENTS
