@@ -21,6 +21,7 @@ from providers.events import (
     InstallationChanged,
     PipelineFinished,
     RerunRequested,
+    chat_command,
     host_of,
     parse_command,
 )
@@ -150,6 +151,9 @@ def _pull_request(action: str, payload: dict[str, Any]) -> Event:
         return Ignore(reason=f"pull_request.{action} does not start cycles")
     head, base = pr.get("head") or {}, pr.get("base") or {}
     kind = ChangeUpdated if action == "synchronize" else ChangeOpened
+    # A deleted fork leaves ``head.repo`` null: its code is still not the base repository's.
+    head_repository = str((head.get("repo") or {}).get("full_name") or "")
+    base_repository = str((base.get("repo") or {}).get("full_name") or _repo(payload))
     return kind(
         **_origin(payload),
         repository=_repo(payload),
@@ -158,6 +162,8 @@ def _pull_request(action: str, payload: dict[str, Any]) -> Event:
         ref=str(head.get("ref") or ""),
         base_ref=str(base.get("ref") or ""),
         draft=bool(pr.get("draft")),
+        from_fork=head_repository.lower() != base_repository.lower(),
+        head_repository=head_repository,
     )
 
 
@@ -214,13 +220,12 @@ def _issue_comment(action: str, payload: dict[str, Any]) -> Event:
     command = parse_command(str(comment.get("body") or ""))
     if command is None:
         return Ignore(reason="no /aac command")
-    return RerunRequested(
-        **_origin(payload),
+    return chat_command(
+        command,
+        _origin(payload),
         repository=_repo(payload),
         number=int(issue.get("number") or 0),
-        reanalyse=command[1],
         requested_by=str((comment.get("user") or {}).get("login") or ""),
-        needs_permission_check=True,
     )
 
 

@@ -16,6 +16,7 @@ from providers.events import (
     InstallationChanged,
     PipelineFinished,
     RerunRequested,
+    RunApproved,
 )
 from providers.github.inbound import HANDLED_GITHUB_EVENTS
 from providers.github.inbound import parse_event as map_github_event
@@ -176,3 +177,26 @@ def test_only_the_handled_events_are_acted_on() -> None:
         if not isinstance(map_github_event(event, payload, bot_logins=BOT), Ignore)
     }
     assert acted_on == HANDLED_GITHUB_EVENTS
+
+
+def test_a_pull_request_says_whether_its_head_lives_in_a_fork() -> None:
+    payload = example("pull_request.opened")
+    same = map_github_event("pull_request", payload, bot_logins=BOT)
+    assert isinstance(same, ChangeOpened)
+    assert (same.from_fork, same.head_repository) == (False, "Codertocat/Hello-World")
+    payload["pull_request"]["head"]["repo"]["full_name"] = "forker/Hello-World"
+    fork = map_github_event("pull_request", payload, bot_logins=BOT)
+    assert isinstance(fork, ChangeOpened)
+    assert (fork.from_fork, fork.head_repository) == (True, "forker/Hello-World")
+    payload["pull_request"]["head"]["repo"] = None  # the fork was deleted
+    gone = map_github_event("pull_request", payload, bot_logins=BOT)
+    assert isinstance(gone, ChangeOpened)
+    assert gone.from_fork is True
+
+
+def test_aac_approve_in_a_comment_asks_to_release_a_forks_run() -> None:
+    payload = {**RERUN_COMMENT, "comment": {"body": "LGTM\n/aac approve", "user": {"login": "m"}}}
+    event = map_github_event("issue_comment", payload, bot_logins=BOT)
+    assert isinstance(event, RunApproved)
+    assert (event.repository, event.number, event.requested_by) == ("o/r", 3, "m")
+    assert event.needs_permission_check
