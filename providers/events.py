@@ -92,6 +92,8 @@ class PipelineFinished(Origin):
     conclusion: str | None = None  # success, failure, cancelled (neutral)
     number: int | None = None  # the change it ran for, when known
     base_ref: str | None = None
+    # Whether the commit it ran on comes from a fork (as ChangeOpened); None: not said.
+    from_fork: bool | None = None
     # Where the run lives when the payload names no repository (Azure DevOps: the project
     # id); the provider then completes the event (``CompletesPipelineEvents``).
     project: str = ""

@@ -224,10 +224,12 @@ async def queue_run(
     """Open the ``run`` suite's cycle for the pipeline's commit and queue it for a testing
     node (once: a redelivered event finds the cycle and its job)."""
     ctx = _context(run, event, suite)
+    if event.from_fork is not None:
+        ctx.extra["from_fork"] = event.from_fork
     cycle, created = await cycles.create_cycle(session, run.org_id, ctx)
     if created:
         await cycles.queue_publish(session, cycle)
-        await queue_runner_jobs(session, cycle, suite)
+        await queue_runner_jobs(session, cycle, suite, from_fork=event.from_fork)
     return cycle
 
 

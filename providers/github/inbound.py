@@ -185,7 +185,17 @@ def _workflow_run(action: str, payload: dict[str, Any]) -> Event:
         conclusion=run.get("conclusion"),
         number=int(first_pr["number"]) if first_pr.get("number") else None,
         base_ref=((first_pr.get("base") or {}).get("ref")),
+        from_fork=_run_from_fork(run, payload),
     )
+
+
+def _run_from_fork(run: dict[str, Any], payload: dict[str, Any]) -> bool | None:
+    """Whether a workflow run's commit comes from another repository than the run's own."""
+    head = str((run.get("head_repository") or {}).get("full_name") or "")
+    own = str((run.get("repository") or {}).get("full_name") or _repo(payload))
+    if not head:
+        return None
+    return head.lower() != own.lower()
 
 
 def _check_run(action: str, payload: dict[str, Any]) -> Event:

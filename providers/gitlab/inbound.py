@@ -203,6 +203,7 @@ def _pipeline(payload: dict[str, Any], origin: dict[str, Any]) -> Event:
         conclusion=FINISHED[status],
         number=int(mr["iid"]) if mr.get("iid") else None,
         base_ref=mr.get("target_branch"),
+        from_fork=_head(mr)["from_fork"] if mr else False,
     )
 
 

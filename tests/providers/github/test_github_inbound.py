@@ -200,3 +200,14 @@ def test_aac_approve_in_a_comment_asks_to_release_a_forks_run() -> None:
     assert isinstance(event, RunApproved)
     assert (event.repository, event.number, event.requested_by) == ("o/r", 3, "m")
     assert event.needs_permission_check
+
+
+def test_a_workflow_run_says_whether_its_commit_comes_from_a_fork() -> None:
+    payload = example("workflow_run.completed")
+    same = map_github_event("workflow_run", payload, bot_logins=BOT)
+    assert isinstance(same, PipelineFinished)
+    assert same.from_fork is False
+    payload["workflow_run"]["head_repository"]["full_name"] = "forker/octo-repo"
+    fork = map_github_event("workflow_run", payload, bot_logins=BOT)
+    assert isinstance(fork, PipelineFinished)
+    assert fork.from_fork is True

@@ -260,3 +260,14 @@ def test_aac_approve_in_a_note_asks_to_release_a_forks_run() -> None:
     assert isinstance(event, RunApproved)
     assert (event.number, event.requested_by, event.scm_action) == (1, "root", "note")
     assert event.needs_permission_check
+
+
+def test_a_merge_request_pipeline_says_whether_it_ran_a_forks_commit() -> None:
+    payload = example("pipeline.success")
+    same = parse("Pipeline Hook", payload)
+    assert isinstance(same, PipelineFinished)
+    assert same.from_fork is False
+    payload["merge_request"]["source_project_id"] = 99
+    fork = parse("Pipeline Hook", payload)
+    assert isinstance(fork, PipelineFinished)
+    assert fork.from_fork is True
