@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, install_stop_signals, say
 from bot.runtime import Runtime, build_runtime, service_loop_factory
 from config.settings import Settings
+from providers.cli import ensure_migrated
 from storage import apikeys, orgs, queue
 from storage.keyring_source import load_keys
 from storage.migrate import current_revision, head_revision, upgrade
@@ -80,20 +81,6 @@ def _require_database_file(settings: Settings) -> None:
     )
 
 
-async def _ensure_migrated(runtime: Runtime) -> None:
-    current, head = await current_revision(runtime.engine), head_revision()
-    if current == head:
-        return
-    if runtime.settings.is_sqlite:
-        say(f"applying database migrations ({current or 'empty'} -> {head}) ...", sys.stderr)
-        await upgrade(runtime.engine)
-        return
-    raise CliError(
-        f"the database is at revision {current or 'none'}, the code needs {head}: "
-        "run `aac db upgrade` once, then start the service"
-    )
-
-
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     """The web app on granian, in ``--processes`` processes each with its own worker."""
     from granian import Granian
@@ -104,7 +91,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     port = args.port or settings.port
 
     # Creates the database (and the embedded key file) up front.
-    with_runtime(settings, _ensure_migrated, creates_database=True)
+    with_runtime(settings, ensure_migrated, creates_database=True)
     _ensure_port_free(host, port)
     if getattr(args, "local_runner", None) is not None:
         from bot.runner.local import start_local_runner
@@ -166,7 +153,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     from bot.worker import Worker, WorkerConfig, listen_dsn_for
 
     async def run(runtime: Runtime) -> None:
-        await _ensure_migrated(runtime)
+        await ensure_migrated(runtime)
         stop = asyncio.Event()
         install_stop_signals(stop)
         config = WorkerConfig(

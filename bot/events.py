@@ -14,6 +14,7 @@ from providers.events import (
     Origin,
     PipelineFinished,
     RerunRequested,
+    RunApproved,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "Origin",
     "PipelineFinished",
     "RerunRequested",
+    "RunApproved",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.analyse import AnalyseCycle
 from bot.cycles import ANALYSE_JOB, PUBLISH_JOB
+from bot.github_redeliver import GITHUB_REDELIVER_JOB, GithubRedeliver, redeliver_periodically
 from bot.handlers.context import HandlerContext
 from bot.handlers.installation import ReadInstallationRepositories, gone_installation_is_permanent
 from bot.handlers.webhook_event import WebhookEventJob
@@ -36,9 +37,12 @@ def job_handlers(runtime: Runtime, shared: ProviderShared | None = None) -> dict
             sessions, ReadInstallationRepositories(hctx).run
         ),
         PRUNE_JOB: PruneJob(runtime).run,
+        # Queued every AAC_GITHUB_REDELIVER_INTERVAL seconds by the periodic-job schedule.
+        GITHUB_REDELIVER_JOB: GithubRedeliver(hctx).run,
     }
 
 
 def periodic_jobs(settings: Settings) -> tuple[PeriodicJob, ...]:
     """The jobs every worker queues once per period (see bot/periodic.py)."""
-    return (prune_periodically(settings),)
+    jobs = (prune_periodically(settings), redeliver_periodically(settings))
+    return tuple(job for job in jobs if job is not None)

@@ -77,6 +77,10 @@ class Settings(BaseModel):
     # for a public App (anyone can create an account named like a tenant): an opt-in for
     # single-tenant deployments; otherwise ``aac org create --github-account`` claims one.
     github_auto_link: bool = False
+    # GitHub never retries a failed webhook delivery: the worker asks for failed ones again
+    # every this many seconds (0 = never), looking back this far (GitHub keeps 3 days).
+    github_redeliver_interval: float = Field(default=900.0, ge=0, le=86_400)
+    github_redeliver_window: float = Field(default=8 * 3600.0, ge=60, le=3 * 86_400)
 
     # LLM (litellm); unset model = deterministic reports only
     llm_model: str | None = None

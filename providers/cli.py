@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
+
+if TYPE_CHECKING:  # the client-only `aac report` install has no database libraries
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from config.settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -19,3 +24,26 @@ class CliError(Exception):
 def say(message: str, stream: TextIO | None = None) -> None:
     """One line for the operator, flushed at once (stdout unless told otherwise)."""
     print(message, file=stream or sys.stdout, flush=True)
+
+
+class _Migratable(Protocol):
+    settings: Settings
+    engine: AsyncEngine
+
+
+async def ensure_migrated(runtime: _Migratable) -> None:
+    """Bring a SQLite database to the code's revision; refuse a PostgreSQL one that lags (its
+    upgrade is an operator's step, run once for every replica)."""
+    from storage.migrate import current_revision, head_revision, upgrade
+
+    current, head = await current_revision(runtime.engine), head_revision()
+    if current == head:
+        return
+    if runtime.settings.is_sqlite:
+        say(f"applying database migrations ({current or 'empty'} -> {head}) ...", sys.stderr)
+        await upgrade(runtime.engine)
+        return
+    raise CliError(
+        f"the database is at revision {current or 'none'}, the code needs {head}: "
+        "run `aac db upgrade` once, then start the service"
+    )

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
-# ``/aac rerun`` or ``/aac reanalyse`` at the start of a line of a comment or note.
-COMMAND = re.compile(r"^\s*/aac\s+(rerun|reanalyse|reanalyze)\b", re.IGNORECASE | re.MULTILINE)
+# ``/aac rerun``, ``/aac reanalyse`` or ``/aac approve`` at the start of a line of a comment.
+COMMAND = re.compile(
+    r"^\s*/aac\s+(rerun|reanalyse|reanalyze|approve)\b", re.IGNORECASE | re.MULTILINE
+)
+APPROVE = "approve"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +59,10 @@ class ChangeOpened(Origin):
     ref: str
     base_ref: str
     draft: bool = False
+    # Where the head commits live: a fork's code must not run with the organisation's
+    # secrets unless approved. None: the payload did not say (the core then assumes a fork).
+    from_fork: bool | None = None
+    head_repository: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,6 +92,8 @@ class PipelineFinished(Origin):
     conclusion: str | None = None  # success, failure, cancelled (neutral)
     number: int | None = None  # the change it ran for, when known
     base_ref: str | None = None
+    # Whether the commit it ran on comes from a fork (as ChangeOpened); None: not said.
+    from_fork: bool | None = None
     # Where the run lives when the payload names no repository (Azure DevOps: the project
     # id); the provider then completes the event (``CompletesPipelineEvents``).
     project: str = ""
@@ -102,6 +112,17 @@ class RerunRequested(Origin):
     requested_by: str | None = None
     # A chat command: only users the SCM lets write to the repository may ask.
     needs_permission_check: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunApproved(Origin):
+    """``/aac approve`` on a change: a maintainer lets a fork's code run on the testing nodes."""
+
+    repository: str
+    number: int
+    requested_by: str | None = None
+    sha: str | None = None  # the command names no commit: the change's latest cycle
+    needs_permission_check: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,6 +148,7 @@ Event = (
     | ChangeClosed
     | PipelineFinished
     | RerunRequested
+    | RunApproved
     | InstallationChanged
 )
 
@@ -142,10 +164,35 @@ def host_of(url: str) -> str:
 
 
 def parse_command(text: str) -> tuple[str, bool] | None:
-    """``("rerun", False)`` / ``("reanalyse", True)`` for a comment carrying an ``/aac``
-    command, else None."""
+    """``("rerun", False)`` / ``("reanalyse", True)`` / ``("approve", False)`` for a comment
+    carrying an ``/aac`` command, else None."""
     match = COMMAND.search(text)
     if match is None:
         return None
-    verb = match.group(1).lower()
-    return verb, verb != "rerun"
+    verb = {"reanalyze": "reanalyse"}.get(match.group(1).lower(), match.group(1).lower())
+    return verb, verb == "reanalyse"
+
+
+def chat_command(
+    command: tuple[str, bool],
+    origin: dict[str, Any],
+    *,
+    repository: str,
+    number: int,
+    requested_by: str | None,
+) -> RerunRequested | RunApproved:
+    """The event a parsed ``/aac`` command on a change asks for, whichever SCM it came from;
+    every such command is checked against the requester's permission."""
+    verb, reanalyse = command
+    if verb == APPROVE:
+        return RunApproved(
+            **origin, repository=repository, number=number, requested_by=requested_by
+        )
+    return RerunRequested(
+        **origin,
+        repository=repository,
+        number=number,
+        reanalyse=reanalyse,
+        requested_by=requested_by,
+        needs_permission_check=True,
+    )

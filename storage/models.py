@@ -122,6 +122,9 @@ class GithubApp(Base):
     bot_login: Mapped[str | None] = mapped_column(String(200))
     private_key_enc: Mapped[str] = mapped_column(Text)
     webhook_secret_enc: Mapped[str] = mapped_column(Text)
+    # OAuth client credentials, known only for Apps registered by `aac github-app create`.
+    client_id: Mapped[str | None] = mapped_column(String(200))
+    client_secret_enc: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     __table_args__ = (UniqueConstraint("api_url", "app_id"),)

@@ -25,7 +25,7 @@ def runner_secret_owner(org_id: int, name: str) -> Owner:
 
 
 def github_app_owner(app_row_id: int, field: str) -> Owner:
-    """Owner of a GitHub App's private key or webhook secret."""
+    """Owner of a GitHub App's private key, webhook secret or OAuth client secret."""
     return Owner(f"github_app:{app_row_id}", "github", field)
 
 
@@ -55,6 +55,9 @@ ENCRYPTED_FIELDS: tuple[EncryptedField, ...] = (
     EncryptedField(GithubApp, "private_key_enc", lambda r: github_app_owner(r.id, "private_key")),
     EncryptedField(
         GithubApp, "webhook_secret_enc", lambda r: github_app_owner(r.id, "webhook_secret")
+    ),
+    EncryptedField(
+        GithubApp, "client_secret_enc", lambda r: github_app_owner(r.id, "client_secret")
     ),
     EncryptedField(
         RunnerSecret,

@@ -1,6 +1,6 @@
 """A change (pull / merge request) opened, updated with new commits, or closed: opening
-starts the configured suites with a "queued" status at once; closing cancels what is still
-pending."""
+starts the configured suites with a "queued" status at once (a ``run`` suite's job queued for
+the testing nodes); closing cancels what is still pending, testing-node jobs included."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from bot.cycles import queue_publish, same_change
 from bot.events import ChangeClosed, ChangeOpened
 from bot.handlers.context import EventRun, installation_extra
 from bot.handlers.repo_files import read_repo_config
+from bot.runner_jobs import queue_runner_jobs
 from config.repo_config import RepoConfig
 from providers.context import CiContext
+from storage import runners
 from storage.models import TestCycle
 from storage.types import utcnow
 
@@ -56,13 +58,24 @@ async def open_cycles(
             base_ref=event.base_ref,
             suite=suite.name,
             trigger="pull_request",
-            extra=installation_extra(event.installation_id),
+            extra={**installation_extra(event.installation_id), **_head_extra(event)},
         )
         cycle, created = await cycles.create_cycle(session, run.org_id, ctx)
         if created:
             opened.append(cycle)
             await queue_publish(session, cycle)
+            await queue_runner_jobs(session, cycle, suite, from_fork=event.from_fork)
     return opened
+
+
+def _head_extra(event: ChangeOpened) -> dict[str, object]:
+    """Where the change's code comes from, kept on the cycle for the fork rule."""
+    extra: dict[str, object] = {}
+    if event.head_repository:
+        extra["head_repository"] = event.head_repository
+    if event.from_fork is not None:
+        extra["from_fork"] = event.from_fork
+    return extra
 
 
 async def cancel_cycles(run: EventRun, event: ChangeClosed) -> None:
@@ -86,4 +99,6 @@ async def cancel_pending(
         cycle.status = "cancelled"
         cycle.completed_at = utcnow()
         await queue_publish(session, cycle)
+    # Their testing-node jobs stop too: a queued one is dropped, a running one killed.
+    await runners.cancel_cycle_jobs(session, [c.id for c in cancelled], "the change was closed")
     return cancelled

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +24,7 @@ from bot.results.limits import ParseLimits
 from bot.results.model import TestCaseResult, TestStatus
 from bot.results.parse import parse_results
 from bot.results.parsed import ParsedFile
+from bot.runner_jobs import queue_runner_jobs
 from config.repo_config import SuiteConfig
 from providers.base import (
     CaseOutcome,
@@ -135,6 +136,9 @@ class FetchedRun:
     """A finished pipeline's results, fetched and parsed per suite before any transaction."""
 
     suites: list[tuple[SuiteConfig, ExtractedFiles]]
+    # ``run`` suites triggered by the pipeline: the testing nodes run them (after it, e.g.
+    # against what it built), not its artifacts.
+    runs: list[SuiteConfig] = field(default_factory=list)
 
 
 async def ingest(run: EventRun, event: PipelineFinished) -> None:
@@ -158,17 +162,20 @@ async def fetch(run: EventRun, event: PipelineFinished) -> FetchedRun | None:
     config = await read_repo_config(run, event.source, event.repository, event.sha)
     if config is None:
         return None
-    suites = [s for s in config.suites_for("workflow_run") if s.accepts_workflow(event.name)]
+    wanted = [s for s in config.suites_for("workflow_run") if s.accepts_workflow(event.name)]
+    suites = [s for s in wanted if s.run is None]
+    # A cancelled pipeline was stopped on purpose: nothing runs after it.
+    runs = [s for s in wanted if s.run is not None and event.conclusion != "cancelled"]
     provider = run.provider
     if not suites or not isinstance(provider, FetchesPipelineResults):
-        return None
+        return FetchedRun([], runs) if runs else None
     results = await provider.pipeline_results(
         event.repository,
         event.pipeline_id,
         lambda name: any(suite.wants_artifact(name) for suite in suites),
     )
     limits = ParseLimits(max_file_bytes=run.hctx.runtime.settings.max_result_file_bytes)
-    fetched = FetchedRun([])
+    fetched = FetchedRun([], runs)
     for suite in suites:
         extracted = await anyio.to_thread.run_sync(extract, results, suite, limits)
         if extracted.parsed or extracted.rejected:
@@ -181,19 +188,14 @@ async def store(
 ) -> list[TestCycle]:
     """Store the fetched results per suite and complete the cycles (database only)."""
     completed: list[TestCycle] = []
+    for suite in fetched.runs:
+        await queue_run(session, run, suite, event)
     for suite, extracted in fetched.suites:
-        ctx = CiContext(
-            source=event.source,
-            host=run.host,
-            repository=event.repository,
-            sha=event.sha,
-            pr=event.number,
-            ref=event.ref,
-            base_ref=event.base_ref,
+        ctx = replace(
+            _context(run, event, suite),
             pipeline_id=event.pipeline_id,
             pipeline_url=event.url,
             run_attempt=event.run_attempt,
-            suite=suite.name,
             trigger="workflow_run",
             extra={
                 **installation_extra(event.installation_id),
@@ -214,3 +216,34 @@ async def store(
         await cycles.complete_cycle(session, cycle, outcome=outcome, exit_code=None)
         completed.append(cycle)
     return completed
+
+
+async def queue_run(
+    session: AsyncSession, run: EventRun, suite: SuiteConfig, event: PipelineFinished
+) -> TestCycle:
+    """Open the ``run`` suite's cycle for the pipeline's commit and queue it for a testing
+    node (once: a redelivered event finds the cycle and its job)."""
+    ctx = _context(run, event, suite)
+    if event.from_fork is not None:
+        ctx.extra["from_fork"] = event.from_fork
+    cycle, created = await cycles.create_cycle(session, run.org_id, ctx)
+    if created:
+        await cycles.queue_publish(session, cycle)
+        await queue_runner_jobs(session, cycle, suite, from_fork=event.from_fork)
+    return cycle
+
+
+def _context(run: EventRun, event: PipelineFinished, suite: SuiteConfig) -> CiContext:
+    """The commit and change a pipeline ran for, as a ``pipeline_finished`` cycle of ``suite``."""
+    return CiContext(
+        source=event.source,
+        host=run.host,
+        repository=event.repository,
+        sha=event.sha,
+        pr=event.number,
+        ref=event.ref,
+        base_ref=event.base_ref,
+        suite=suite.name,
+        trigger="pipeline_finished",
+        extra=installation_extra(event.installation_id),
+    )

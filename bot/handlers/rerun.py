@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import cycles
 from bot.cycles import same_change
-from bot.events import RerunRequested
+from bot.events import RerunRequested, RunApproved
 from bot.handlers.context import EventRun
 from bot.handlers.pipeline import RERUN_PIPELINE_KEYS
 from providers.base import (
@@ -81,6 +81,12 @@ async def allowed(run: EventRun, event: RerunRequested) -> bool:
             return False
     if not event.needs_permission_check:
         return True
+    return await requester_may(run, event)
+
+
+async def requester_may(run: EventRun, event: RerunRequested | RunApproved) -> bool:
+    """Whether the chat command's author may ask for it: one the SCM lets write to the
+    repository, and not the bot itself. A refused author is told so where the SCM can."""
     provider = run.provider
     may = False
     if isinstance(provider, ChecksCommandPermission) and event.requested_by:

@@ -20,8 +20,9 @@ from bot.events import (
     InstallationChanged,
     PipelineFinished,
     RerunRequested,
+    RunApproved,
 )
-from bot.handlers import change, installation, pipeline, rerun
+from bot.handlers import approve, change, installation, pipeline, rerun
 from bot.handlers.context import EventRun, HandlerContext, installation_extra
 from bot.worker import PermanentJobError
 from providers.context import CiContext
@@ -51,6 +52,7 @@ ROUTES: dict[type[Event], Route] = {
     ChangeClosed: Route(change.cancel_cycles),
     PipelineFinished: Route(pipeline.ingest),
     RerunRequested: Route(rerun.handle),
+    RunApproved: Route(approve.handle),
     InstallationChanged: Route(installation.handle, scoped=False),
 }
 

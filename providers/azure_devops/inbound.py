@@ -28,7 +28,7 @@ from providers.events import (
     Event,
     Ignore,
     PipelineFinished,
-    RerunRequested,
+    chat_command,
     host_of,
     parse_command,
 )
@@ -186,6 +186,10 @@ def _pull_request(event: str, payload: dict[str, Any], pr: dict[str, Any]) -> Ev
         ref=_branch(pr.get("sourceRefName")),
         base_ref=_branch(pr.get("targetRefName")),
         draft=bool(pr.get("isDraft")),
+        # A pull request from a fork names it; one within the repository has no forkSource.
+        from_fork=bool(pr.get("forkSource")),
+        head_repository=_repository((pr.get("forkSource") or {}).get("repository") or {})
+        or repository,
     )
 
 
@@ -259,12 +263,11 @@ def _comment(payload: dict[str, Any], resource: dict[str, Any], bot_logins: set[
     repository, number = _repository(pr.get("repository") or {}), int(pr.get("pullRequestId") or 0)
     if not repository or not number:
         return Ignore(reason="the comment names no pull request")
-    return RerunRequested(
-        **_origin(payload, f"comment:{command[0]}"),
+    return chat_command(
+        command,
+        _origin(payload, f"comment:{command[0]}"),
         repository=repository,
         number=number,
-        reanalyse=command[1],
         # The identity id: what the permission check looks the user up by.
         requested_by=str(author.get("id") or "") or None,
-        needs_permission_check=True,
     )

@@ -43,6 +43,8 @@ async def configure_app(
     webhook_secret: str,
     api_url: str = DEFAULT_API_URL,
     slug: str | None = None,
+    client_id: str | None = None,
+    client_secret: str | None = None,
 ) -> GithubApp:
     """Create or update the App for ``api_url``; secrets are stored encrypted."""
     check_private_key(private_key_pem)
@@ -63,6 +65,11 @@ async def configure_app(
     row.webhook_secret_enc = vault.encrypt(
         webhook_secret, github_app_owner(row.id, "webhook_secret")
     )
+    if client_id and client_secret:
+        row.client_id = client_id
+        row.client_secret_enc = vault.encrypt(
+            client_secret, github_app_owner(row.id, "client_secret")
+        )
     await session.flush()
     return row
 

@@ -1,10 +1,12 @@
-"""``aac github-app configure|link``: the GitHub App's credentials and installations."""
+"""``aac github-app configure|link|create|sync|redeliver``: the GitHub App's credentials,
+installations, and the App kept in step with its manifest file."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from config.settings import Settings
@@ -43,12 +45,46 @@ def add_parser(subparsers: Any) -> None:
     link.add_argument("--org")
     link.add_argument("--app-id", type=int, help="which App, when several are configured")
     link.add_argument("--api-url", help="which host's App, when App IDs repeat across hosts")
+    manifest_help = "the App manifest (default app-manifests/github-app.yml)"
+    create = gh.add_parser("create", help="register a new App from its manifest file")
+    create.add_argument("--org", help="register it for this organisation (default: your account)")
+    create.add_argument(
+        "--github-url", default="https://github.com", help="GitHub Enterprise Server's URL"
+    )
+    create.add_argument("--manifest", default="app-manifests/github-app.yml", help=manifest_help)
+    create.add_argument("--port", type=int, default=0, help="local form port (default: any)")
+    create.add_argument(
+        "--bind", default="127.0.0.1", help="listen address (0.0.0.0 inside a container)"
+    )
+    create.add_argument(
+        "--wait", type=float, default=3600.0, help="seconds to wait for GitHub (default 3600)"
+    )
+    sync = gh.add_parser("sync", help="point the App's webhook here; report permission drift")
+    sync.add_argument("--manifest", default="app-manifests/github-app.yml", help=manifest_help)
+    redeliver = gh.add_parser("redeliver", help="ask GitHub again for failed webhook deliveries")
+    redeliver.add_argument("--since", default="8h", help="how far back, e.g. 30m, 8h, 2d")
+    redeliver.add_argument(
+        "--include-refused",
+        action="store_true",
+        help="also those the bot answered with a 4xx (e.g. a bad signature before a sync)",
+    )
+    redeliver.set_defaults(every=True)
+    for selecting in (sync, redeliver):
+        selecting.add_argument("--app-id", type=int, help="which App, when several are configured")
+        selecting.add_argument("--api-url", help="which host's App, when App IDs repeat")
 
 
 def run(args: argparse.Namespace, settings: Settings, *, with_runtime: WithRuntime) -> int:
-    """``aac github-app configure|link``."""
+    """``aac github-app configure|link|create|sync|redeliver``."""
     if args.github_cmd == "configure":
         return _configure_github_app(args, settings, with_runtime)
+    if args.github_cmd in ("create", "sync", "redeliver"):
+        from providers.github import app_commands
+
+        command: Callable[[argparse.Namespace, Settings, WithRuntime], int] = getattr(
+            app_commands, args.github_cmd
+        )
+        return command(args, settings, with_runtime)
     if args.installation is None and args.org is None:
         return with_runtime(settings, _list_installations)
     if args.installation is None or args.org is None:
@@ -92,7 +128,7 @@ async def _list_installations(runtime: CliRuntime) -> int:
     return EXIT_OK
 
 
-def _checked_api_url(api_url: str, consequence: str) -> str:
+def checked_api_url(api_url: str, consequence: str) -> str:
     """``--api-url`` under the rule integration base URLs follow (storage/orgs.py): the App's
     JWT travels to it, so https:// only, http:// to this machine, no credentials in it."""
     try:
@@ -116,7 +152,7 @@ def _configure_github_app(
 
     if not args.webhook_secret_stdin:
         raise CliError("pass --webhook-secret-stdin and pipe the App's webhook secret in", 2)
-    api_url = _checked_api_url(args.api_url, "nothing stored")
+    api_url = checked_api_url(args.api_url, "nothing stored")
     key_path = Path(args.private_key_file)
     try:
         pem = key_path.read_text()
@@ -208,7 +244,7 @@ async def _link_installation(args: argparse.Namespace, runtime: CliRuntime) -> i
     from storage.secret_fields import github_app_owner
 
     installation_id = args.installation
-    wanted_url = None if args.api_url is None else _checked_api_url(args.api_url, "nothing sent")
+    wanted_url = None if args.api_url is None else checked_api_url(args.api_url, "nothing sent")
     async with runtime.sessions() as session:
         organisation = await orgs.get_org(session, args.org)
         try:
@@ -217,7 +253,7 @@ async def _link_installation(args: argparse.Namespace, runtime: CliRuntime) -> i
             raise CliError(str(exc), EXIT_USAGE) from None
         app_row_id, app_id = app.id, app.app_id
         # Stored before the rule existed, perhaps: checked again before the JWT goes there.
-        api_url = _checked_api_url(
+        api_url = checked_api_url(
             app.api_url, f"App {app_id} is stored with it: `aac github-app configure` it again"
         )
         key = runtime.vault.decrypt(app.private_key_enc, github_app_owner(app.id, "private_key"))

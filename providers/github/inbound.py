@@ -21,6 +21,7 @@ from providers.events import (
     InstallationChanged,
     PipelineFinished,
     RerunRequested,
+    chat_command,
     host_of,
     parse_command,
 )
@@ -105,6 +106,21 @@ def is_own_event(payload: dict[str, Any], bot_logins: set[str]) -> bool:
     return bool(sender.get("login")) and sender.get("login") in bot_logins
 
 
+# Every event name parse_event acts on for some action; the App manifest subscribes to
+# exactly these (app-manifests/github-app.yml, kept in step by a test).
+HANDLED_GITHUB_EVENTS = frozenset(
+    {
+        "pull_request",
+        "check_suite",
+        "check_run",
+        "workflow_run",
+        "issue_comment",
+        "installation",
+        "installation_repositories",
+    }
+)
+
+
 def parse_event(event: str, payload: dict[str, Any], *, bot_logins: set[str]) -> Event:
     """What to do about one verified GitHub delivery."""
     action = str(payload.get("action") or "")
@@ -139,6 +155,9 @@ def _pull_request(action: str, payload: dict[str, Any]) -> Event:
         return Ignore(reason=f"pull_request.{action} does not start cycles")
     head, base = pr.get("head") or {}, pr.get("base") or {}
     kind = ChangeUpdated if action == "synchronize" else ChangeOpened
+    # A deleted fork leaves ``head.repo`` null: its code is still not the base repository's.
+    head_repository = str((head.get("repo") or {}).get("full_name") or "")
+    base_repository = str((base.get("repo") or {}).get("full_name") or _repo(payload))
     return kind(
         **_origin(payload),
         repository=_repo(payload),
@@ -147,6 +166,8 @@ def _pull_request(action: str, payload: dict[str, Any]) -> Event:
         ref=str(head.get("ref") or ""),
         base_ref=str(base.get("ref") or ""),
         draft=bool(pr.get("draft")),
+        from_fork=head_repository.lower() != base_repository.lower(),
+        head_repository=head_repository,
     )
 
 
@@ -168,7 +189,17 @@ def _workflow_run(action: str, payload: dict[str, Any]) -> Event:
         conclusion=run.get("conclusion"),
         number=int(first_pr["number"]) if first_pr.get("number") else None,
         base_ref=((first_pr.get("base") or {}).get("ref")),
+        from_fork=_run_from_fork(run, payload),
     )
+
+
+def _run_from_fork(run: dict[str, Any], payload: dict[str, Any]) -> bool | None:
+    """Whether a workflow run's commit comes from another repository than the run's own."""
+    head = str((run.get("head_repository") or {}).get("full_name") or "")
+    own = str((run.get("repository") or {}).get("full_name") or _repo(payload))
+    if not head:
+        return None
+    return head.lower() != own.lower()
 
 
 def _check_run(action: str, payload: dict[str, Any]) -> Event:
@@ -203,13 +234,12 @@ def _issue_comment(action: str, payload: dict[str, Any]) -> Event:
     command = parse_command(str(comment.get("body") or ""))
     if command is None:
         return Ignore(reason="no /aac command")
-    return RerunRequested(
-        **_origin(payload),
+    return chat_command(
+        command,
+        _origin(payload),
         repository=_repo(payload),
         number=int(issue.get("number") or 0),
-        reanalyse=command[1],
         requested_by=str((comment.get("user") or {}).get("login") or ""),
-        needs_permission_check=True,
     )
 
 

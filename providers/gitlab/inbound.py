@@ -23,7 +23,7 @@ from providers.events import (
     Event,
     Ignore,
     PipelineFinished,
-    RerunRequested,
+    chat_command,
     host_of,
     parse_command,
 )
@@ -167,7 +167,17 @@ def _merge_request(payload: dict[str, Any], origin: dict[str, Any]) -> Event:
         ref=str(attrs.get("source_branch") or ""),
         base_ref=str(attrs.get("target_branch") or ""),
         draft=draft,
+        **_head(attrs),
     )
+
+
+def _head(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Whether the merge request's source project is another than its target (a fork)."""
+    source, target = attrs.get("source_project_id"), attrs.get("target_project_id")
+    head = str((attrs.get("source") or {}).get("path_with_namespace") or "")
+    if source is None or target is None:
+        return {"from_fork": None, "head_repository": head}
+    return {"from_fork": source != target, "head_repository": head}
 
 
 def _left_draft(payload: dict[str, Any]) -> bool:
@@ -193,6 +203,7 @@ def _pipeline(payload: dict[str, Any], origin: dict[str, Any]) -> Event:
         conclusion=FINISHED[status],
         number=int(mr["iid"]) if mr.get("iid") else None,
         base_ref=mr.get("target_branch"),
+        from_fork=_head(mr)["from_fork"] if mr else False,
     )
 
 
@@ -211,12 +222,10 @@ def _note(payload: dict[str, Any], origin: dict[str, Any], bot_logins: set[str])
     command = parse_command(note)
     if command is None:
         return Ignore(reason="no /aac command")
-    return RerunRequested(
-        **origin,
-        scm_action="note",
+    return chat_command(
+        command,
+        {**origin, "scm_action": "note"},
         repository=_repo(payload),
         number=int(mr["iid"]),
-        reanalyse=command[1],
         requested_by=user,
-        needs_permission_check=True,
     )

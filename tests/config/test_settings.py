@@ -96,3 +96,11 @@ def test_a_misspelt_variable_is_named_with_the_setting_it_resembles() -> None:
         "AAC_WORKER_CONCURENCY is not a setting and is ignored; did you mean "
         "AAC_WORKER_CONCURRENCY?",
     ]
+
+
+def test_webhook_redelivery_is_periodic_by_default_and_can_be_turned_off() -> None:
+    assert load_settings({}).github_redeliver_interval == 900
+    assert load_settings({}).github_redeliver_window == 8 * 3600
+    assert load_settings({"AAC_GITHUB_REDELIVER_INTERVAL": "0"}).github_redeliver_interval == 0
+    with pytest.raises(SettingsError, match=r"^AAC_GITHUB_REDELIVER_WINDOW:"):
+        load_settings({"AAC_GITHUB_REDELIVER_WINDOW": "10"})

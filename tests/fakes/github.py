@@ -1,7 +1,8 @@
 """A fake GitHub REST API on 127.0.0.1 for driving the real SDKs in tests.
 
 Serves what the bot uses (App JWT -> installation tokens, check runs, issue comments, commit
-statuses, contents, workflow artifacts, collaborator permission), keeps its state in memory for
+statuses, contents, workflow artifacts, collaborator permission; the App manifest flow, the App's
+webhook configuration and its deliveries), keeps its state in memory for
 tests to inspect, sends GitHub's rate-limit and ETag headers, injects faults on demand, and
 validates every request body against GitHub's official OpenAPI description (an extract in
 ``github_openapi/request_bodies.json``). An invalid body gets GitHub's 422 and is recorded in
@@ -53,6 +54,11 @@ COMMENT_MAX_CHARS = 65_536
 STATUS_DESCRIPTION_MAX_CHARS = 140
 # GitHub's limit for a recursive tree listing (it also stops at 7 MB).
 TREE_MAX_ENTRIES = 100_000
+# A manifest flow's code is good for one conversion within an hour.
+MANIFEST_CODE_TTL = timedelta(hours=1)
+# GitHub sends these to every App and refuses them as manifest default_events.
+ALWAYS_DELIVERED_EVENTS = frozenset({"installation", "installation_repositories"})
+APP_FORM_PATH = re.compile(r"^(?:/organizations/(?P<org>[^/]+))?/settings/apps/new$")
 SCHEMAS_FILE = Path(__file__).with_name("github_openapi") / "request_bodies.json"
 
 FaultKind = Literal[
@@ -327,6 +333,23 @@ class FakeGithub:
             self._reset_epoch = int(time.time()) + 3600
             self._blobs: dict[str, bytes] = {}
             self.reruns: list[tuple[str, int]] = []
+            self.app_permissions = {"checks": "write", "issues": "write", "statuses": "write"}
+            self.app_events = ["pull_request", "check_run", "workflow_run"]
+            # The App's webhook (GET/PATCH /app/hook/config); the secret is write-only.
+            self.hook_config: dict[str, str] = {
+                "url": "https://old.example.com/hook",
+                "content_type": "form",
+                "secret": "",
+                "insecure_ssl": "0",
+            }
+            # Webhook deliveries, newest first, as GET /app/hook/deliveries lists them.
+            self.deliveries: list[dict[str, Any]] = []
+            self.redelivery_status = 200  # what the bot answers a redelivery, as GitHub logs it
+            # Manifest flow: code -> (issued at, manifest, used); what the conversion returns.
+            self.manifest_codes: dict[str, tuple[datetime, dict[str, Any], bool]] = {}
+            self.manifest_code_ttl = MANIFEST_CODE_TTL
+            self.manifest_pem = ""
+            self.created_apps: list[dict[str, Any]] = []
             self._next_id = 1000
             self._request_serial = 0
 
@@ -387,6 +410,37 @@ class FakeGithub:
         with self._lock:
             self.permissions[(repo, user)] = (role, _LEGACY_PERMISSION.get(role) or base or "none")
 
+    def add_delivery(
+        self,
+        guid: str,
+        *,
+        status_code: int,
+        delivered_at: datetime,
+        event: str = "pull_request",
+        redelivery: bool = False,
+    ) -> int:
+        """Log a delivery attempt; the list stays newest first, as GitHub returns it."""
+        with self._lock:
+            delivery_id = self._new_id()
+            self.deliveries.append(
+                {
+                    "id": delivery_id,
+                    "guid": guid,
+                    "delivered_at": _iso(delivered_at),
+                    "redelivery": redelivery,
+                    "duration": 0.05,
+                    "status": "OK" if 200 <= status_code < 300 else "Service Unavailable",
+                    "status_code": status_code,
+                    "event": event,
+                    "action": "opened",
+                    "installation_id": next(iter(self.installations), None),
+                    "repository_id": 1296269,
+                    "throttled_at": None,
+                }
+            )
+            self.deliveries.sort(key=lambda d: (d["delivered_at"], d["id"]), reverse=True)
+            return delivery_id
+
     def issue_comments(self, repo: str, issue: int) -> list[Comment]:
         with self._lock:
             return [c for c in self.comments.values() if c.repo == repo and c.issue == issue]
@@ -406,6 +460,9 @@ class FakeGithub:
             path = path[len(GHES_PREFIX) :] or "/"
             prefix = GHES_PREFIX
             base += GHES_PREFIX
+        form = APP_FORM_PATH.match(path)
+        if form and not prefix and request.method == "POST":
+            return await self._register_app_form(request, form.group("org"))
         slow = self._take_slow_fault(request.method, path)
         if slow is not None and not slow.late:
             await asyncio.sleep(slow.delay)
@@ -645,6 +702,18 @@ class FakeGithub:
         return [
             _route("GET", "/app", self._get_app, auth="jwt"),
             _route(
+                "POST", "/app-manifests/{code}/conversions", self._convert_manifest, auth="none"
+            ),
+            _route("GET", "/app/hook/config", self._get_hook_config, auth="jwt"),
+            _route("PATCH", "/app/hook/config", self._update_hook_config, auth="jwt"),
+            _route("GET", "/app/hook/deliveries", self._list_deliveries, auth="jwt"),
+            _route(
+                "POST",
+                "/app/hook/deliveries/{delivery_id}/attempts",
+                self._redeliver,
+                auth="jwt",
+            ),
+            _route(
                 "GET", "/app/installations/{installation_id}", self._get_installation, auth="jwt"
             ),
             _route(
@@ -693,10 +762,137 @@ class FakeGithub:
                 "name": self.app_slug,
                 "owner": {"login": "aac-owner", "type": "Organization"},
                 "html_url": f"https://github.com/apps/{self.app_slug}",
-                "permissions": {"checks": "write", "issues": "write", "statuses": "write"},
-                "events": ["pull_request", "check_run", "workflow_run"],
+                "permissions": dict(self.app_permissions),
+                "events": list(self.app_events),
             },
         )
+
+    # the manifest flow (https://docs.github.com/apps/sharing-github-apps/registering-a-github-app-from-a-manifest)
+    async def _register_app_form(self, request: Request, org: str | None) -> Response:
+        """The web page a browser posts the manifest to; a person "confirms" at once, and
+        GitHub sends the browser to ``redirect_url`` with a one-time code and the state."""
+        form = await request.form()
+        with self._lock:
+            self.requests.append(
+                RecordedRequest("POST", request.url.path, dict(request.query_params), None, 0.0)
+            )
+            try:
+                manifest = json.loads(str(form.get("manifest") or ""))
+            except ValueError:
+                return Response("Invalid GitHub App configuration: not JSON", status_code=422)
+            problems = [
+                f"{key} is required"
+                for key in ("url", "redirect_url")
+                if not isinstance(manifest.get(key), str) or not manifest[key]
+            ]
+            if not (manifest.get("hook_attributes") or {}).get("url"):
+                problems.append("hook_attributes.url is required")
+            refused = sorted(ALWAYS_DELIVERED_EVENTS & set(manifest.get("default_events") or []))
+            if refused:
+                problems.append(f"Default events unsupported: {', '.join(refused)}")
+            if problems:
+                return Response(
+                    "Invalid GitHub App configuration: " + "; ".join(problems), status_code=422
+                )
+            code = secrets.token_hex(10)
+            self.manifest_codes[code] = (datetime.now(UTC), {**manifest, "org": org}, False)
+        query = {"code": code, "state": request.query_params.get("state", "")}
+        return Response(
+            status_code=302, headers={"location": f"{manifest['redirect_url']}?{urlencode(query)}"}
+        )
+
+    def _convert_manifest(self, call: _Call) -> _Reply:
+        """``apps/create-from-manifest``: GitHub forgets a code once used or an hour old."""
+        code = call.params["code"]
+        issued = self.manifest_codes.get(code)
+        if issued is None or issued[2] or datetime.now(UTC) - issued[0] >= self.manifest_code_ttl:
+            raise _error(404, "Not Found")
+        when, manifest, _ = issued
+        self.manifest_codes[code] = (when, manifest, True)
+        self.app_permissions = dict(manifest.get("default_permissions") or {})
+        self.app_events = list(manifest.get("default_events") or [])
+        self.hook_config.update(
+            url=str(manifest["hook_attributes"]["url"]), content_type="json", secret="whsec-new"
+        )
+        owner = manifest.get("org") or "octo-admin"
+        created = {
+            "id": self.app_id,
+            "slug": self.app_slug,
+            "node_id": "A_kwDOFAKE",
+            "client_id": "Iv1.fa4e0000c11e47",
+            "owner": {"login": owner, "type": "Organization" if manifest.get("org") else "User"},
+            "name": manifest.get("name") or self.app_slug,
+            "description": manifest.get("description") or "",
+            "external_url": manifest["url"],
+            "html_url": f"https://github.com/apps/{self.app_slug}",
+            "created_at": _iso(when),
+            "updated_at": _iso(when),
+            "permissions": dict(self.app_permissions),
+            "events": list(self.app_events),
+            "client_secret": "c1ient-s3cret-" + secrets.token_hex(8),
+            "webhook_secret": "whsec-new",
+            "pem": self.manifest_pem,
+        }
+        self.created_apps.append(created)
+        return _Reply(201, created)
+
+    # the App's webhook
+    def _hook_config_json(self) -> dict[str, Any]:
+        # GitHub never shows the secret back, only that one is set.
+        return {**self.hook_config, "secret": "********" if self.hook_config["secret"] else None}
+
+    def _get_hook_config(self, call: _Call) -> _Reply:
+        return _Reply(200, self._hook_config_json())
+
+    def _update_hook_config(self, call: _Call) -> _Reply:
+        body = call.body or {}
+        if "url" in body and not str(body["url"]).startswith(("http://", "https://")):
+            raise _error(422, "Validation Failed", errors=[{"code": "invalid", "field": "url"}])
+        self.hook_config.update({k: str(v) for k, v in body.items() if k in self.hook_config})
+        return _Reply(200, self._hook_config_json())
+
+    def _list_deliveries(self, call: _Call) -> _Reply:
+        """``apps/list-webhook-deliveries``: newest first, paged by an opaque cursor."""
+        try:
+            per_page = min(max(int(call.query.get("per_page", 30)), 1), 100)
+        except ValueError:
+            raise _error(422, "Invalid per_page") from None
+        wanted = call.query.get("status")
+        items = [
+            d
+            for d in self.deliveries
+            if wanted is None or (wanted == "success") == (200 <= d["status_code"] < 300)
+        ]
+        start = 0
+        cursor = call.query.get("cursor")
+        if cursor is not None:
+            ids = [d["id"] for d in items]
+            if not cursor.startswith("v1_") or int(cursor[3:] or 0) not in ids:
+                raise _error(400, "Bad Request: invalid cursor")
+            start = ids.index(int(cursor[3:]))
+        page = items[start : start + per_page]
+        headers = {}
+        if start + per_page < len(items):
+            query = {"per_page": str(per_page), "cursor": f"v1_{items[start + per_page]['id']}"}
+            if wanted is not None:
+                query["status"] = wanted
+            headers["link"] = f'<{call.base_url}{call.path}?{urlencode(query)}>; rel="next"'
+        return _Reply(200, page, headers)
+
+    def _redeliver(self, call: _Call) -> _Reply:
+        """``apps/redeliver-webhook-delivery``: 202, and GitHub logs a new attempt."""
+        delivery_id = int(call.params["delivery_id"])
+        original = next((d for d in self.deliveries if d["id"] == delivery_id), None)
+        if original is None:
+            raise _error(404, "Not Found")
+        self.add_delivery(
+            original["guid"],
+            status_code=self.redelivery_status,
+            delivered_at=datetime.now(UTC),
+            event=original["event"],
+            redelivery=True,
+        )
+        return _Reply(202, {})
 
     def _installation_id(self, call: _Call) -> int:
         installation_id = int(call.params["installation_id"])

@@ -87,7 +87,8 @@ async def test_invalid_config_fails_a_check_and_a_fixed_push_starts_the_suites(
     assert run.output["title"] == "Invalid .aac.yml"
     summary = run.output["summary"]
     assert "is invalid, so no test suites were started" in summary
-    assert "**line 4, suites\\[0\\].triggers\\[1\\]**: unknown trigger; use pull" in summary
+    problem = "**line 4, suites\\[0\\].triggers\\[1\\]**: unknown trigger; use pull\\_request"
+    assert problem in summary
     assert "push a new commit" in summary
     # The details link opens the offending line of the file at that commit.
     assert run.details_url == f"{bot.github.url}/{REPOSITORY}/blob/{SHA1}/.aac.yml#L4"

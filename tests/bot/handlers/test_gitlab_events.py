@@ -66,7 +66,11 @@ async def test_merge_requests_open_supersede_and_cancel_gitlab_cycles(runtime: R
     assert ("get_file", REPO, ".aac.yml", opened.sha) in provider.calls
     [first] = (await cycles_by_sha(runtime)).values()
     assert (first.source, first.host, first.repository, first.pr) == ("gitlab", HOST, REPO, 1)
-    assert first.context_extra == {}  # no GitHub installation in a GitLab cycle
+    # No GitHub installation in a GitLab cycle; where its code lives, for the fork rule.
+    assert first.context_extra == {
+        "from_fork": False,
+        "head_repository": "awesome_space/awesome_project",
+    }
 
     pushed_payload = example("merge_request.open")
     attrs = pushed_payload["object_attributes"]

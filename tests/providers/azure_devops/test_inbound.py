@@ -17,6 +17,7 @@ from providers.events import (
     Ignore,
     PipelineFinished,
     RerunRequested,
+    RunApproved,
 )
 from providers.inbound import WebhookRejected
 
@@ -167,3 +168,24 @@ def test_a_comment_command_asks_for_a_permission_check_by_identity_id() -> None:
     assert event.needs_permission_check
     own = parse_event(name, payload, bot_logins={"fabrikamfiber4@hotmail.com"})
     assert isinstance(own, Ignore)
+
+
+def test_a_pull_request_from_a_fork_names_its_fork_source() -> None:
+    payload = sample("git.pullrequest.created")
+    same = parse_event("git.pullrequest.created", payload, bot_logins=set())
+    assert isinstance(same, ChangeOpened)
+    assert (same.from_fork, same.head_repository) == (False, same.repository)
+    fork_repo = {"name": "Fabrikam-fork", "project": {"name": "Forker"}}
+    payload["resource"]["forkSource"] = {"name": "refs/heads/x", "repository": fork_repo}
+    fork = parse_event("git.pullrequest.created", payload, bot_logins=set())
+    assert isinstance(fork, ChangeOpened)
+    assert (fork.from_fork, fork.head_repository) == (True, "Forker/Fabrikam-fork")
+
+
+def test_aac_approve_in_a_comment_asks_to_release_a_forks_run() -> None:
+    payload = sample("ms.vss-code.git-pullrequest-comment-event")
+    payload["resource"]["comment"]["content"] = "/aac approve"
+    event = parse_event(payload["eventType"], payload, bot_logins=set())
+    assert isinstance(event, RunApproved)
+    assert (event.repository, event.number) == ("Fabrikam/Fabrikam", 1)
+    assert event.requested_by == "54d125f7-69f7-4191-904f-c5b96b6261c8"

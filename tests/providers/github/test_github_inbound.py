@@ -16,7 +16,9 @@ from providers.events import (
     InstallationChanged,
     PipelineFinished,
     RerunRequested,
+    RunApproved,
 )
+from providers.github.inbound import HANDLED_GITHUB_EVENTS
 from providers.github.inbound import parse_event as map_github_event
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "github" / "webhooks"
@@ -134,3 +136,78 @@ def test_own_events_and_unknown_events_are_ignored() -> None:
     payload["sender"]["login"] = "aac-test[bot]"
     assert isinstance(map_github_event("pull_request", payload, bot_logins=BOT), Ignore)
     assert isinstance(map_github_event("star", {"action": "created"}, bot_logins=BOT), Ignore)
+
+
+# An issue_comment the bot acts on; GitHub's examples only hold comments on issues.
+RERUN_COMMENT = {
+    "action": "created",
+    "issue": {"number": 3, "pull_request": {"url": "x"}},
+    "comment": {"body": "/aac rerun", "user": {"login": "dev"}},
+    "repository": {"full_name": "o/r"},
+    "sender": {"login": "dev"},
+}
+
+
+def payloads_by_event() -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {"issue_comment": [RERUN_COMMENT]}
+    for path in sorted(FIXTURES.glob("*.json")):
+        found.setdefault(path.name.split(".")[0], []).append(json.loads(path.read_text()))
+    return found
+
+
+@pytest.mark.parametrize("event", sorted(HANDLED_GITHUB_EVENTS))
+def test_every_handled_event_is_acted_on_for_some_payload(event: str) -> None:
+    """The manifest subscribes to HANDLED_GITHUB_EVENTS: each name must really be mapped."""
+    payloads = payloads_by_event().get(event)
+    assert payloads, f"no example payload for {event}"
+    mapped = [map_github_event(event, p, bot_logins=BOT) for p in payloads]
+    assert any(not isinstance(m, Ignore) for m in mapped), f"{event} is only ever ignored"
+
+
+def test_only_the_handled_events_are_acted_on() -> None:
+    """Every event name that maps some payload to an action is in the set (so the manifest
+    subscribes to it), whatever payload arrives under it."""
+    by_event = payloads_by_event()
+    samples = [p for ps in by_event.values() for p in ps]
+    candidates = set(by_event) | {"push", "issues", "pull_request_review", "check_suites", "star"}
+    acted_on = {
+        event
+        for event in candidates
+        for payload in samples
+        if not isinstance(map_github_event(event, payload, bot_logins=BOT), Ignore)
+    }
+    assert acted_on == HANDLED_GITHUB_EVENTS
+
+
+def test_a_pull_request_says_whether_its_head_lives_in_a_fork() -> None:
+    payload = example("pull_request.opened")
+    same = map_github_event("pull_request", payload, bot_logins=BOT)
+    assert isinstance(same, ChangeOpened)
+    assert (same.from_fork, same.head_repository) == (False, "Codertocat/Hello-World")
+    payload["pull_request"]["head"]["repo"]["full_name"] = "forker/Hello-World"
+    fork = map_github_event("pull_request", payload, bot_logins=BOT)
+    assert isinstance(fork, ChangeOpened)
+    assert (fork.from_fork, fork.head_repository) == (True, "forker/Hello-World")
+    payload["pull_request"]["head"]["repo"] = None  # the fork was deleted
+    gone = map_github_event("pull_request", payload, bot_logins=BOT)
+    assert isinstance(gone, ChangeOpened)
+    assert gone.from_fork is True
+
+
+def test_aac_approve_in_a_comment_asks_to_release_a_forks_run() -> None:
+    payload = {**RERUN_COMMENT, "comment": {"body": "LGTM\n/aac approve", "user": {"login": "m"}}}
+    event = map_github_event("issue_comment", payload, bot_logins=BOT)
+    assert isinstance(event, RunApproved)
+    assert (event.repository, event.number, event.requested_by) == ("o/r", 3, "m")
+    assert event.needs_permission_check
+
+
+def test_a_workflow_run_says_whether_its_commit_comes_from_a_fork() -> None:
+    payload = example("workflow_run.completed")
+    same = map_github_event("workflow_run", payload, bot_logins=BOT)
+    assert isinstance(same, PipelineFinished)
+    assert same.from_fork is False
+    payload["workflow_run"]["head_repository"]["full_name"] = "forker/octo-repo"
+    fork = map_github_event("workflow_run", payload, bot_logins=BOT)
+    assert isinstance(fork, PipelineFinished)
+    assert fork.from_fork is True

@@ -18,6 +18,7 @@ from providers.events import (
     Ignore,
     PipelineFinished,
     RerunRequested,
+    RunApproved,
 )
 from providers.gitlab.inbound import parse_event, sign, verify_delivery
 from providers.inbound import WebhookRejected
@@ -234,3 +235,39 @@ def test_the_bots_own_notes_system_notes_and_other_noteables_are_ignored() -> No
     del on_issue["merge_request"]
     assert isinstance(parse("Note Hook", on_issue), Ignore)
     assert isinstance(parse("Push Hook", {"object_kind": "push"}), Ignore)
+
+
+def test_a_merge_request_from_another_project_is_a_fork() -> None:
+    payload = example("merge_request.open")
+    same = parse("Merge Request Hook", payload)
+    assert isinstance(same, ChangeOpened)
+    assert (same.from_fork, same.head_repository) == (False, "awesome_space/awesome_project")
+    payload["object_attributes"]["source_project_id"] = 99
+    payload["object_attributes"]["source"]["path_with_namespace"] = "forker/awesome_project"
+    fork = parse("Merge Request Hook", payload)
+    assert isinstance(fork, ChangeOpened)
+    assert (fork.from_fork, fork.head_repository) == (True, "forker/awesome_project")
+    del payload["object_attributes"]["source_project_id"]
+    unknown = parse("Merge Request Hook", payload)
+    assert isinstance(unknown, ChangeOpened)
+    assert unknown.from_fork is None  # the core then treats it as a fork
+
+
+def test_aac_approve_in_a_note_asks_to_release_a_forks_run() -> None:
+    payload = example("note.merge_request")
+    payload["object_attributes"]["note"] = "/aac approve"
+    event = parse("Note Hook", payload)
+    assert isinstance(event, RunApproved)
+    assert (event.number, event.requested_by, event.scm_action) == (1, "root", "note")
+    assert event.needs_permission_check
+
+
+def test_a_merge_request_pipeline_says_whether_it_ran_a_forks_commit() -> None:
+    payload = example("pipeline.success")
+    same = parse("Pipeline Hook", payload)
+    assert isinstance(same, PipelineFinished)
+    assert same.from_fork is False
+    payload["merge_request"]["source_project_id"] = 99
+    fork = parse("Pipeline Hook", payload)
+    assert isinstance(fork, PipelineFinished)
+    assert fork.from_fork is True
