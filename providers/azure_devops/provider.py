@@ -63,6 +63,8 @@ from providers.base import (
     StatusState,
     TooLarge,
     Transient,
+    body_with_marker,
+    clip,
 )
 from providers.context import CiContext
 from providers.events import PipelineFinished
@@ -215,18 +217,6 @@ def status_state(status: CommitStatus) -> str:
     if status.state is not StatusState.COMPLETED:
         return "pending"
     return _CONCLUDED.get(status.conclusion, "error")
-
-
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def body_with_marker(message: CommentBody) -> str:
-    """The comment body, guaranteed to carry the suite's hidden marker."""
-    if message.marker in message.body:
-        return message.body
-    return f"{message.marker}\n{message.body}"
 
 
 def split_repository(repository: str) -> tuple[str, str]:

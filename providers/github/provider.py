@@ -52,6 +52,8 @@ from providers.base import (
     StatusState,
     TooLarge,
     Transient,
+    body_with_marker,
+    clip,
 )
 from providers.context import CiContext
 from providers.github.auth import (
@@ -351,18 +353,6 @@ def commit_status_json(status: CommitStatus, *, max_description: int) -> dict[st
     if status.details_url is not None:
         data["target_url"] = status.details_url
     return data
-
-
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def body_with_marker(message: CommentBody) -> str:
-    """The comment body, guaranteed to carry the suite's hidden marker."""
-    if message.marker in message.body:
-        return message.body
-    return f"{message.marker}\n{message.body}"
 
 
 def split_repository(repository: str) -> tuple[str, str]:
