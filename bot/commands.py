@@ -93,10 +93,11 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     # Creates the database (and the embedded key file) up front.
     with_runtime(settings, ensure_migrated, creates_database=True)
     _ensure_port_free(host, port)
+    node = None
     if getattr(args, "local_runner", None) is not None:
         from bot.runner.local import start_local_runner
 
-        start_local_runner(
+        node = start_local_runner(
             settings, args.local_runner or None, f"http://{host}:{port}", Path("aac-runner-work")
         )
     # Each web process builds its app from the environment (bot/asgi.py).
@@ -110,7 +111,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         f"aac-bot listening on http://{host}:{port} ({shape}; database {_db_label(settings)})",
         sys.stderr,
     )
-    Granian(
+    server = Granian(
         "bot.asgi:create_from_environment",
         factory=True,
         address=host,
@@ -123,7 +124,14 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level=LogLevels.warning,
         log_access=False,
         respawn_failed_workers=True,
-    ).serve()
+    )
+    try:
+        server.serve()
+    finally:
+        if node is not None:
+            from bot.runner.local import stop_local_runner
+
+            stop_local_runner(node)
     return EXIT_OK
 
 

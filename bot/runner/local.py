@@ -3,16 +3,13 @@ all-in-one setup. It talks to the server over HTTP like any node, with a token i
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import os
+import subprocess
 import sys
-import threading
 from pathlib import Path
 
 from bot.cli import CliError
 from bot.commands import with_runtime
-from bot.runner.command import add_runner_arguments, run_node
 from bot.runtime import Runtime
 from config.settings import Settings
 from storage import orgs, runners
@@ -43,20 +40,26 @@ def _issue_token(settings: Settings, org_slug: str | None) -> tuple[str, str]:
 
 def start_local_runner(
     settings: Settings, org_slug: str | None, server: str, work_dir: Path
-) -> threading.Thread:
-    """Start the node in a daemon thread (it ends with the server process)."""
+) -> subprocess.Popen[bytes]:
+    """Start the node as a child process (`aac runner`), which the server stops on exit.
+
+    Not a thread of the server: a process forked from inside granian's threads could hang
+    before it ran (the node forks git, docker and the suite's command), and a crash of a job
+    would take the web server with it."""
     slug, token = _issue_token(settings, org_slug)
-    parser = argparse.ArgumentParser()
-    add_runner_arguments(parser)
-    args = parser.parse_args(
-        ["--server", server, "--name", LOCAL_NAME, "--work-dir", str(work_dir)]
-    )
     environ = {"PATH": os.environ.get("PATH", os.defpath), "AAC_RUNNER_TOKEN": token}
-
-    def main() -> None:
-        asyncio.run(run_node(args, environ=environ, out=sys.stderr, err=sys.stderr))
-
-    thread = threading.Thread(target=main, name="aac-local-runner", daemon=True)
-    thread.start()
+    command = [sys.executable, "-m", "bot", "runner", "--server", server]
+    command += ["--name", LOCAL_NAME, "--work-dir", str(work_dir)]
+    node = subprocess.Popen(command, env=environ)
     print(f"local testing node {LOCAL_NAME!r} started for {slug}", file=sys.stderr)
-    return thread
+    return node
+
+
+def stop_local_runner(node: subprocess.Popen[bytes]) -> None:
+    """Ask the node to stop (it ends its job's process group), then make sure it did."""
+    if node.poll() is None:
+        node.terminate()
+        try:
+            node.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            node.kill()
