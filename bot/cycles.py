@@ -28,7 +28,9 @@ FINAL_STATUSES = frozenset({"done", "infra_error", "cancelled", "superseded"})
 UNFINISHED_STATUSES = ("collecting", "analysing")
 # Analysed, with a report: a newer commit's cycle supersedes them without changing this.
 PUBLISHED_STATUSES = ("done", "infra_error")
-OUTCOMES = frozenset({"success", "failure", "cancelled"})
+# "timed_out": the run was killed at its suite's time limit (a testing node, or a CI saying so).
+OUTCOMES = frozenset({"success", "failure", "cancelled", "timed_out"})
+TIMED_OUT = "timed_out"
 INSERT_BATCH = 2000
 
 
@@ -315,16 +317,27 @@ def _row(cycle_id: str, file_name: str, r: TestCaseResult) -> dict[str, Any]:
 
 
 async def complete_cycle(
-    session: AsyncSession, cycle: TestCycle, *, outcome: str | None, exit_code: int | None
+    session: AsyncSession,
+    cycle: TestCycle,
+    *,
+    outcome: str | None,
+    exit_code: int | None,
+    timeout_seconds: int | None = None,
 ) -> int:
-    """Close the cycle for results and queue its analysis and publishing; returns the job id."""
+    """Close the cycle for results and queue its analysis and publishing; returns the job id.
+
+    ``timeout_seconds``, the limit a ``timed_out`` run hit, is kept for the report to name.
+    """
     ensure_collecting(cycle)
     if outcome is not None and outcome not in OUTCOMES:
         raise CycleError(f"outcome must be one of {', '.join(sorted(OUTCOMES))}")
+    if timeout_seconds is not None and outcome != TIMED_OUT:
+        raise CycleError(f"timeout_seconds is only for outcome {TIMED_OUT}, not {outcome}")
     if outcome is None and exit_code is not None:
         outcome = "success" if exit_code == 0 else "failure"
     cycle.outcome = outcome
     cycle.exit_code = exit_code
+    cycle.timeout_seconds = timeout_seconds
     cycle.status = "analysing"
     cycle.completed_at = utcnow()
     return await queue.enqueue(
@@ -400,6 +413,7 @@ def cycle_json(cycle: TestCycle, public_url: str, keyring: Keyring) -> dict[str,
         "trigger": cycle.trigger,
         "outcome": cycle.outcome,
         "exit_code": cycle.exit_code,
+        "timeout_seconds": cycle.timeout_seconds,
         "totals": totals(cycle),
         "duration": round(cycle.duration, 3),
         "files": cycle.files,

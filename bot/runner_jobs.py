@@ -175,8 +175,13 @@ async def finish_job(session: AsyncSession, job: RunnerJob, report: Report) -> N
     cycle = await session.get(TestCycle, job.cycle_id)
     if cycle is None:
         return
-    if report.error is not None or report.timed_out:
+    if report.error is not None:
         await _close_cycle(session, cycle, outcome="failure")
+    elif report.timed_out:
+        # Not a plain failure: the report says the node killed it, keeping what was uploaded.
+        await _close_cycle(
+            session, cycle, outcome=cycles.TIMED_OUT, timeout_seconds=_seconds(timeout)
+        )
     else:
         await _close_cycle(session, cycle, outcome=None, exit_code=report.exit_code)
 
@@ -193,8 +198,20 @@ async def expire_vanished(session: AsyncSession) -> int:
     return len(expired)
 
 
+def _seconds(timeout: object) -> int | None:
+    """The job spec's timeout as whole seconds; None when the spec has none."""
+    return round(timeout) if isinstance(timeout, int | float) and timeout > 0 else None
+
+
 async def _close_cycle(
-    session: AsyncSession, cycle: TestCycle, *, outcome: str | None, exit_code: int | None = None
+    session: AsyncSession,
+    cycle: TestCycle,
+    *,
+    outcome: str | None,
+    exit_code: int | None = None,
+    timeout_seconds: int | None = None,
 ) -> None:
     if cycle.status == "collecting":
-        await cycles.complete_cycle(session, cycle, outcome=outcome, exit_code=exit_code)
+        await cycles.complete_cycle(
+            session, cycle, outcome=outcome, exit_code=exit_code, timeout_seconds=timeout_seconds
+        )

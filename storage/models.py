@@ -206,6 +206,8 @@ class TestCycle(Base):
     # Outcome
     outcome: Mapped[str | None] = mapped_column(String(16))
     exit_code: Mapped[int | None] = mapped_column(Integer)
+    # The limit a ``timed_out`` run hit, in seconds, when known (migration 0013).
+    timeout_seconds: Mapped[int | None] = mapped_column(Integer)
     total: Mapped[int] = mapped_column(Integer, default=0)
     passed: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
