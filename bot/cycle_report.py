@@ -17,9 +17,10 @@ from bot.analysis.model import ClusterExplanation, FailureCluster, LlmSummary
 from bot.analysis.redact import Redactor
 from bot.analysis.verdicts import TestHistory, compute_deltas, decide_verdicts
 from bot.history import load_history
-from bot.report.model import ReportModel, build_report
+from bot.report.model import ReportModel, TimedOut, build_report
 from bot.results.model import TestCaseResult
 from providers.context import CiContext
+from storage import runners
 from storage.models import TestCycle
 
 
@@ -28,6 +29,7 @@ class CycleAnalysis:
     results: list[TestCaseResult]
     clusters: list[FailureCluster]
     history: TestHistory
+    ran_on_node: bool = False  # a testing node ran the suite (read only for a timed-out cycle)
 
 
 def cycle_context(cycle: TestCycle) -> CiContext:
@@ -70,7 +72,19 @@ async def analyse_stored(
     interesting = {t.test_id for c in clusters for t in c.tests}
     interesting |= {r.test_id for r in flaky_results(results)}
     history = await load_history(session, cycle, interesting)
-    return CycleAnalysis(results, clusters, history)
+    # Who stopped a timed-out run is the report's to say; other cycles need not ask.
+    ran_on_node = (
+        cycle.outcome == cycles.TIMED_OUT
+        and await runners.job_for_cycle(session, cycle.id) is not None
+    )
+    return CycleAnalysis(results, clusters, history, ran_on_node)
+
+
+def timed_out(cycle: TestCycle, ran_on_node: bool) -> TimedOut | None:
+    """What the report says of a run killed at its limit; None when the run was not."""
+    if cycle.outcome != cycles.TIMED_OUT:
+        return None
+    return TimedOut(seconds=cycle.timeout_seconds, by_node=ran_on_node)
 
 
 def llm_to_json(summary: LlmSummary | None) -> dict[str, object] | None:
@@ -150,4 +164,5 @@ def report_for(
             "The pipeline failed before any test result was reported." if infra else None
         ),
         scm_base_url=scm_base_url,
+        timed_out=timed_out(cycle, analysis.ran_on_node),
     )

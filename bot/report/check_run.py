@@ -31,6 +31,8 @@ _CONCLUSIONS = {
     # Unknown outcome must not look green: block like a failure, but say why.
     CycleStatus.INFRA_ERROR: Conclusion.FAILURE,
     CycleStatus.NO_RESULTS: Conclusion.NEUTRAL,
+    # GitHub's own word for it; GitLab and Azure DevOps map it in their providers.
+    CycleStatus.TIMED_OUT: Conclusion.TIMED_OUT,
 }
 _DEFAULT_OUTPUT_BYTES = 65_535
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 
 from bot.report.model import CycleStatus, ReportModel
+from bot.report.timeout import timeout_title
 
 ICONS = {
     CycleStatus.PASSED: "✅",
     CycleStatus.FAILED: "❌",
     CycleStatus.INFRA_ERROR: "🚫",
     CycleStatus.NO_RESULTS: "⚪",
+    CycleStatus.TIMED_OUT: "⏱️",
 }
 
 
@@ -39,34 +41,42 @@ def format_delta(seconds: float) -> str:
     return sign + format_duration(abs(seconds))
 
 
+def _counts(model: ReportModel) -> str:
+    t = model.totals
+    pieces: list[str] = []
+    if t.failing:
+        failing = [
+            f"{format_count(n)} {w}" for n, w in ((t.failed, "failed"), (t.errored, "errored")) if n
+        ]
+        notes: list[str] = []
+        if model.has_history:
+            notes.append(f"{format_count(model.new_failures)} new in this PR")
+        if model.flaky_failures:
+            notes.append(f"{format_count(model.flaky_failures)} likely flaky")
+        pieces.append(", ".join(failing) + (f" ({', '.join(notes)})" if notes else ""))
+    if model.flaky:
+        pieces.append(f"{format_count(len(model.flaky))} flaky")
+    # Tests that passed only on retry are counted as flaky, not passed.
+    pieces.append(f"{format_count(len(model.passed_tests))} passed")
+    if t.skipped:
+        pieces.append(f"{format_count(t.skipped)} skipped")
+    return ", ".join(pieces)
+
+
 def headline_parts(model: ReportModel) -> list[str]:
     """The headline's parts, most important first; the caller joins them with " · "."""
-    t = model.totals
+    if model.timed_out is not None:  # status TIMED_OUT
+        # The timeout first (it is what the check's title shows), then what ran before it.
+        parts = [timeout_title(model.timed_out)]
+        if model.totals.total:
+            parts.append(_counts(model))
+        return [*parts, model.identity.short_sha]
     if model.status is CycleStatus.INFRA_ERROR:
         counts = "Infrastructure error: the pipeline failed before reporting any test results"
     elif model.status is CycleStatus.NO_RESULTS:
         counts = "No test results reported"
     else:
-        pieces: list[str] = []
-        if t.failing:
-            failing = [
-                f"{format_count(n)} {w}"
-                for n, w in ((t.failed, "failed"), (t.errored, "errored"))
-                if n
-            ]
-            notes: list[str] = []
-            if model.has_history:
-                notes.append(f"{format_count(model.new_failures)} new in this PR")
-            if model.flaky_failures:
-                notes.append(f"{format_count(model.flaky_failures)} likely flaky")
-            pieces.append(", ".join(failing) + (f" ({', '.join(notes)})" if notes else ""))
-        if model.flaky:
-            pieces.append(f"{format_count(len(model.flaky))} flaky")
-        # Tests that passed only on retry are counted as flaky, not passed.
-        pieces.append(f"{format_count(len(model.passed_tests))} passed")
-        if t.skipped:
-            pieces.append(f"{format_count(t.skipped)} skipped")
-        counts = ", ".join(pieces)
+        counts = _counts(model)
     parts = [counts]
     if model.duration is not None and model.status not in (
         CycleStatus.INFRA_ERROR,

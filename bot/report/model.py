@@ -26,6 +26,15 @@ class CycleStatus(StrEnum):
     FAILED = "failed"
     INFRA_ERROR = "infra_error"  # no results and the pipeline failed
     NO_RESULTS = "no_results"  # no results, but nothing says the pipeline failed
+    TIMED_OUT = "timed_out"  # killed at its time limit; results uploaded before are kept
+
+
+@dataclass(frozen=True, slots=True)
+class TimedOut:
+    """The run was killed at its time limit."""
+
+    seconds: int | None = None  # the limit, when known
+    by_node: bool = False  # a testing node killed the command (else the CI reported it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +113,7 @@ class ReportModel:
     llm: LlmSummary | None = None
     llm_note: str | None = None  # shown only when ``llm`` is None
     infra_reason: str | None = None
+    timed_out: TimedOut | None = None
 
     new_failures: int = field(init=False)  # failing tests new in this PR
     flaky_failures: int = field(init=False)  # failing tests that history calls flaky
@@ -135,8 +145,12 @@ def _report_test(result: TestCaseResult, verdicts: Mapping[str, TestVerdict]) ->
     return ReportTest(result, v.verdict, v.reason, v.flip_rate)
 
 
-def cycle_status(totals: Totals, pipeline_failed: bool) -> CycleStatus:
-    """PASSED/FAILED from the counts; with no results, INFRA_ERROR if the pipeline failed."""
+def cycle_status(totals: Totals, pipeline_failed: bool, timed_out: bool = False) -> CycleStatus:
+    """TIMED_OUT for a killed run, whatever it uploaded (green tests of a run cut short say
+    nothing of the rest); else PASSED/FAILED from the counts; with no results, INFRA_ERROR if
+    the pipeline failed."""
+    if timed_out:
+        return CycleStatus.TIMED_OUT
     if totals.total == 0:
         return CycleStatus.INFRA_ERROR if pipeline_failed else CycleStatus.NO_RESULTS
     return CycleStatus.FAILED if totals.failing else CycleStatus.PASSED
@@ -157,6 +171,7 @@ def build_report(
     llm_note: str | None = None,
     infra_reason: str | None = None,
     scm_base_url: str | None = None,
+    timed_out: TimedOut | None = None,
 ) -> ReportModel:
     """Assemble the report model; ``duration`` defaults to the sum of test durations;
     ``scm_base_url`` (the integration's) locates the commit and PR/MR pages."""
@@ -194,7 +209,7 @@ def build_report(
         duration = sum(r.duration for r in results)
     return ReportModel(
         identity=identity,
-        status=cycle_status(totals, pipeline_failed),
+        status=cycle_status(totals, pipeline_failed, timed_out is not None),
         totals=totals,
         duration=duration,
         clusters=report_clusters,
@@ -205,6 +220,7 @@ def build_report(
         llm=llm,
         llm_note=llm_note,
         infra_reason=infra_reason,
+        timed_out=timed_out,
     )
 
 

@@ -15,6 +15,7 @@ from bot.report.headline import headline
 from bot.report.markdown import clean, safe_url
 from bot.report.model import ReportCluster, ReportModel, ReportTest
 from bot.report.sections import first_line
+from bot.report.timeout import timeout_note, timeout_title
 from bot.results.model import TestStatus
 
 MAX_FAILURES_ON_PAGE = 2000
@@ -265,6 +266,12 @@ def render_page(
     if model.infra_reason:
         parts.append(
             f'<div class="card"><b>Infrastructure error.</b> {escape(model.infra_reason)}</div>'
+        )
+    if model.timed_out is not None:
+        title = timeout_title(model.timed_out)
+        note = timeout_note(model.timed_out, totals.total)
+        parts.append(
+            f'<div class="card" id="timed-out"><b>{escape(title)}.</b> {escape(note)}</div>'
         )
     if model.llm is not None:
         parts.append(f'<div class="card ai"><b>AI analysis</b>{_summary(model.llm.summary)}</div>')

@@ -21,6 +21,7 @@ from bot.report.model import (
     ReportTest,
     display_clusters,
 )
+from bot.report.timeout import timeout_note, timeout_title
 
 NO_HISTORY_NOTE = (
     "ℹ️ No history for this suite on the base branch yet, so failures cannot be marked "
@@ -55,7 +56,7 @@ def header(model: ReportModel) -> str:
 
 
 def notices(model: ReportModel, plan: Plan) -> str:
-    """Infrastructure error, first-run and LLM-unavailable notes."""
+    """Infrastructure error, timeout, first-run and LLM-unavailable notes."""
     out: list[str] = []
     if model.status is CycleStatus.INFRA_ERROR:
         reason = (
@@ -69,6 +70,12 @@ def notices(model: ReportModel, plan: Plan) -> str:
         )
     elif model.status is CycleStatus.NO_RESULTS:
         out.append("⚪ No test results were reported for this commit.")
+    elif model.timed_out is not None:  # status TIMED_OUT
+        title, note = (
+            timeout_title(model.timed_out),
+            timeout_note(model.timed_out, model.totals.total),
+        )
+        out.append(f"⏱️ **{title}.** {note}")
     # Only failures are marked new or pre-existing; a green run needs no such caveat.
     if not model.has_history and model.status is CycleStatus.FAILED:
         out.append(NO_HISTORY_NOTE)
@@ -250,17 +257,19 @@ def deltas_section(model: ReportModel, plan: Plan) -> str:
     if d is None or not d.has_history:
         return ""
     base = f" ({escape_inline(d.base_sha[:7])})" if d.base_sha else ""
+    # A killed run's missing tests were not removed and its duration is the limit's: unsaid.
+    cut_short = model.timed_out is not None
     lines: list[str] = []
     for label, ids in (
         ("Fixed by this PR", d.fixed),
         ("Added tests", d.added),
-        ("Removed tests", d.removed),
+        ("Removed tests", () if cut_short else d.removed),
         ("Newly skipped", d.newly_skipped),
     ):
         if ids:
             names = f": {_names(ids, plan)}" if plan.list_items > 0 else ""
             lines.append(f"- {label} ({format_count(len(ids))}){names}")
-    if d.duration_delta is not None:
+    if d.duration_delta is not None and not cut_short:
         lines.append(f"- Duration {format_delta(d.duration_delta)}")
     if not lines:
         return ""

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from bot.analysis.clusters import cluster_failures
 from bot.analysis.model import ClusterExplanation, LlmSummary
 from bot.analysis.verdicts import BaseCycle, TestHistory, compute_deltas, decide_verdicts
-from bot.report.model import LLM_UNAVAILABLE_NOTE, ReportModel, build_report
+from bot.report.model import LLM_UNAVAILABLE_NOTE, ReportModel, TimedOut, build_report
 from bot.results.model import TestCaseResult, TestStatus
 from providers.context import CiContext
 
@@ -224,6 +224,23 @@ def no_history() -> ReportModel:
     return _build(results, TestHistory(), llm_note=LLM_UNAVAILABLE_NOTE)
 
 
+def timed_out() -> ReportModel:
+    """A node killed the suite at 600 s after it had uploaded part of its results."""
+    fail = _failure(
+        "test_total_rounding",
+        "AssertionError",
+        "assert 10.01 == 10.00",
+        _py_trace("test_total_rounding", 31, "AssertionError: assert 10.01 == 10.00"),
+    )
+    results = [*_passed(12), fail]
+    return _build(results, _history(results, set()), timed_out=TimedOut(seconds=600, by_node=True))
+
+
+def timed_out_empty() -> ReportModel:
+    """A CI said its test step timed out, without a limit and before any result was written."""
+    return _build([], TestHistory(), timed_out=TimedOut())
+
+
 SCENARIOS: dict[str, Callable[[], ReportModel]] = {
     "all_pass": all_pass,
     "one_failure": one_failure,
@@ -232,4 +249,6 @@ SCENARIOS: dict[str, Callable[[], ReportModel]] = {
     "flaky_only": flaky_only,
     "infra_error": infra_error,
     "no_history": no_history,
+    "timed_out": timed_out,
+    "timed_out_empty": timed_out_empty,
 }
