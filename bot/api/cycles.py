@@ -207,7 +207,13 @@ async def complete_cycle(request: Request) -> JSONResponse:
         if cycle is None:
             raise _not_found(cycle_id)
         _collecting(cycle)
-        await cycles.complete_cycle(session, cycle, outcome=body.outcome, exit_code=body.exit_code)
+        await cycles.complete_cycle(
+            session,
+            cycle,
+            outcome=body.outcome,
+            exit_code=body.exit_code,
+            timeout_seconds=body.timeout_seconds,
+        )
     wake = getattr(request.app.state, "wake_worker", None)
     if wake is not None:
         wake()

@@ -40,6 +40,7 @@ def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 _NULLABLE_STR = {"type": ["string", "null"]}
 _NULLABLE_INT = {"type": ["integer", "null"]}
+_OUTCOME = {"enum": ["success", "failure", "cancelled", "timed_out", None]}
 
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -114,6 +115,8 @@ SPEC: dict[str, Any] = {
                         ]
                     },
                     "totals": {"$ref": "#/components/schemas/Totals"},
+                    "outcome": _OUTCOME,
+                    "timeout_seconds": _NULLABLE_INT,
                     "summary": _NULLABLE_STR,
                     "published": {"type": "object"},
                     "superseded_by": {
@@ -230,8 +233,22 @@ SPEC: dict[str, Any] = {
                             "schema": {
                                 "type": "object",
                                 "properties": {
-                                    "outcome": {"enum": ["success", "failure", "cancelled", None]},
+                                    "outcome": {
+                                        "enum": [
+                                            "success",
+                                            "failure",
+                                            "cancelled",
+                                            "timed_out",
+                                            None,
+                                        ]
+                                    },
                                     "exit_code": _NULLABLE_INT,
+                                    "timeout_seconds": {
+                                        "type": ["integer", "null"],
+                                        "minimum": 1,
+                                        "description": "With outcome timed_out: the limit the "
+                                        "run hit, which the report names.",
+                                    },
                                 },
                             }
                         }

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from bot.api.errors import ApiError
 from providers.context import CiContext
@@ -66,8 +73,16 @@ class CycleComplete(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    outcome: Literal["success", "failure", "cancelled"] | None = None
+    outcome: Literal["success", "failure", "cancelled", "timed_out"] | None = None
     exit_code: int | None = None
+    timeout_seconds: int | None = Field(default=None, ge=1)
+
+    @field_validator("timeout_seconds")
+    @classmethod
+    def _only_when_timed_out(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("outcome") != "timed_out":
+            raise ValueError("is only for outcome timed_out (the limit the run hit)")
+        return value
 
 
 def parse_body(model: type[M], raw: bytes) -> M:

@@ -255,6 +255,36 @@ async def test_no_results_and_a_failed_run_is_an_infrastructure_error(api: ApiHa
     assert read["summary"].startswith("Infrastructure error")
 
 
+async def test_a_ci_reports_a_timeout_and_its_limit(api: ApiHarness) -> None:
+    cycle = (await _create(api)).json()
+    assert (await _upload(api, cycle["id"], JUNIT)).status_code == 200
+    done = await api.client.post(
+        cycle["complete_url"],
+        json={"outcome": "timed_out", "timeout_seconds": 900},
+        headers=api.auth(),
+    )
+    assert done.status_code == 202, done.text
+    assert (done.json()["outcome"], done.json()["timeout_seconds"]) == ("timed_out", 900)
+    async with api.runtime.sessions.begin() as session:
+        [job] = await queue.claim(session, "w", lease_seconds=30)
+    await AnalyseCycle(api.runtime).run(job)
+    read = (await api.client.get(cycle["url"], headers=api.auth())).json()
+    assert read["status"] == "done"
+    assert read["summary"].startswith("Timed out after 900 s · 1 failed, 1 passed")
+
+
+async def test_a_timeout_limit_needs_the_timed_out_outcome(api: ApiHarness) -> None:
+    cycle = (await _create(api)).json()
+    refused = await api.client.post(
+        cycle["complete_url"],
+        json={"outcome": "failure", "timeout_seconds": 900},
+        headers=api.auth(),
+    )
+    assert refused.status_code == 422
+    assert refused.json()["field"] == "timeout_seconds"
+    assert "only for outcome timed_out" in refused.json()["detail"]
+
+
 async def test_new_push_supersedes_the_pending_cycle_of_the_pr(api: ApiHarness) -> None:
     old = (await _create(api)).json()
     new = (await _create(api, {**CONTEXT, "sha": "f" * 40, "pipeline_id": "9002"})).json()

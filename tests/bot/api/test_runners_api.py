@@ -8,12 +8,14 @@ import pytest
 from sqlalchemy import select
 
 from bot import runner_jobs
+from bot.analyse import AnalyseCycle
 from bot.runner_credentials import mint_job_credential
 from config.repo_config import parse_repo_config
-from storage import orgs, runners
+from storage import orgs, queue, runners
 from storage.models import GithubApp, Installation, RunnerJob, TestCycle
 from storage.secret_fields import github_app_owner
 from tests.bot.api.conftest import ApiHarness
+from tests.bot.api.test_cycles_api import JUNIT
 from tests.fakes.github import FakeGithub
 from tests.github_constants import APP_ID, INSTALLATION_ID, OWNER
 
@@ -122,6 +124,42 @@ async def test_a_job_is_only_the_holding_runners_and_its_log_is_masked(api: ApiH
     assert (
         await api.client.post("/api/v1/runners/jobs/x1/heartbeat", headers=auth)
     ).status_code == 404
+
+
+async def test_a_timed_out_job_completes_its_cycle_as_a_timeout_keeping_its_results(
+    api: ApiHarness,
+) -> None:
+    token = await _runner_token(api)
+    cycle_id = await _queued_job(api)
+    auth = {"Authorization": f"Bearer {token}"}
+    job = (await api.client.post("/api/v1/runners/jobs/next?wait=0", headers=auth)).json()
+    path = f"/api/v1/runners/jobs/{job['id']}"
+    # What the suite wrote before the node killed it is uploaded, as the node does.
+    uploaded = await api.client.post(
+        f"{path}/results",
+        files=[("files", ("out/junit.xml", JUNIT, "application/xml"))],
+        headers=auth,
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    finished = await api.client.post(
+        f"{path}/finish", json={"exit_code": None, "timed_out": True}, headers=auth
+    )
+    assert finished.json() == {"state": "timed_out"}
+    async with api.runtime.sessions.begin() as session:
+        [analyse] = await queue.claim(session, "w", lease_seconds=30)
+    await AnalyseCycle(api.runtime).run(analyse)
+
+    read = (await api.client.get(f"/api/v1/cycles/{cycle_id}", headers=api.auth())).json()
+    assert (read["status"], read["outcome"], read["timeout_seconds"]) == ("done", "timed_out", 1800)
+    assert read["infrastructure_error"] is False
+    assert read["totals"]["total"] == 3
+    assert read["summary"].startswith("Timed out after 1,800 s · 1 failed, 1 passed, 1 skipped")
+    page = await api.client.get(f"/cycles/{cycle_id}", headers=api.auth())
+    assert page.status_code == 200
+    assert "The testing node killed the command at the suite&#x27;s timeout (1,800 s)." in page.text
+    assert "The 3 test results uploaded before the kill were kept" in page.text
+    assert "test_div" in page.text
+    assert "infrastructure error" not in page.text.lower()
 
 
 async def test_a_missing_secret_fails_the_credential_with_its_name(api: ApiHarness) -> None:
