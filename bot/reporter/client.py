@@ -164,14 +164,18 @@ class CyclesClient:
         return _json_object(response)
 
     async def complete(
-        self, complete_url: str, outcome: str | None, exit_code: int | None
+        self,
+        complete_url: str,
+        outcome: str | None,
+        exit_code: int | None,
+        *,
+        timeout_seconds: int | None = None,
     ) -> dict[str, Any]:
         """POST the cycle's completion; the cycle JSON."""
-        response = await self._send(
-            "POST",
-            self.resolve(complete_url),
-            json={"outcome": outcome, "exit_code": exit_code},
-        )
+        body: dict[str, Any] = {"outcome": outcome, "exit_code": exit_code}
+        if timeout_seconds is not None:  # only then: a server before timeouts refuses the key
+            body["timeout_seconds"] = timeout_seconds
+        response = await self._send("POST", self.resolve(complete_url), json=body)
         return _json_object(response)
 
     async def get_cycle(self, cycle_id: str) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from bot.reporter.summary import (
     has_failures,
     is_final,
     is_infra_error,
+    is_timed_out,
     publication_note,
     totals,
 )
@@ -96,7 +97,19 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
         help="complete the cycle even when the server accepted none of the files "
         '(it then reads "No test results reported")',
     )
-    run.add_argument("--outcome", choices=("success", "failure", "cancelled"))
+    # The server's outcomes (bot/cycles.py OUTCOMES); this client is installed without it.
+    run.add_argument(
+        "--outcome",
+        choices=("success", "failure", "cancelled", "timed_out"),
+        help="how the test step ended; timed_out when CI killed it at its time limit "
+        "(reported as a timeout, with the results uploaded before it)",
+    )
+    run.add_argument(
+        "--timed-out-after",
+        type=int,
+        metavar="SECONDS",
+        help="the time limit the test step hit (implies --outcome timed_out)",
+    )
     run.add_argument("--exit-code", type=int, metavar="N", help="the test command's exit code")
     run.add_argument("--wait", action="store_true", help="wait for the analysis and print it")
     run.add_argument(
@@ -153,6 +166,14 @@ async def run_report(
 ) -> int:
     """Run `aac report`; returns the exit code. `policy` and `cwd` exist for tests."""
     console = Console(out, err)
+    if args.timed_out_after is not None:
+        if args.outcome not in (None, "timed_out") or args.timed_out_after < 1:
+            console.error(
+                f"--timed-out-after {args.timed_out_after} needs a positive number of seconds "
+                f"and --outcome timed_out (or no --outcome), not --outcome {args.outcome}."
+            )
+            return EXIT_USAGE
+        args.outcome = "timed_out"
     key_env = args.api_key_env
     api_key = environ.get(key_env, "").strip()
     if api_key:
@@ -303,7 +324,9 @@ async def _report(
             "again, or pass --complete-anyway to complete it as it is."
         )
         return EXIT_USAGE
-    cycle = await client.complete(complete_url, args.outcome, args.exit_code)
+    cycle = await client.complete(
+        complete_url, args.outcome, args.exit_code, timeout_seconds=args.timed_out_after
+    )
     code = EXIT_USAGE if refused else EXIT_OK
     if refused:
         console.error(f"{refused} of {len(files)} file(s) were not accepted (see above).")
@@ -344,6 +367,8 @@ async def _report(
         console.error(
             "the test run hit an infrastructure error"
             if is_infra_error(final)
+            else "the test run timed out"
+            if is_timed_out(final)
             else "tests failed or errored"
         )
         return EXIT_TEST_FAILURES

@@ -28,10 +28,16 @@ def is_infra_error(cycle: dict[str, Any]) -> bool:
     return cycle.get("status") == "infra_error" or cycle.get("infrastructure_error") is True
 
 
+def is_timed_out(cycle: dict[str, Any]) -> bool:
+    """True when the run was killed at its time limit (whatever it uploaded before)."""
+    return cycle.get("outcome") == "timed_out"
+
+
 def has_failures(cycle: dict[str, Any]) -> bool:
-    """True when tests failed or errored, or the run broke down (infrastructure error)."""
+    """True when tests failed or errored, or the run broke down (infrastructure error,
+    timeout: the tests that would have run after the kill are unknown)."""
     counts = totals(cycle)
-    return is_infra_error(cycle) or counts["failed"] + counts["errored"] > 0
+    return is_infra_error(cycle) or is_timed_out(cycle) or counts["failed"] + counts["errored"] > 0
 
 
 def format_counts(counts: dict[str, int]) -> str:
@@ -45,6 +51,10 @@ def format_summary(cycle: dict[str, Any]) -> list[str]:
     lines = [f"cycle {cycle.get('id')} {cycle.get('status')}: {format_counts(totals(cycle))}"]
     if is_infra_error(cycle):
         lines.append("infrastructure error: the tests did not run (no results, failed outcome)")
+    if is_timed_out(cycle):
+        limit = cycle.get("timeout_seconds")
+        after = f" after {limit} s" if isinstance(limit, int) else ""
+        lines.append(f"timed out{after}: killed at its limit; results uploaded before it are kept")
     if cycle.get("report_url"):
         lines.append(f"report: {cycle['report_url']}")
     summary = cycle.get("summary")

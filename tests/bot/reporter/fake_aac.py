@@ -99,6 +99,8 @@ class FakeAac:
     upload_base: str | None = None
     cycles: dict[str, int] = field(default_factory=dict)
     status: dict[int, str] = field(default_factory=dict)
+    # What each completion said, echoed in the cycle JSON as the server does.
+    completed: dict[int, dict[str, Any]] = field(default_factory=dict)
     stored: list[tuple[str, bytes]] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -195,6 +197,8 @@ class FakeAac:
             "upload_url": f"{base}/api/v1/cycles/{cycle_id}/results",
             "complete_url": f"{base}/api/v1/cycles/{cycle_id}/complete",
             "status": status,
+            "outcome": self.completed.get(cycle_id, {}).get("outcome"),
+            "timeout_seconds": self.completed.get(cycle_id, {}).get("timeout_seconds"),
             "totals": self.final_totals if final else {"total": len(self.stored)},
             "summary": self.summary if final else None,
         }
@@ -228,7 +232,16 @@ class FakeAac:
             "totals": {"total": total, "passed": total},
         }
 
-    def _complete(self, _request: Recorded, cycle_id: int) -> tuple[int, dict[str, Any]]:
+    def _complete(self, request: Recorded, cycle_id: int) -> tuple[int, dict[str, Any]]:
+        body = request.json()
+        if body.get("timeout_seconds") is not None and body.get("outcome") != "timed_out":
+            # The real server's answer (bot/api/schemas.py CycleComplete).
+            return 422, {
+                "error": "invalid_field",
+                "detail": "timeout_seconds: Value error, is only for outcome timed_out",
+                "field": "timeout_seconds",
+            }
+        self.completed[cycle_id] = body
         self.status[cycle_id] = (
             self.poll_statuses.popleft() if self.poll_statuses else (self.final_status)
         )

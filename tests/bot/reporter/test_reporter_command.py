@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fake_aac import FakeAac, FakeTime
 
+from bot import cycles
 from bot.reporter.command import build_parser, main, run_report
 from bot.reporter.retry import RetryPolicy
 
@@ -531,3 +532,46 @@ async def test_wait_timeout_before_the_publication_says_so(run: Any, fake_aac: F
     assert result.code == 0
     assert "cycle 1 done" in result.out
     assert "nothing was published to github: publication: not recorded within 12s" in result.err
+
+
+# ---------------------------------------------------------------------------------------
+# A test step that timed out
+# ---------------------------------------------------------------------------------------
+async def test_timed_out_after_reports_a_timeout_that_fails_the_gate(
+    run: Any, fake_aac: FakeAac
+) -> None:
+    # Every uploaded test passed, but the step was killed: the rest never ran.
+    result = await run("--timed-out-after", "900", "--fail-on-failures")
+
+    assert result.code == 1, result.text
+    assert fake_aac.of("complete")[0].json() == {
+        "outcome": "timed_out",
+        "exit_code": None,
+        "timeout_seconds": 900,
+    }
+    assert "timed out after 900 s: killed at its limit" in result.out
+    assert "the test run timed out" in result.err
+
+
+async def test_outcome_timed_out_is_accepted_without_a_limit(run: Any, fake_aac: FakeAac) -> None:
+    result = await run("--outcome", "timed_out", "--wait")
+
+    assert result.code == 0, result.text
+    assert fake_aac.of("complete")[0].json() == {"outcome": "timed_out", "exit_code": None}
+    assert "timed out: killed at its limit" in result.out
+
+
+async def test_timed_out_after_with_another_outcome_is_refused_before_any_request(
+    run: Any, fake_aac: FakeAac
+) -> None:
+    result = await run("--outcome", "failure", "--timed-out-after", "900")
+
+    assert result.code == 2
+    assert "--timed-out-after 900 needs" in result.err
+    assert fake_aac.requests == []
+
+
+def test_the_outcomes_offered_are_the_servers() -> None:
+    # The client is installed without bot/cycles.py, so it spells them out; they must agree.
+    [outcome] = [a for a in build_parser()._actions if a.dest == "outcome"]
+    assert set(outcome.choices or ()) == cycles.OUTCOMES
