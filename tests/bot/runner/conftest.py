@@ -19,6 +19,7 @@ from config.repo_config import parse_repo_config
 from storage import orgs, runners
 from storage.models import RunnerJob, TestCycle
 from tests.bot.e2e.conftest import REPOSITORY, RunningBot, bot, wait_for
+from tests.fakes.github import CheckRun
 from tests.github_constants import OWNER
 
 __all__ = ["bot"]  # the running bot fixture, shared with the end-to-end tests
@@ -220,6 +221,18 @@ async def wait_for_state(bot: RunningBot, cycle_id: str, *states: str, timeout: 
         return (await job_of(bot, cycle_id)).state in states
 
     await wait_for(reached, timeout, f"the job of {cycle_id} to be {' or '.join(states)}")
+
+
+async def completed_check_run(bot: RunningBot, sha: str) -> CheckRun:
+    """The commit's check run on the fake GitHub, once it is completed."""
+
+    def completed() -> list[CheckRun]:
+        runs = bot.github.check_runs.values()
+        return [r for r in runs if r.head_sha == sha and r.status == "completed"]
+
+    await wait_for(lambda: bool(completed()), 30, "the check run on the fake GitHub")
+    [run] = completed()
+    return run
 
 
 def pid_alive(pid: int) -> bool:

@@ -18,6 +18,7 @@ from tests.bot.runner.conftest import (
     GitRepo,
     Nodes,
     aac_yml,
+    completed_check_run,
     cycle_of,
     job_of,
     pid_alive,
@@ -26,6 +27,15 @@ from tests.bot.runner.conftest import (
     wait_for_state,
 )
 from tests.github_constants import OWNER
+
+PARTIAL_JUNIT = """\
+<testsuite name="unit" tests="2" failures="1">
+  <testcase classname="tests.test_math" name="test_adds" time="0.1"/>
+  <testcase classname="tests.test_math" name="test_subtracts" time="0.1">
+    <failure message="arithmetic is broken">AssertionError: arithmetic is broken</failure>
+  </testcase>
+</testsuite>
+"""
 
 
 async def test_a_node_checks_out_the_sha_runs_pytest_and_the_cycle_is_published(
@@ -49,13 +59,7 @@ async def test_a_node_checks_out_the_sha_runs_pytest_and_the_cycle_is_published(
     assert (job.state, job.runner_name, job.attempts, job.exit_code) == ("done", "node-a", 1, 1)
     assert job.command_started_at is not None
 
-    async def published() -> bool:
-        return any(
-            r.head_sha == sha and r.status == "completed" for r in bot.github.check_runs.values()
-        )
-
-    await wait_for(published, 30, "the check run on the fake GitHub")
-    [run] = [r for r in bot.github.check_runs.values() if r.head_sha == sha]
+    run = await completed_check_run(bot, sha)
     assert run.conclusion == "failure"
 
     # The operator's view: the page's section and the whole log, both behind the page's auth.
@@ -78,10 +82,12 @@ async def test_a_node_checks_out_the_sha_runs_pytest_and_the_cycle_is_published(
 async def test_a_hanging_command_is_killed_at_its_timeout(
     bot: RunningBot, repo: GitRepo, nodes: Nodes, tmp_path: Path
 ) -> None:
+    await install(bot)
     pid_file = tmp_path / "hang.pid"
-    # The shell's child sleeps too: the whole process group has to go, not just the leader.
-    command = f"sleep 300 & echo $! > {pid_file}; wait"
-    sha = repo.commit({".aac.yml": aac_yml(command, timeout=2)})
+    # The suite writes part of its results, then hangs. The shell's child sleeps too: the
+    # whole process group has to go, not just the leader.
+    command = f"mkdir -p out; cp partial.xml out/junit.xml; sleep 300 & echo $! > {pid_file}; wait"
+    sha = repo.commit({".aac.yml": aac_yml(command, timeout=2), "partial.xml": PARTIAL_JUNIT})
     nodes.start("node-t")
     cycle_id = await start_cycle(bot, repo, sha)
     child = int(await wait_for_file(pid_file))
@@ -89,12 +95,22 @@ async def test_a_hanging_command_is_killed_at_its_timeout(
     job = await job_of(bot, cycle_id)
     assert job.reason == "timed out after 2 s; killed"
     assert not pid_alive(child)
-    cycle = await cycle_of(bot, cycle_id)
-    assert cycle.outcome == "failure"
     async with bot.runtime.sessions() as session:
         assert "[aac] timed out after 2 s" in await runners.read_log(session, job.id)
     line = f"job {job.id} timed out after 2 s"
     await wait_for(lambda: line in nodes.output("node-t"), 10, "the node's line")
+
+    # The PR author sees a timeout, with the results uploaded before the kill.
+    run = await completed_check_run(bot, sha)
+    cycle = await cycle_of(bot, cycle_id)
+    assert (cycle.outcome, cycle.timeout_seconds, cycle.total) == ("timed_out", 2, 2)
+    assert run.conclusion == "timed_out"
+    assert run.output["title"].startswith("Timed out after 2 s · 1 failed, 1 passed")
+    assert (
+        "The testing node killed the command at the suite's timeout (2 s)."
+        in (run.output["summary"])
+    )
+    assert "The 2 test results uploaded before the kill were kept" in run.output["summary"]
 
 
 async def test_a_superseded_cycle_is_cancelled_and_its_process_gone_within_5_s(
