@@ -89,7 +89,7 @@ class PipelineFinished(Origin):
     name: str = ""  # the workflow / pipeline name suites may filter on
     ref: str | None = None
     url: str | None = None
-    conclusion: str | None = None  # success, failure, cancelled (neutral)
+    conclusion: str | None = None  # success, failure, cancelled, timed_out (neutral)
     number: int | None = None  # the change it ran for, when known
     base_ref: str | None = None
     # Whether the commit it ran on comes from a fork (as ChangeOpened); None: not said.

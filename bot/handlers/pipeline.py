@@ -50,6 +50,15 @@ _OUTCOMES = {
     CaseOutcome.SKIPPED: TestStatus.SKIPPED,
 }
 
+# A finished pipeline's conclusion as its cycle's outcome; GitHub's `timed_out` (a job hit
+# its `timeout-minutes`) is reported as a timeout, not as a failure of the tests.
+_CYCLE_OUTCOMES = {"success": "success", "cancelled": "cancelled", "timed_out": "timed_out"}
+
+
+def cycle_outcome(conclusion: str | None) -> str:
+    """The outcome a pipeline's cycle closes with; any other conclusion is a failure."""
+    return _CYCLE_OUTCOMES.get(conclusion or "", "failure")
+
 
 @dataclass(slots=True)
 class ExtractedFiles:
@@ -210,10 +219,9 @@ async def store(
             await cycles.add_results(session, cycle, parsed.filename, parsed.format, parsed.results)
         if extracted.rejected:
             cycle.files = [*cycle.files, *({**r, "rejected": True} for r in extracted.rejected)]
-        outcome = {"success": "success", "cancelled": "cancelled"}.get(
-            event.conclusion or "", "failure"
+        await cycles.complete_cycle(
+            session, cycle, outcome=cycle_outcome(event.conclusion), exit_code=None
         )
-        await cycles.complete_cycle(session, cycle, outcome=outcome, exit_code=None)
         completed.append(cycle)
     return completed
 
