@@ -33,11 +33,20 @@ class _Migratable(Protocol):
 
 async def ensure_migrated(runtime: _Migratable) -> None:
     """Bring a SQLite database to the code's revision; refuse a PostgreSQL one that lags (its
-    upgrade is an operator's step, run once for every replica)."""
-    from storage.migrate import current_revision, head_revision, upgrade
+    upgrade is an operator's step, run once for every replica). A database a newer version
+    migrated is used as it is: old replicas keep running through a rolling update."""
+    from storage.migrate import current_revision, head_revision, schema_state, upgrade
 
     current, head = await current_revision(runtime.engine), head_revision()
-    if current == head:
+    state = schema_state(current)
+    if state == "current":
+        return
+    if state == "ahead":
+        say(
+            f"the database is at revision {current}, newer than this code's {head}: "
+            "running on, assuming the newer migrations are additive",
+            sys.stderr,
+        )
         return
     if runtime.settings.is_sqlite:
         say(f"applying database migrations ({current or 'empty'} -> {head}) ...", sys.stderr)

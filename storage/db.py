@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect, ExecutionContext
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -21,6 +22,28 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # checkout (pool_pre_ping) costs three round trips per transaction on asyncpg.
 PING_AFTER_IDLE_SECONDS = 1.0
 _CHECKED_IN_AT = "aac_checked_in_at"
+# How a SQLite transaction starts: with the write lock, waiting up to the busy timeout for it.
+# Emitted right before the transaction's first write, so the transaction never holds a read
+# snapshot it would have to upgrade (see _begin_before_first_write).
+SQLITE_BEGIN = "BEGIN IMMEDIATE"
+_FIRST_WORD = re.compile(r"\s*(\w+)")
+# Statements that start no transaction: reads, and those that manage transactions themselves
+# or cannot run inside one.
+_NO_BEGIN = frozenset(
+    [
+        "SELECT",
+        "EXPLAIN",
+        "PRAGMA",
+        "BEGIN",
+        "COMMIT",
+        "END",
+        "ROLLBACK",
+        "RELEASE",
+        "VACUUM",
+        "ATTACH",
+        "DETACH",
+    ]
+)
 
 
 def create_engine(
@@ -29,13 +52,15 @@ def create_engine(
     pool_size: int = 10,
     ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
 ) -> AsyncEngine:
-    """An async engine; SQLite connections get WAL, a busy timeout and foreign keys."""
+    """An async engine; SQLite connections get WAL, a busy timeout, foreign keys, and
+    transactions that hold their SAVEPOINTs and DDL (see _begin_before_first_write)."""
     if database_url.startswith("sqlite"):
         engine = create_async_engine(
             database_url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "before_cursor_execute", _begin_before_first_write)
         return engine
     engine = create_async_engine(database_url, pool_size=pool_size, max_overflow=pool_size)
     _ping_idle_connections(engine, ping_after_idle)
@@ -68,6 +93,10 @@ def _ping_idle_connections(engine: AsyncEngine, idle_seconds: float) -> None:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's legacy mode sends BEGIN before INSERT/UPDATE/DELETE only: a SAVEPOINT opened
+    # first started SQLite's transaction itself and its RELEASE committed it, before the rest of
+    # the caller's transaction. Without it, _begin_before_first_write opens every transaction.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside the one writer; FULL keeps a commit on disk once it returns.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -75,6 +104,44 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _begin_before_first_write(
+    conn: Connection,
+    cursor: Any,
+    statement: str,
+    _parameters: Any,
+    context: ExecutionContext | None,
+    _executemany: bool,
+) -> None:
+    """Open SQLite's transaction right before the first statement that writes (or a SAVEPOINT).
+
+    Reads before it run on their own, as they did under the driver's legacy mode: a
+    transaction that began at its first read would hold that read's snapshot in WAL mode, and
+    a write after another connection's commit fails at once with SQLITE_BUSY, which the busy
+    timeout does not wait out. BEGIN IMMEDIATE takes the write lock when the transaction
+    starts, so reads after it see one snapshot and its writes never fail that way; a read-only
+    transaction never takes the lock.
+    """
+    if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return
+    if _starts_no_transaction(statement, context):
+        return
+    if conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+        return
+    cursor.execute(SQLITE_BEGIN)
+
+
+def _starts_no_transaction(statement: str, context: ExecutionContext | None) -> bool:
+    """True for reads and transaction control; any other statement (INSERT, UPDATE, DELETE,
+    SAVEPOINT, DDL, WITH ... UPDATE, or one we cannot tell) writes."""
+    first = _FIRST_WORD.match(statement)
+    word = first.group(1).upper() if first else ""
+    if word == "WITH":
+        # A CTE heads both reads and writes; only a compiled SELECT is known to be a read.
+        compiled = getattr(context, "compiled", None)
+        return bool(getattr(getattr(compiled, "statement", None), "is_select", False))
+    return word in _NO_BEGIN
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

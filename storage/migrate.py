@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Literal
 
 from alembic import command
 from alembic.config import Config
@@ -22,9 +24,35 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
+# How the database's schema relates to this code's migrations.
+SchemaState = Literal["current", "ahead", "behind"]
+
+
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    # Read once: /readyz asks on every probe, and the shipped migrations never change.
+    return ScriptDirectory.from_config(alembic_config("sqlite://"))
+
+
 def head_revision() -> str | None:
     """The newest migration shipped with this code."""
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    return _scripts().get_current_head()
+
+
+@functools.cache
+def _shipped_revisions() -> frozenset[str]:
+    return frozenset(script.revision for script in _scripts().walk_revisions())
+
+
+def schema_state(database_revision: str | None) -> SchemaState:
+    """``current`` at this code's head; ``behind`` when empty or at an older shipped revision
+    (migrations to apply); ``ahead`` at a revision this code does not ship, which a newer
+    version wrote: the state of old replicas during a rolling update."""
+    if database_revision == head_revision():
+        return "current"
+    if database_revision is None or database_revision in _shipped_revisions():
+        return "behind"
+    return "ahead"
 
 
 async def upgrade(engine: AsyncEngine) -> None:

@@ -44,6 +44,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.clock import db_now
+from storage.db import SQLITE_BEGIN
 from storage.models import Job
 from storage.types import utcnow
 
@@ -147,10 +148,13 @@ async def _insert_on_sqlite_driver(
     """_INSERT in one call to aiosqlite's thread instead of SQLAlchemy's four (cursor, execute,
     fetch, close), which also shortens how long the write lock is held.
 
-    Python's sqlite3 opens the transaction before the INSERT, and the session commits it.
+    The driver call bypasses storage/db.py's hook that opens the transaction before the first
+    write, so the transaction is opened here when this is its first write; the session commits.
     """
     driver = (await (await session.connection()).get_raw_connection()).driver_connection
     assert driver is not None
+    if not driver.in_transaction:
+        await driver.execute_fetchall(SQLITE_BEGIN)
     json, when = _sqlite_binds(dialect)
     rows = await driver.execute_fetchall(
         _SQLITE_INSERT,

@@ -1,9 +1,12 @@
 """``/healthz`` answers while the process lives; ``/readyz`` only when the database is reachable
-and at the code's migration head, with a JSON reason otherwise. On both engines."""
+and at the code's migration head or ahead of it (a rolling update), with a JSON reason
+otherwise. On both engines."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -27,7 +30,11 @@ async def _get(runtime: Runtime, path: str) -> httpx.Response:
 async def test_ready_when_reachable_and_migrated(runtime: Runtime) -> None:
     ready = await _get(runtime, "/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ok", "database_revision": head_revision()}
+    assert ready.json() == {
+        "status": "ok",
+        "schema": "current",
+        "database_revision": head_revision(),
+    }
     assert (await _get(runtime, "/healthz")).json() == {"status": "ok"}
 
 
@@ -63,29 +70,53 @@ async def test_not_ready_before_the_first_migration(unmigrated: Runtime) -> None
     assert ready.status_code == 503
     body = ready.json()
     assert body["reason"] == "migrations pending; run `aac db upgrade`"
-    assert body["database_revision"] is None
+    assert (body["schema"], body["database_revision"]) == ("behind", None)
     assert body["code_revision"] == head_revision()
     assert (await _get(unmigrated, "/healthz")).status_code == 200
 
 
 async def test_not_ready_while_migrations_are_pending(runtime: Runtime) -> None:
     """A database one migration behind the code (as after deploying new code)."""
-    async with runtime.engine.begin() as conn:
-        (before,) = (await conn.execute(text("SELECT version_num FROM alembic_version"))).one()
-        await conn.execute(text("UPDATE alembic_version SET version_num = '0002'"))
-    try:
+    async with _database_at(runtime, "0002"):
         ready = await _get(runtime, "/readyz")
         assert ready.status_code == 503
         body = ready.json()
-        assert body["status"] == "unavailable"
+        assert (body["status"], body["schema"]) == ("unavailable", "behind")
         assert "aac db upgrade" in body["reason"]
         assert (body["database_revision"], body["code_revision"]) == ("0002", head_revision())
         assert (await _get(runtime, "/healthz")).status_code == 200
+    assert (await _get(runtime, "/readyz")).status_code == 200
+
+
+async def test_ready_when_a_newer_version_migrated_the_database(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A revision this code does not ship: a newer release migrated the database while this
+    replica still serves (a rolling update). Ready, said in the body, warned about once."""
+    newer = f"9999_newer_{runtime.engine.dialect.name}"
+    caplog.set_level(logging.WARNING, logger="aac.health")
+    async with _database_at(runtime, newer):
+        probes = [await _get(runtime, "/readyz") for _ in range(3)]
+    assert [probe.status_code for probe in probes] == [200, 200, 200]
+    assert probes[0].json() == {"status": "ok", "schema": "ahead", "database_revision": newer}
+    warnings = [r for r in caplog.records if r.name == "aac.health"]
+    assert len(warnings) == 1
+    assert "does not ship" in warnings[0].getMessage()
+    assert warnings[0].database_revision == newer  # type: ignore[attr-defined]
+
+
+@asynccontextmanager
+async def _database_at(runtime: Runtime, revision: str) -> AsyncIterator[None]:
+    """The database's recorded migration set to ``revision`` for the body, then put back (the
+    PostgreSQL test database is shared by the session)."""
+    async with runtime.engine.begin() as conn:
+        (before,) = (await conn.execute(text("SELECT version_num FROM alembic_version"))).one()
+        await conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": revision})
+    try:
+        yield
     finally:
-        # The PostgreSQL test database is shared by the session: put the revision back.
         async with runtime.engine.begin() as conn:
             await conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": before})
-    assert (await _get(runtime, "/readyz")).status_code == 200
 
 
 @pytest.fixture
