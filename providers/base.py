@@ -363,3 +363,12 @@ def body_with_marker(message: CommentBody) -> str:
     if message.marker in message.body:
         return message.body
     return f"{message.marker}\n{message.body}"
+
+
+def refusal_reply(mention: str, who_may: str, change: str) -> str:
+    """The reply to a refused ``/aac`` command, in one wording for every SCM; the commands are
+    quoted mid-line so that the bot's own reply can never be read as one."""
+    return (
+        f"{mention} only {who_may} may run `/aac rerun` and `/aac reanalyse` on this {change}; "
+        "ask one of them."
+    )

@@ -27,6 +27,7 @@ import anyio
 import anyio.to_thread
 from azure.devops import _file_cache
 from azure.devops.v7_1.build.build_client import BuildClient
+from azure.devops.v7_1.build.models import Build, DefinitionReference, UpdateStageParameters
 from azure.devops.v7_1.git.git_client import GitClient
 from azure.devops.v7_1.git.models import (
     Comment,
@@ -65,6 +66,7 @@ from providers.base import (
     Transient,
     body_with_marker,
     clip,
+    refusal_reply,
 )
 from providers.context import CiContext
 from providers.events import PipelineFinished
@@ -254,6 +256,8 @@ _BUILD_RESULTS = {
     "canceled": "cancelled",
 }
 _PULL_REF = re.compile(r"^refs/pull/(\d+)/merge$")
+# Stage results worth a retry: what GitHub's "re-run failed jobs" and GitLab's retry take up.
+_RETRIED_RESULTS = frozenset({"failed", "canceled"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +285,21 @@ def pull_request_number(trigger_info: dict[str, Any], source_branch: str) -> int
         return int(value)
     match = _PULL_REF.match(source_branch)
     return int(match.group(1)) if match else None
+
+
+def refusal_comment(user: str) -> str:
+    """The reply to a refused ``/aac`` command from ``user`` (an identity id: Azure renders
+    ``@<id>`` as a mention of that person)."""
+    return refusal_reply(
+        f"@<{user}>", "people who may contribute to this repository", "pull request"
+    )
+
+
+def stages_to_retry(records: list[Any]) -> list[str]:
+    """The ref names of a build's stages that ended failed or canceled, in timeline order."""
+    stages = [r for r in records if str(r.type or "") == "Stage" and r.identifier]
+    stages.sort(key=lambda r: r.order or 0)
+    return [str(r.identifier) for r in stages if str(r.result or "") in _RETRIED_RESULTS]
 
 
 def replace_event(event: PipelineFinished, facts: BuildFacts) -> PipelineFinished:
@@ -661,9 +680,60 @@ class AzureDevOpsProvider:
             conclusion=_BUILD_RESULTS.get(str(build.result or "").lower()),
         )
 
+    # -- /aac commands: re-runs and refusals -------------------------------------------
+    async def rerun_pipeline(self, repository: str, pipeline_id: str) -> None:
+        """Re-run build ``pipeline_id``: retry its failed and canceled stages (their failed
+        jobs only), or, when it has none (a classic pipeline, or nothing failed), queue a new
+        build of its definition at the same branch and commit. A build still running is left
+        alone: it was re-run already."""
+        project, _ = split_repository(repository)
+        await self._call(
+            f"re-run build {pipeline_id}", partial(self._rerun_build, project, int(pipeline_id))
+        )
+
+    def _rerun_build(self, project: str, build_id: int) -> None:
+        build_client = self._clients.build
+        build = build_client.get_build(project, build_id)
+        if str(build.status or "").lower() != "completed":
+            return
+        timeline = build_client.get_build_timeline(project, build_id)
+        stages = stages_to_retry(list(timeline.records or [])) if timeline is not None else []
+        retry = UpdateStageParameters(state="retry", force_retry_all_jobs=False)
+        for stage in stages:
+            build_client.update_stage(retry, build_id, stage, project=project)
+        if stages:
+            return
+        if build.definition is None:
+            raise ProviderError(f"Azure DevOps build {build_id} names no pipeline definition")
+        again = Build(
+            definition=DefinitionReference(id=build.definition.id),
+            source_branch=build.source_branch,
+            source_version=build.source_version,
+        )
+        build_client.queue_build(again, project)
+
+    async def refuse_command(self, ctx: CiContext, user: str) -> None:
+        """Tell ``user`` on the PR, in a thread of its own, that ``/aac`` commands need leave to
+        contribute to the repository."""
+        if ctx.pr is None:
+            return
+        project, repo = split_repository(ctx.repository)
+        thread = GitPullRequestCommentThread(
+            comments=[
+                Comment(parent_comment_id=0, content=refusal_comment(user), comment_type="text")
+            ],
+            # Closed as the report threads are: an answer never blocks a comment policy.
+            status="closed" if self._close_threads else "active",
+        )
+        create = partial(self._clients.git.create_thread, thread, repo, ctx.pr, project=project)
+        # Not retried blindly: a repeated reply is noise, a lost one only a missed hint.
+        await self._call("reply to a refused command", create, attempts=1)
+
     # -- the one call wrapper ---------------------------------------------------------
-    async def _call(self, action: str, op: Callable[[], T]) -> T:
-        """Run ``op`` in a worker thread: typed errors, bounded retries of transient ones."""
+    async def _call(self, action: str, op: Callable[[], T], *, attempts: int | None = None) -> T:
+        """Run ``op`` in a worker thread: typed errors, bounded retries of transient ones
+        (at most ``attempts`` tries, else the provider's)."""
+        limit = attempts or self._max_attempts
         attempt = 0
         while True:
             attempt += 1
@@ -672,7 +742,7 @@ class AzureDevOpsProvider:
             except Exception as exc:
                 cause: BaseException = exc
                 error = translate_error(exc, org=self._org, now=self._shared.now(), action=action)
-            if isinstance(error, Transient) and attempt < self._max_attempts:
+            if isinstance(error, Transient) and attempt < limit:
                 await self._shared.sleep(self._backoff * 2 ** (attempt - 1))
                 continue
             if error is cause:

@@ -46,11 +46,15 @@ class RetryLater(Exception):
         self.status = status
 
 
-def translate_error(exc: BaseException, *, now: datetime, action: str, org: str) -> ProviderError:
+def translate_error(
+    exc: BaseException, *, now: datetime, action: str, org: str, forbidden: str | None = None
+) -> ProviderError:
     """Map a python-gitlab or requests failure to a typed provider error.
 
     The message names GitLab, the organisation and ``action`` with the status code and
-    GitLab's own message; never a header, so never the token.
+    GitLab's own message; never a header, so never the token. ``forbidden`` says what a 403
+    means for this action (a role the token's user lacks) where GitLab's "403 Forbidden" says
+    nothing.
     """
     if isinstance(exc, ProviderError):
         return exc
@@ -74,6 +78,8 @@ def translate_error(exc: BaseException, *, now: datetime, action: str, org: str)
     if status is None:
         return ProviderError(f"{prefix}: {detail}")
     message = f"{prefix}: HTTP {status} {detail}".rstrip()
+    if status == 403 and forbidden:
+        return AuthFailed(f"{message}; {forbidden}")
     if status in (401, 403):
         return AuthFailed(
             f"{message}; the organisation's GitLab token was refused or lacks access "

@@ -45,6 +45,7 @@ from providers.base import (
     TooLarge,
     body_with_marker,
     clip,
+    refusal_reply,
 )
 from providers.context import CiContext
 from providers.gitlab.errors import (
@@ -65,6 +66,12 @@ DEFAULT_THREADS = 8
 PER_PAGE = 100
 DEVELOPER_ACCESS = 30
 MAX_ARTIFACT_BYTES = 50 * 1024 * 1024
+# GitLab answers a bare "403 Forbidden" to a retry the token's user may not make.
+RETRY_FORBIDDEN = (
+    "the token's user may not retry pipelines of {}: that needs the Developer role or above, "
+    "and leave to merge into the protected branch the pipeline ran for (and a token with the "
+    "api scope)"
+)
 _TRANSIENT = frozenset([500, 502, 503, 504, *range(520, 531)])
 _TRANSITION = re.compile(r"Cannot transition status via :(\w+) from :(\w+)")
 
@@ -236,11 +243,9 @@ def status_json(ctx: CiContext, status: CommitStatus, *, max_description: int) -
 
 
 def refusal_note(user: str) -> str:
-    """The reply to a refused ``/aac`` command; the command itself is quoted mid-line so
-    that the bot's own note can never be read as one."""
-    return (
-        f"@{user} only project members with the Developer role or above may run "
-        "`/aac rerun` and `/aac reanalyse` on this merge request; ask one of them."
+    """The reply to a refused ``/aac`` command from ``user`` (a GitLab username)."""
+    return refusal_reply(
+        f"@{user}", "project members with the Developer role or above", "merge request"
     )
 
 
@@ -366,6 +371,19 @@ class GitlabProvider:
             )
 
         await self._call("reply to a refused command", create)
+
+    async def rerun_pipeline(self, repository: str, pipeline_id: str) -> None:
+        """Retry the failed and canceled jobs of pipeline ``pipeline_id`` (GitLab keeps the
+        pipeline and its id; ``POST /projects/:id/pipelines/:pipeline_id/retry``)."""
+
+        def retry() -> None:
+            project = self._gl.projects.get(repository, lazy=True)
+            # lazy: the retry itself answers 404 for a pipeline that is gone, one call fewer.
+            project.pipelines.get(int(pipeline_id), lazy=True).retry()
+
+        await self._call(
+            f"retry pipeline {pipeline_id}", retry, forbidden=RETRY_FORBIDDEN.format(repository)
+        )
 
     async def bot_login(self) -> str:
         """The username the token acts as (``GET /user``, once per token and process)."""
@@ -541,14 +559,22 @@ class GitlabProvider:
         return b"".join(chunks)
 
     # -- the one call wrapper ---------------------------------------------------------
-    async def _call(self, action: str, op: Callable[[], T]) -> T:
+    async def _call(self, action: str, op: Callable[[], T], *, forbidden: str | None = None) -> T:
         """Run ``op`` in a bounded worker thread; failures leave as typed errors."""
-        return await run_call(self._shared, self._org, action, op)
+        return await run_call(self._shared, self._org, action, op, forbidden=forbidden)
 
 
-async def run_call(shared: GitlabShared, org: str, action: str, op: Callable[[], T]) -> T:
+async def run_call(
+    shared: GitlabShared,
+    org: str,
+    action: str,
+    op: Callable[[], T],
+    *,
+    forbidden: str | None = None,
+) -> T:
     """Run a blocking python-gitlab ``op`` in a bounded worker thread; its failures leave as
-    typed errors (``providers.gitlab.errors``) naming ``action`` and the organisation."""
+    typed errors (``providers.gitlab.errors``) naming ``action`` and the organisation, and
+    ``forbidden`` (what a 403 means here) when GitLab refuses it."""
     try:
         return await anyio.to_thread.run_sync(op, limiter=shared.limiter)
     except (
@@ -557,4 +583,6 @@ async def run_call(shared: GitlabShared, org: str, action: str, op: Callable[[],
         RateLimitResponse,
         RetryLater,
     ) as exc:
-        raise translate_error(exc, now=shared.now(), action=action, org=org) from exc
+        raise translate_error(
+            exc, now=shared.now(), action=action, org=org, forbidden=forbidden
+        ) from exc

@@ -9,7 +9,8 @@ table routes the fake's requests, so a route the SDK would build but the spec do
 the reverse, fails here as it would there.
 
 Served: connection data, pull requests, iterations, threads and comments (soft-deleted as Azure
-does), PR and commit statuses, items, builds, test runs (``$skip``/``$top``, and
+does), PR and commit statuses, items, builds (their timelines, stage retries and queueing, with
+"Queue builds" checked), test runs (``$skip``/``$top``, and
 ``x-ms-continuationtoken`` on the run query) and results, projects by name, and service-hook
 subscriptions (the basic-auth password masked when read back, ``Edit subscriptions`` checked).
 Faults: 5xx, 429 with Azure's ``Retry-After`` and ``X-RateLimit-*`` throttling headers, 203
@@ -398,6 +399,9 @@ class FakeAzureDevOps:
             ("GET", "GetStatuses"): self._get_commit_statuses,
             ("GET", "GetItem"): self._get_item,
             ("GET", "GetBuild"): self._get_build,
+            ("GET", "GetBuildTimeline"): self._get_build_timeline,
+            ("PATCH", "UpdateStage"): self._update_stage,
+            ("POST", "QueueBuild"): self._queue_build,
             ("GET", "GetTestRuns"): self._get_test_runs,
             ("GET", "GetTestResults"): self._get_test_results,
             ("GET", "Projects"): self._get_project,
@@ -457,6 +461,11 @@ class FakeAzureDevOps:
             self.commit_statuses: dict[tuple[str, str], list[dict[str, Any]]] = {}
             self.items: dict[tuple[str, str, str], bytes] = {}
             self.builds: dict[tuple[str, int], dict[str, Any]] = {}
+            self.timelines: dict[tuple[str, int], list[dict[str, Any]]] = {}  # stage records
+            # What the bot asked of Azure Pipelines: (project, build id, stage) retried, and
+            # the builds it queued (as stored).
+            self.stage_retries: list[tuple[str, int, str]] = []
+            self.queued_builds: list[dict[str, Any]] = []
             self.test_runs: dict[str, list[dict[str, Any]]] = {}  # project -> runs
             self.test_results: dict[int, list[dict[str, Any]]] = {}  # run id -> results
             self.projects: dict[str, dict[str, str]] = {}  # lower-case name -> id, name
@@ -466,6 +475,8 @@ class FakeAzureDevOps:
             # Users allowed Contribute (GenericContribute, bit 4) on every Git repository,
             # through a group such as [Project]\\Contributors.
             self.contributors: set[str] = {u.id for u in self._pat_users.values()}
+            # Users allowed "Queue builds" (which retrying a stage needs too).
+            self.build_queuers: set[str] = {u.id for u in self._pat_users.values()}
             self._next_id = 1
 
     # -- test helpers ---------------------------------------------------------------------
@@ -518,12 +529,16 @@ class FakeAzureDevOps:
         result: str = "succeeded",
         definition: str = "widgets-ci",
         repository_type: str = "TfsGit",
+        stages: Mapping[str, str] | None = None,
     ) -> None:
         """A finished build of ``repo`` ("project/repository"), as the Build API returns it;
-        a PR build runs on ``refs/pull/<pr>/merge`` with the PR in its trigger info."""
+        a PR build runs on ``refs/pull/<pr>/merge`` with the PR in its trigger info. ``stages``
+        are its YAML stages (ref name -> result) in order; without any, a classic build's
+        timeline (a phase and its job, no stage)."""
         project, _, name = repo.partition("/")
         trigger = {"pr.number": str(pr), "pr.isFork": "False"} if pr is not None else {}
         with self._lock:
+            self.timelines[(project.lower(), build_id)] = self._timeline_records(stages, result)
             self.builds[(project.lower(), build_id)] = {
                 "id": build_id,
                 "buildNumber": f"20240611.{build_id}",
@@ -543,6 +558,26 @@ class FakeAzureDevOps:
                     "web": {"href": f"{self.url}/{project}/_build/results?buildId={build_id}"}
                 },
             }
+
+    @staticmethod
+    def _timeline_records(stages: Mapping[str, str] | None, result: str) -> list[dict[str, Any]]:
+        if not stages:
+            stages_or_phase = [("Phase", "Phase_1", result), ("Job", "Phase_1.__default", result)]
+        else:
+            stages_or_phase = [("Stage", ref, outcome) for ref, outcome in stages.items()]
+        return [
+            {
+                "id": str(uuid.uuid4()),
+                "type": kind,
+                "identifier": identifier,
+                "name": identifier,
+                "order": order,
+                "state": "completed",
+                "result": outcome,
+                "attempt": 1,
+            }
+            for order, (kind, identifier, outcome) in enumerate(stages_or_phase, start=1)
+        ]
 
     def add_item(self, repo: str, path: str, data: bytes, version: str) -> None:
         with self._lock:
@@ -699,7 +734,14 @@ class FakeAzureDevOps:
             if entry is None:
                 continue
             names = set(re.findall(r"\{(\w+)\}", entry[0].split("?")[0])) - {"organization"}
-            if names <= set(params) | {"project"}:
+            # Path values the spec marks ``x-ms-required: false`` may be left out (a build's
+            # timeline without a timeline id), as the route template's optional tail allows.
+            optional = {
+                p["name"]
+                for p in entry[1].get("parameters", [])
+                if p.get("in") == "path" and p.get("x-ms-required") is False
+            }
+            if names - optional <= set(params) | {"project"}:
                 candidates.append((len(names), method))
         if not candidates:
             raise wrapped_exception(405, f"{verb} is not allowed here", "HttpMethodNotAllowed")
@@ -1085,6 +1127,93 @@ class FakeAzureDevOps:
                 404, f"The requested build {key[1]} could not be found.", "BuildNotFoundException"
             )
         return _Reply(200, build)
+
+    def _find_build(self, call: _Call) -> dict[str, Any]:
+        reply = self._get_build(call)
+        build: dict[str, Any] = reply.body
+        return build
+
+    def _check_may_queue(self, call: _Call, build: dict[str, Any]) -> None:
+        if call.user.id not in self.build_queuers:
+            raise wrapped_exception(
+                403,
+                f"TF215106: Access denied. {call.user.display_name} needs Queue builds "
+                f"permissions for build pipeline {build['definition']['name']} in team project "
+                f"{build['project']['name']} to perform the action. For more information, "
+                "contact the Azure DevOps Server administrator.",
+                "AccessDeniedException",
+            )
+
+    def _get_build_timeline(self, call: _Call) -> _Reply:
+        build = self._find_build(call)
+        records = self.timelines.get((build["project"]["name"].lower(), build["id"]), [])
+        return _Reply(200, {"id": str(uuid.uuid4()), "changeId": len(records), "records": records})
+
+    def _update_stage(self, call: _Call) -> _Reply:
+        """Retry a stage: only of a completed build, only a stage that did not succeed; the
+        build runs again under its id (Azure's "Rerun failed jobs")."""
+        build = self._find_build(call)
+        self._check_may_queue(call, build)
+        key = (build["project"]["name"].lower(), build["id"])
+        ref = call.params["stageRefName"]
+        stage = next(
+            (
+                r
+                for r in self.timelines.get(key, [])
+                if r["type"] == "Stage" and r["identifier"] == ref
+            ),
+            None,
+        )
+        if stage is None:
+            raise wrapped_exception(
+                404, f"Stage {ref} does not exist in build {build['id']}.", "StageNotFoundException"
+            )
+        if call.body.get("state") != "retry":
+            raise wrapped_exception(400, "Only a retry is served here.", "NotImplemented")
+        if stage["state"] != "completed" or stage["result"] in ("succeeded", "skipped"):
+            raise wrapped_exception(
+                400,
+                f"Stage {ref} cannot be retried: it is {stage['state']} ({stage['result']}).",
+                "InvalidOperationException",
+            )
+        stage.update({"state": "pending", "result": None, "attempt": stage["attempt"] + 1})
+        build.update({"status": "inProgress", "result": None})
+        self.stage_retries.append((build["project"]["name"], build["id"], ref))
+        return _Reply(200, raw=b"")
+
+    def _queue_build(self, call: _Call) -> _Reply:
+        """A new build of a known definition, ``notStarted`` until an agent takes it."""
+        project = call.params["project"].lower()
+        definition = int((call.body.get("definition") or {}).get("id") or 0)
+        template = next(
+            (
+                b
+                for (p, _), b in self.builds.items()
+                if p == project and b["definition"]["id"] == definition
+            ),
+            None,
+        )
+        if template is None:
+            raise wrapped_exception(
+                404,
+                f"The build definition {definition} does not exist.",
+                "DefinitionNotFoundException",
+            )
+        self._check_may_queue(call, template)
+        build_id = max(i for _, i in self.builds) + 1
+        queued = {
+            **template,
+            "id": build_id,
+            "buildNumber": f"20240611.{build_id}",
+            "status": "notStarted",
+            "result": None,
+            "sourceBranch": call.body.get("sourceBranch") or template["sourceBranch"],
+            "sourceVersion": call.body.get("sourceVersion") or template["sourceVersion"],
+            "requestedFor": call.user.ref(),
+        }
+        self.builds[(project, build_id)] = queued
+        self.queued_builds.append(queued)
+        return _Reply(200, queued)
 
     def _get_test_runs(self, call: _Call) -> _Reply:
         runs = self.test_runs.get(call.params["project"].lower(), [])

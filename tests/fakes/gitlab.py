@@ -2,10 +2,10 @@
 
 Serves what the bot calls (``GET /user``, users by name, inherited project members, repository
 files, commit statuses with GitLab's state machine, merge request notes, pipeline test reports,
-pipeline jobs and their artifact archives, project and group webhooks), keeps its state in
-memory for tests to inspect, answers with GitLab's status codes, error bodies, pagination and
-``RateLimit-*`` headers, and injects faults on demand. Projects are addressed by numeric id or
-URL-encoded path, routed on the raw (still encoded) request path as GitLab does.
+pipeline jobs and their artifact archives, pipeline retries, project and group webhooks), keeps
+its state in memory for tests to inspect, answers with GitLab's status codes, error bodies,
+pagination and ``RateLimit-*`` headers, and injects faults on demand. Projects are addressed by
+numeric id or URL-encoded path, routed on the raw (still encoded) request path as GitLab does.
 """
 
 from __future__ import annotations
@@ -139,6 +139,20 @@ class Pipeline:
     source: str = "merge_request_event"
     test_report: dict[str, Any] = field(default_factory=dict)
     jobs: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "failed"
+
+    def json(self, base: str, project_id: int) -> dict[str, Any]:
+        """As ``GET /projects/:id/pipelines/:pipeline_id`` shows it (the fields the bot reads)."""
+        return {
+            "id": self.id,
+            "iid": self.id,
+            "project_id": project_id,
+            "sha": self.sha,
+            "ref": self.ref,
+            "status": self.status,
+            "source": self.source,
+            "web_url": f"{base}/{self.project}/-/pipelines/{self.id}",
+        }
 
 
 @dataclass(slots=True)
@@ -272,6 +286,7 @@ class FakeGitlab:
             self.notes: dict[int, Note] = {}
             self.statuses: list[Status] = []
             self.pipelines: dict[int, Pipeline] = {}
+            self.pipeline_retries: list[int] = []  # ids of the pipelines retried, in order
             self.artifacts: dict[int, bytes] = {}  # job id -> archive zip
             self.groups: dict[str, int] = {}  # path -> id
             self.group_hooks_licensed = True  # False: a Free instance (no group webhooks)
@@ -600,6 +615,7 @@ class FakeGitlab:
             ("GET", pipe + r"/test_report", self._test_report),
             ("GET", pipe + r"/test_report_summary", self._test_report_summary),
             ("GET", pipe + r"/jobs", self._list_jobs),
+            ("POST", pipe + r"/retry", self._retry_pipeline),
             ("GET", p + r"/jobs/(?P<job>\d+)/artifacts", self._download_artifacts),
         ]
         for owner in (p, r"/groups/(?P<group>[^/]+)"):
@@ -931,6 +947,15 @@ class FakeGitlab:
     def _list_jobs(self, call: _Call) -> _Reply:
         pipeline = self._pipeline(call)
         return self._paginate(call, list(pipeline.jobs))
+
+    def _retry_pipeline(self, call: _Call) -> _Reply:
+        """Retry the failed and canceled jobs: Developer or above (``update_pipeline``), else
+        GitLab's bare 403; the pipeline keeps its id and runs again."""
+        pipeline = self._pipeline(call)
+        self._require(call, pipeline.project, DEVELOPER)
+        self.pipeline_retries.append(pipeline.id)
+        pipeline.status = "running"
+        return _Reply(201, pipeline.json(call.base, self.projects[pipeline.project]))
 
     def _download_artifacts(self, call: _Call) -> _Reply:
         self._project(call)

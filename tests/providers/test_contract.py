@@ -15,6 +15,7 @@ import pytest
 
 from providers.azure_devops.provider import AzureDevOpsProvider
 from providers.base import (
+    AnswersRefusedCommands,
     AuthFailed,
     CiProvider,
     CommentBody,
@@ -22,11 +23,13 @@ from providers.base import (
     Conclusion,
     PublishResult,
     RateLimited,
+    RerunsPipelines,
     StatusState,
     TooLarge,
     comment_marker,
 )
 from providers.context import CiContext
+from providers.events import parse_command
 from providers.github import GithubProvider
 from providers.gitlab.provider import GitlabProvider
 from tests.fakes import azure_devops as fake_azure_module
@@ -82,6 +85,9 @@ class Harness:
     inject_rate_limit: Callable[[int], None]
     writes: Callable[[], int]
     org: str  # the organisation label errors must name
+    # A failed pipeline of ctx.repository in the fake (its id), and the ids the fake saw re-run.
+    failed_pipeline: Callable[[], str]
+    reruns: Callable[[], list[str]]
 
 
 def _github(
@@ -122,6 +128,8 @@ def _github(
         ),
         writes=lambda: len(fake.writes()),
         org=OWNER,
+        failed_pipeline=lambda: "30433642",
+        reruns=lambda: [str(run) for repo, run in fake.reruns if repo == REPOSITORY],
     )
 
 
@@ -167,6 +175,8 @@ def _gitlab(build: Callable[..., GitlabProvider], fake: FakeGitlab) -> Harness:
         ),
         writes=lambda: len(fake.writes()),
         org=GITLAB_ORG,
+        failed_pipeline=lambda: str(fake.add_pipeline(GITLAB_PROJECT, SHA)),
+        reruns=lambda: [str(p) for p in fake.pipeline_retries],
     )
 
 
@@ -186,6 +196,12 @@ def _azure(build: Callable[..., AzureDevOpsProvider], fake: FakeAzureDevOps) -> 
 
     def delete(result: PublishResult) -> None:
         fake.delete_first_comment(azure.REPOSITORY, azure.PR, int(result.ids["thread_id"]))
+
+    def failed_build() -> str:
+        fake.add_build(
+            azure.REPOSITORY, 812, source_version=azure.SHA, result="failed", stages={"T": "failed"}
+        )
+        return "812"
 
     return Harness(
         platform="azure",
@@ -209,6 +225,8 @@ def _azure(build: Callable[..., AzureDevOpsProvider], fake: FakeAzureDevOps) -> 
         ),
         writes=lambda: len(fake.writes()),
         org=azure.ORG,
+        failed_pipeline=failed_build,
+        reruns=lambda: [str(build) for _, build, _ in fake.stage_retries],
     )
 
 
@@ -358,3 +376,26 @@ async def test_bad_token_error_names_the_organisation(harness: Harness) -> None:
         await harness.bad_token_provider().update_commit_status(
             harness.ctx, _status(StatusState.QUEUED)
         )
+
+
+# ---------------------------------------------------------------------------------------
+# /aac rerun
+# ---------------------------------------------------------------------------------------
+async def test_a_failed_pipeline_is_rerun_through_the_sdk(harness: Harness) -> None:
+    provider = harness.provider
+    assert isinstance(provider, RerunsPipelines), f"{harness.platform} cannot re-run pipelines"
+    pipeline = harness.failed_pipeline()
+    await provider.rerun_pipeline(harness.ctx.repository, pipeline)
+    assert harness.reruns() == [pipeline]
+
+
+async def test_a_refused_command_is_answered_on_the_change(harness: Harness) -> None:
+    provider = harness.provider
+    if not isinstance(provider, AnswersRefusedCommands):
+        pytest.skip(f"{harness.platform} does not reply to refused commands")
+    await provider.refuse_command(harness.ctx, "drive-by")
+    [reply] = harness.our_comments()
+    assert "drive-by" in reply
+    assert "`/aac rerun`" in reply
+    assert parse_command(reply) is None  # the bot's reply is never read as a command
+    assert MARKER not in reply  # nor as the sticky report

@@ -25,3 +25,10 @@ async def jobs_done(runtime: Runtime) -> bool:
     """True when every job there is has finished (none queued, running or dead)."""
     async with runtime.sessions() as session:
         return set((await session.execute(select(Job.status))).scalars()) == {"done"}
+
+
+async def count_jobs(runtime: Runtime, kind: str) -> int:
+    """How many jobs of ``kind`` were ever queued (e.g. ``analyse_cycle``)."""
+    async with runtime.sessions() as session:
+        query = select(func.count()).select_from(Job).where(Job.kind == kind)
+        return int((await session.execute(query)).scalar_one())

@@ -18,7 +18,7 @@ from tests.bot.e2e.conftest import wait_for
 from tests.bot.e2e.queries import count, cycles, jobs_done
 from tests.bot.e2e.test_github_flow import FAILING_JUNIT
 from tests.fakes.azure_devops import Fault, User
-from tests.providers.azure_devops.conftest import SOMEONE
+from tests.providers.azure_devops.conftest import BOT, SOMEONE
 
 __all__ = ["azure_bot", "azure_server"]  # fixtures used by name below
 
@@ -212,14 +212,24 @@ async def test_rerun_command_from_a_contributor_and_from_a_reader(
     await wait_for(lambda: len(bot.statuses()) == 2, what="the final status")
     await wait_for(lambda: jobs_done(bot.runtime), what="the first report's jobs")
 
-    # A reader's command is checked against the repository's ACL and ignored.
+    # A reader's command is checked against the repository's ACL, not acted on, and a
+    # reply thread tells the reader who may.
     asked = comment(7, SHA1, "/aac rerun", {**reader.ref(), "id": reader.id})
     assert (await bot.deliver(asked)).status_code == 202
+    await wait_for(lambda: len(bot.threads()) == 2, what="the reply to the reader")
     await wait_for(lambda: jobs_done(bot.runtime), what="the reader's command handled")
     acl_reads = [r for r in bot.azure.requests if r.operation == "AccessControlLists"]
     assert len(acl_reads) == 1
     assert acl_reads[0].query["token"].startswith("repoV2/")
     assert len(bot.statuses()) == 2
+    reply = bot.threads()[-1]
+    assert reply.comments[0].content.startswith(f"@<{reader.id}> ")
+    assert reply.status == "closed"
+    # The reply comes back as the bot's own comment event: no command, nothing happens.
+    echo = comment(7, SHA1, reply.comments[0].content, BOT.ref())
+    assert (await bot.deliver(echo)).status_code == 202
+    await wait_for(lambda: jobs_done(bot.runtime), what="the echo handled")
+    assert len(bot.threads()) == 2
 
     # A contributor's command re-analyses the PR's latest cycle, which is published again.
     asked = comment(7, SHA1, "please\n/aac reanalyse", SOMEONE.ref())
@@ -227,4 +237,32 @@ async def test_rerun_command_from_a_contributor_and_from_a_reader(
     await wait_for(lambda: len(bot.statuses()) == 3, what="the re-analysed cycle's status")
     assert bot.statuses()[-1]["state"] == "failed"
     await wait_for(lambda: jobs_done(bot.runtime), what="every job to finish")
-    assert len(bot.threads()) == 1
+    assert len(bot.threads()) == 2  # the report, edited in place, and the reply
+
+
+async def test_rerun_command_on_a_failed_run_retries_its_failed_stage(azure_bot: AzureBot) -> None:
+    bot = azure_bot
+    bot.azure.add_pull_request(REPOSITORY, 7, SHA1)
+    stages = {"Build": "succeeded", "Test": "failed"}
+    bot.azure.add_build(
+        REPOSITORY, 812, source_version="f" * 40, pr=7, result="failed", stages=stages
+    )
+    bot.azure.add_test_run("Fabrikam", 812, "pytest", [_result("test_create", "Failed", "boom")])
+    run = notification("ms.vss-pipelines.run-state-changed-event")
+    run["resource"]["run"]["id"] = 812
+    project_id = bot.azure.builds[("fabrikam", 812)]["project"]["id"]
+    run["resourceContainers"]["project"]["id"] = project_id
+    assert (await bot.deliver(run)).status_code == 202
+    await wait_for(lambda: len(bot.threads()) == 1, what="the report thread from the run")
+    await wait_for(lambda: jobs_done(bot.runtime), what="the run's jobs")
+    [cycle] = await cycles(bot.runtime)
+    assert cycle.context_extra["rerun_pipeline_id"] == "812"  # where /aac rerun looks
+
+    asked = comment(7, SHA1, "/aac rerun", SOMEONE.ref())
+    assert (await bot.deliver(asked)).status_code == 202
+    await wait_for(
+        lambda: bot.azure.stage_retries == [("Fabrikam", 812, "Test")], what="the stage retried"
+    )
+    await wait_for(lambda: jobs_done(bot.runtime), what="every job to finish")
+    assert bot.azure.queued_builds == []
+    assert bot.azure.stage_retries == [("Fabrikam", 812, "Test")]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from storage.models import Job, TestCycle, WebhookDelivery
 from tests.bot.e2e.conftest import wait_for
@@ -17,7 +18,7 @@ from tests.bot.e2e.gitlab import (
     gitlab_bot,
     gitlab_server,
 )
-from tests.bot.e2e.queries import count, cycles, jobs_done
+from tests.bot.e2e.queries import count, count_jobs, cycles, jobs_done
 from tests.bot.e2e.test_github_flow import FAILING_JUNIT
 from tests.fakes.gitlab import Fault
 
@@ -47,6 +48,18 @@ async def _opened_and_reported(bot: GitlabBot, tmp_path: Path) -> int:
     await wait_for(lambda: len(bot.notes()) == 1, what="the MR note")
     await wait_for(lambda: jobs_done(bot.runtime), what="the first report's jobs")
     return pipeline
+
+
+async def _failed_pipeline_delivered(bot: GitlabBot) -> tuple[int, dict[str, Any]]:
+    """MR !5's pipeline at SHA1 failed with a test report, and its Pipeline Hook delivered:
+    the pipeline id and the report."""
+    bot.gitlab.add_merge_request(PROJECT, MR)
+    report = json.loads(TEST_REPORT.read_text())
+    pipeline = bot.gitlab.add_pipeline(
+        PROJECT, SHA1, ref=f"refs/merge-requests/{MR}/head", test_report=report
+    )
+    assert (await bot.deliver("Pipeline Hook", bot.pipeline(pipeline, SHA1, MR))).is_success
+    return pipeline, report
 
 
 async def test_merge_request_report_push_and_redelivery(
@@ -153,12 +166,7 @@ async def test_finished_pipeline_with_a_test_report_needs_no_aac_report(
     gitlab_bot: GitlabBot,
 ) -> None:
     bot = gitlab_bot
-    bot.gitlab.add_merge_request(PROJECT, MR)
-    report = json.loads(TEST_REPORT.read_text())
-    pipeline = bot.gitlab.add_pipeline(
-        PROJECT, SHA1, ref=f"refs/merge-requests/{MR}/head", test_report=report
-    )
-    assert (await bot.deliver("Pipeline Hook", bot.pipeline(pipeline, SHA1, MR))).is_success
+    pipeline, report = await _failed_pipeline_delivered(bot)
     await wait_for(
         lambda: bool(_states(bot, SHA1)) and _states(bot, SHA1)[-1] == "failed",
         what="the status from the pipeline's test report",
@@ -224,13 +232,7 @@ async def test_rerun_note_from_a_developer_acts_and_a_guest_is_told_who_may(
     await wait_for(lambda: jobs_done(bot.runtime), what="every job to finish")
     assert len(bot.notes()) == 2
     assert _states(bot, SHA1) == ["failed"]
-    async with bot.runtime.sessions() as session:
-        analyses = (
-            await session.execute(
-                select(func.count()).select_from(Job).where(Job.kind == "analyse_cycle")
-            )
-        ).scalar_one()
-    assert analyses == 2
+    assert await count_jobs(bot.runtime, "analyse_cycle") == 2
 
 
 async def test_a_push_before_results_supersedes_and_closing_cancels(gitlab_bot: GitlabBot) -> None:
@@ -257,3 +259,19 @@ async def test_a_push_before_results_supersedes_and_closing_cancels(gitlab_bot: 
     await wait_for(lambda: jobs_done(bot.runtime), what="every job to finish")
     assert [c.status for c in await cycles(bot.runtime)] == ["superseded", "cancelled"]
     assert bot.notes() == []  # nothing was reported, so no note
+
+
+async def test_rerun_note_on_a_failed_pipeline_retries_it(gitlab_bot: GitlabBot) -> None:
+    bot = gitlab_bot
+    pipeline, _report = await _failed_pipeline_delivered(bot)
+    await wait_for(lambda: len(bot.notes()) == 1, what="the MR note from the pipeline")
+    await wait_for(lambda: jobs_done(bot.runtime), what="the pipeline's jobs")
+    [cycle] = await cycles(bot.runtime)
+    assert cycle.context_extra["rerun_pipeline_id"] == str(pipeline)  # where /aac rerun looks
+
+    asked = bot.note(MR, "flaky?\n/aac rerun", author=DEVELOPER_USER)
+    assert (await bot.deliver("Note Hook", asked)).status_code == 202
+    await wait_for(lambda: bot.gitlab.pipeline_retries == [pipeline], what="the pipeline retried")
+    await wait_for(lambda: jobs_done(bot.runtime), what="every job to finish")
+    assert await count_jobs(bot.runtime, "analyse_cycle") == 1  # re-run, not re-analysed
+    assert bot.gitlab.pipeline_retries == [pipeline]
