@@ -211,3 +211,68 @@ async def test_a_finished_pipeline_runs_the_suites_it_triggers(
     assert cycle is not None
     assert cycle.trigger == "pipeline_finished"
     assert await cycle_for(bot, cancelled_sha) is None  # a cancelled pipeline runs nothing
+
+
+def manual_yml(command: str) -> str:
+    """A pull request's `unit` suite beside a `nightly` suite only started by hand."""
+    return aac_yml("true", results="none/*.xml") + (
+        "  - name: nightly\n"
+        "    triggers: [manual]\n"
+        "    run:\n"
+        f"      command: {command!r}\n"
+        "      results: 'none/*.xml'\n"
+    )
+
+
+async def test_aac_run_starts_a_manual_suite_and_aac_rerun_runs_it_again(
+    bot: RunningBot, repo: GitRepo, nodes: Nodes, tmp_path: Path
+) -> None:
+    await install(bot)
+    ran = tmp_path / "nightly-runs"
+    nodes.start("node-manual")
+    sha = await opened(bot, repo, {".aac.yml": manual_yml(f"echo ran >> {ran}")})
+    await completed_run(bot, sha)  # unit, started by the pull request
+    bot.github.set_permission(REPOSITORY, "maintainer", "write")
+
+    # A suite the file does not have: the maintainer is told which ones can be started.
+    assert (
+        await bot.deliver("issue_comment", comment("/aac run nightlly", "maintainer"))
+    ).is_success
+
+    async def answered() -> bool:
+        return any("`nightly`" in c.body for c in bot.github.issue_comments(REPOSITORY, PR))
+
+    await wait_for(answered, 30, "the reply naming the manual suites")
+
+    assert (
+        await bot.deliver("issue_comment", comment("/aac run nightly", "maintainer"))
+    ).is_success
+
+    async def nightly_runs(count: int) -> bool:
+        async with bot.runtime.sessions() as session:
+            states = (
+                await session.execute(select(RunnerJob.state).where(RunnerJob.suite == "nightly"))
+            ).scalars()
+            return [*states] == ["done"] * count
+
+    await wait_for(lambda: nightly_runs(1), 60, "the manual suite's node run")
+    assert ran.read_text() == "ran\n"
+
+    assert (await bot.deliver("issue_comment", comment("/aac rerun", "maintainer"))).is_success
+    await wait_for(lambda: nightly_runs(2), 60, "the re-run on a node")
+    assert ran.read_text() == "ran\nran\n"
+    async with bot.runtime.sessions() as session:
+        rows = await session.execute(
+            select(TestCycle.trigger, TestCycle.run_attempt, TestCycle.status)
+            .where(TestCycle.suite == "nightly")
+            .order_by(TestCycle.run_attempt)
+        )
+        nightly = [tuple(row) for row in rows.all()]
+    assert [(trigger, attempt) for trigger, attempt, _ in nightly] == [("manual", 1), ("manual", 2)]
+
+    # Each attempt has a check run of its own on the commit, as GitHub's own re-runs do.
+    async def both_published() -> bool:
+        runs = [r for r in bot.github.check_runs.values() if r.name.endswith("nightly")]
+        return len(runs) == 2 and all(r.status == "completed" for r in runs)
+
+    await wait_for(both_published, 60, "both nightly check runs to complete")
