@@ -4,6 +4,9 @@ repository's ``.aac.yml`` served by the fake GitHub, and ``/aac approve`` for a 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+from asyncio.subprocess import PIPE
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,16 @@ from tests.bot.e2e.conftest import (
     retarget,
     wait_for,
 )
-from tests.bot.runner.conftest import PYTEST, TESTS, GitRepo, Nodes, aac_yml, job_of
+from tests.bot.runner.conftest import (
+    PYTEST,
+    TESTS,
+    GitRepo,
+    Nodes,
+    aac_yml,
+    job_of,
+    wait_for_state,
+)
+from tests.conftest import TEST_KEYS
 from tests.github_constants import OWNER
 
 PR = 7
@@ -276,3 +288,60 @@ async def test_aac_run_starts_a_manual_suite_and_aac_rerun_runs_it_again(
         return len(runs) == 2 and all(r.status == "completed" for r in runs)
 
     await wait_for(both_published, 60, "both nightly check runs to complete")
+
+
+async def test_the_api_and_cli_start_a_manual_suite_without_a_comment(
+    bot: RunningBot, repo: GitRepo, nodes: Nodes, tmp_path: Path
+) -> None:
+    await install(bot)
+    ran = tmp_path / "nightly-runs"
+    yml = manual_yml(f"echo ran >> {ran}")
+    sha = repo.commit({".aac.yml": yml})
+    bot.github.add_contents(REPOSITORY, ".aac.yml", yml.encode(), ref=sha)
+    url, auth = f"{bot.url}/api/v1/cycles/manual", {"Authorization": f"Bearer {bot.api_key}"}
+
+    def body(suite: str) -> dict[str, str]:
+        return {"source": "github", "repository": REPOSITORY, "sha": sha, "suite": suite}
+
+    unknown = await bot.http.post(url, json=body("nightlly"), headers=auth)
+    assert unknown.status_code == 404, unknown.text
+    assert unknown.json()["error"] == "suite_not_found"
+    not_manual = await bot.http.post(url, json=body("unit"), headers=auth)
+    assert not_manual.status_code == 422, not_manual.text
+    assert not_manual.json()["error"] == "suite_not_manual"
+    assert (await bot.http.post(url, json=body("nightly"))).status_code == 401
+
+    started = await bot.http.post(url, json=body("nightly"), headers=auth)
+    assert started.status_code == 201, started.text
+    assert (started.json()["trigger"], started.json()["pr"]) == ("manual", None)
+    again = await bot.http.post(url, json=body("nightly"), headers=auth)
+    assert (again.status_code, again.json()["id"]) == (200, started.json()["id"])  # running
+    nodes.start("node-api")
+    await wait_for_state(bot, started.json()["id"], "done")
+
+    # The operator's command: the organisation is the one whose cycles name the repository.
+    settings = bot.runtime.settings
+    env = {
+        "PATH": os.environ["PATH"],
+        "AAC_DATABASE_URL": settings.database_url,
+        "AAC_SECRET_KEYS": TEST_KEYS,
+        "AAC_PUBLIC_URL": settings.public_url,
+    }
+    argv = ["cycles", "run", "--repo", REPOSITORY, "--sha", sha, "--suite", "nightly"]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *argv, env=env, stdout=PIPE, stderr=PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert b"started cycle" in out
+    async with bot.runtime.sessions() as session:
+        attempts = (
+            await session.execute(select(TestCycle.run_attempt).where(TestCycle.suite == "nightly"))
+        ).scalars()
+        assert sorted(attempts) == [1, 2]
+    refused = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *argv[:-1], "unit", env=env, stdout=PIPE, stderr=PIPE
+    )
+    _, err = await refused.communicate()
+    assert refused.returncode != 0
+    assert b"suite `unit` cannot be started by hand" in err
