@@ -25,7 +25,9 @@ from bot.webhooks.endpoint import WebhookEndpoint, WebhookEndpoints
 from bot.webhooks.intake import DeliveryWriter
 from bot.webhooks.pacing import IntakeActivity, IntakeFirstPacer
 from bot.worker import Handler, Worker, WorkerConfig, listen_dsn_for
+from providers.factory import ProviderShared
 from providers.registry import packages
+from storage.write_slots import WriteSlots
 
 log = logging.getLogger("aac.app")
 WEBHOOKS_PREFIX = "/webhooks/"
@@ -134,6 +136,7 @@ def create_app(
             if task is not None:
                 await task
             await app.state.delivery_writer.close()
+            await app.state.provider_shared.close()
             for endpoint in app.state.webhook_endpoints.all():
                 endpoint.rejections.flush()
             await runtime.close()
@@ -182,4 +185,7 @@ def create_app(
     app.state.delivery_writer = delivery_writer
     app.state.intake_activity = intake_activity
     app.state.webhook_endpoints = endpoints
+    # For the API's manual start, which reads .aac.yml through the SCM; its writes are paced
+    # with every other process's through the database.
+    app.state.provider_shared = ProviderShared.paced(WriteSlots(runtime.engine))
     return app

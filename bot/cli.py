@@ -133,6 +133,21 @@ def _parser() -> argparse.ArgumentParser:
     cycle_open.add_argument(
         "--days", type=int, default=90, choices=range(1, 367), metavar="N", help="valid for (90)"
     )
+    cycle_run = cycles.add_parser(
+        "run", help="start a suite with the manual trigger at a commit (as `/aac run SUITE`)"
+    )
+    cycle_run.add_argument("--repo", required=True, metavar="OWNER/NAME")
+    cycle_run.add_argument("--sha", required=True, help="the commit to run the suite at")
+    cycle_run.add_argument("--suite", required=True, help="a suite of .aac.yml with `manual`")
+    cycle_run.add_argument(
+        "--source", default="github", help="the SCM package: github, gitlab, azure (github)"
+    )
+    cycle_run.add_argument(
+        "--org", help="the organisation (default: the one whose cycles name the repository)"
+    )
+    cycle_run.add_argument(
+        "--host", help="the SCM's API host (default: where the organisation's credentials point)"
+    )
 
     from providers.registry import cli_groups
 

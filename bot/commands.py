@@ -213,7 +213,12 @@ def db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cycles(args: argparse.Namespace, settings: Settings) -> int:
-    """``aac cycles open ID``: a fresh signed link to the cycle's report page."""
+    """``aac cycles open ID``: a fresh signed link to the cycle's report page; ``aac cycles
+    run``: start a manual suite at a commit."""
+    if args.cycles_cmd == "run":
+        from bot.manual_command import run_manual
+
+        return with_runtime(settings, lambda runtime: run_manual(args, runtime))
     from bot.links import signed_report_url
     from storage.models import TestCycle
 

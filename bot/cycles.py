@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -98,6 +98,40 @@ async def create_cycle(
     return cycle, True
 
 
+async def open_attempt(
+    session: AsyncSession, org_id: int, ctx: CiContext
+) -> tuple[TestCycle, bool]:
+    """A cycle of ``ctx.suite`` at ``ctx.sha`` that no pipeline fills (a testing node's run,
+    a manual start): the one still unfinished, if any, else a new run attempt (created now).
+
+    Every run of a suite at one commit is a cycle of its own, numbered by ``run_attempt`` as
+    GitHub numbers a workflow's re-runs: the earlier attempts keep their results, which the
+    history reads (the same commit passing and failing is flakiness), and point at the new
+    one with ``superseded_by``; the PR's comment moves on to the new one when it publishes.
+    """
+    rows = await session.execute(
+        select(TestCycle)
+        .where(
+            *same_change(org_id, ctx.source, ctx.host, ctx.repository),
+            TestCycle.sha == ctx.sha,
+            TestCycle.suite == ctx.suite,
+            TestCycle.pipeline_id == "",
+        )
+        .order_by(TestCycle.run_attempt.desc())
+    )
+    earlier = list(rows.scalars())
+    for cycle in earlier:
+        if cycle.status in UNFINISHED_STATUSES:
+            return cycle, False
+    attempt = earlier[0].run_attempt + 1 if earlier else 1
+    fresh = replace(ctx, pipeline_id=None, pipeline_url=None, run_attempt=attempt)
+    cycle, created = await create_cycle(session, org_id, fresh)
+    if created:
+        for old in earlier:
+            old.superseded_by = old.superseded_by or cycle.id
+    return cycle, created
+
+
 async def _find_existing(
     session: AsyncSession, org_id: int, ctx: CiContext, idempotency_key: str | None
 ) -> TestCycle | None:
@@ -169,6 +203,20 @@ async def cycles_for_commit(
         .order_by(TestCycle.created_at.desc())
     )
     return list(rows.scalars())
+
+
+async def latest_of_change(
+    session: AsyncSession, org_id: int, source: str, host: str, repository: str, pr: int
+) -> TestCycle | None:
+    """The change's newest cycle, whatever its suite: it names the change's latest head commit
+    as the bot last saw it."""
+    rows = await session.execute(
+        select(TestCycle)
+        .where(*same_change(org_id, source, host, repository), TestCycle.pr == pr)
+        .order_by(TestCycle.created_at.desc(), TestCycle.id)
+        .limit(1)
+    )
+    return rows.scalars().first()
 
 
 async def supersede_older(session: AsyncSession, cycle: TestCycle) -> list[TestCycle]:

@@ -15,6 +15,7 @@ from providers.events import (
     PipelineFinished,
     RerunRequested,
     RunApproved,
+    RunRequested,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "PipelineFinished",
     "RerunRequested",
     "RunApproved",
+    "RunRequested",
 ]

@@ -259,6 +259,17 @@ class AnswersRefusedCommands(Protocol):
 
 
 @runtime_checkable
+class AnswersCommands(Protocol):
+    """A provider that replies on the change to an ``/aac`` command it could not carry out."""
+
+    async def answer_command(self, ctx: CiContext, user: str, message: str) -> None:
+        """Post ``message`` on ``ctx.pr`` as a new comment addressed to ``user`` (mentioned
+        where the platform mentions by login). Never retried blindly: a repeated reply is
+        noise, a lost one only a missed hint."""
+        ...
+
+
+@runtime_checkable
 class KnowsBotIdentity(Protocol):
     """A provider that knows the login its own writes appear under, to ignore its own events."""
 

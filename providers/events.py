@@ -14,14 +14,27 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-# ``/aac rerun``, ``/aac reanalyse`` or ``/aac approve`` at the start of a line of a comment.
+# ``/aac rerun``, ``/aac reanalyse``, ``/aac approve`` or ``/aac run [SUITE]`` at the start of
+# a line of a comment; a word after ``run`` on the same line names the suite.
 COMMAND = re.compile(
-    r"^\s*/aac\s+(rerun|reanalyse|reanalyze|approve)\b", re.IGNORECASE | re.MULTILINE
+    r"^\s*/aac\s+(rerun|reanalyse|reanalyze|approve|run)\b(?:[ \t]+(\S+))?",
+    re.IGNORECASE | re.MULTILINE,
 )
 APPROVE = "approve"
+RUN = "run"
+
+
+class Command(NamedTuple):
+    """A parsed ``/aac`` command: its verb, whether it re-analyses, and for ``run`` the suite
+    named (None: every suite with the ``manual`` trigger). A tuple, so ``command[0]`` is the
+    verb wherever an inbound parser labels its event with it."""
+
+    verb: str
+    reanalyse: bool
+    suite: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,6 +139,19 @@ class RunApproved(Origin):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RunRequested(Origin):
+    """``/aac run [SUITE]`` on a change: start a suite with the ``manual`` trigger (every such
+    suite when none is named) at the change's latest commit."""
+
+    repository: str
+    number: int
+    suite: str | None = None
+    requested_by: str | None = None
+    sha: str | None = None  # the command names no commit: the change's latest cycle
+    needs_permission_check: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InstallationChanged(Origin):
     """The bot's installation or credentials changed (GitHub App installation events)."""
 
@@ -149,6 +175,7 @@ Event = (
     | PipelineFinished
     | RerunRequested
     | RunApproved
+    | RunRequested
     | InstallationChanged
 )
 
@@ -163,30 +190,36 @@ def host_of(url: str) -> str:
     return f"{host}:{port}" if host and port else host
 
 
-def parse_command(text: str) -> tuple[str, bool] | None:
-    """``("rerun", False)`` / ``("reanalyse", True)`` / ``("approve", False)`` for a comment
-    carrying an ``/aac`` command, else None."""
+def parse_command(text: str) -> Command | None:
+    """The first ``/aac`` command of a comment (``rerun``, ``reanalyse``, ``approve``, ``run``
+    with its suite, if named), else None."""
     match = COMMAND.search(text)
     if match is None:
         return None
     verb = {"reanalyze": "reanalyse"}.get(match.group(1).lower(), match.group(1).lower())
-    return verb, verb == "reanalyse"
+    # Only ``run`` takes an argument; words after the other verbs stay ignored as before.
+    suite = match.group(2) if verb == RUN else None
+    return Command(verb, verb == "reanalyse", suite)
 
 
 def chat_command(
-    command: tuple[str, bool],
+    command: Command,
     origin: dict[str, Any],
     *,
     repository: str,
     number: int,
     requested_by: str | None,
-) -> RerunRequested | RunApproved:
+) -> RerunRequested | RunApproved | RunRequested:
     """The event a parsed ``/aac`` command on a change asks for, whichever SCM it came from;
     every such command is checked against the requester's permission."""
-    verb, reanalyse = command
+    verb, reanalyse, suite = command
     if verb == APPROVE:
         return RunApproved(
             **origin, repository=repository, number=number, requested_by=requested_by
+        )
+    if verb == RUN:
+        return RunRequested(
+            **origin, repository=repository, number=number, suite=suite, requested_by=requested_by
         )
     return RerunRequested(
         **origin,

@@ -14,9 +14,12 @@ from starlette.routing import Route
 from bot import cycles
 from bot.api.auth import require_api_key
 from bot.api.errors import ApiError
-from bot.api.schemas import CycleComplete, CycleCreate, parse_body
+from bot.api.schemas import CycleComplete, CycleCreate, ManualCycleCreate, parse_body
 from bot.api.uploads import Upload, UploadLimits, read_uploads
 from bot.cycle_uploads import store_upload
+from bot.handlers.context import HandlerContext
+from bot.manual_runs import ManualRunRefused
+from bot.manual_start import ManualStart, start_manual
 from bot.results.errors import ResultFileError
 from bot.results.limits import ParseLimits
 from bot.results.parse import parse_results
@@ -67,6 +70,27 @@ async def create_cycle(request: Request) -> JSONResponse:
         if not ctx.host:
             ctx.host = await default_host(session, key.org_id, ctx.source)
         cycle, created = await cycles.create_cycle(session, key.org_id, ctx, idempotency_key=idem)
+    return _json(cycle, runtime, 201 if created else 200)
+
+
+async def start_manual_cycle(request: Request) -> JSONResponse:
+    """Start a suite with the ``manual`` trigger at a commit, as ``/aac run SUITE`` does on a
+    change: 201 with the new cycle, 200 with the one still running, 4xx saying why not."""
+    runtime = _runtime(request)
+    body = parse_body(ManualCycleCreate, await request.body())
+    async with runtime.sessions.begin() as session:
+        key = await require_api_key(request, session, scope="report")
+        host = body.host.lower() or await default_host(session, key.org_id, body.source)
+        org = await session.get_one(Organization, key.org_id)
+    start = ManualStart(body.source, host, body.repository, body.sha.lower(), body.suite)
+    hctx = HandlerContext(runtime, request.app.state.provider_shared)
+    try:
+        cycle, created = await start_manual(hctx, org, start)
+    except ManualRunRefused as refused:
+        raise ApiError(refused.status, refused.code, refused.message) from None
+    wake = getattr(request.app.state, "wake_worker", None)
+    if wake is not None:
+        wake()
     return _json(cycle, runtime, 201 if created else 200)
 
 
@@ -223,6 +247,7 @@ async def complete_cycle(request: Request) -> JSONResponse:
 ROUTES = [
     Route("/api/v1/cycles", create_cycle, methods=["POST"]),
     Route("/api/v1/cycles", list_cycles, methods=["GET"]),
+    Route("/api/v1/cycles/manual", start_manual_cycle, methods=["POST"]),
     Route("/api/v1/cycles/{cycle_id}", get_cycle, methods=["GET"]),
     Route("/api/v1/cycles/{cycle_id}/results", upload_results, methods=["POST"]),
     Route("/api/v1/cycles/{cycle_id}/complete", complete_cycle, methods=["POST"]),

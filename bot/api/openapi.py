@@ -38,6 +38,11 @@ def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+_HOST = {
+    "type": "string",
+    "description": "the SCM's API host; default: where the organisation's credentials for "
+    "the source point",
+}
 _NULLABLE_STR = {"type": ["string", "null"]}
 _NULLABLE_INT = {"type": ["integer", "null"]}
 _OUTCOME = {"enum": ["success", "failure", "cancelled", "timed_out", None]}
@@ -72,11 +77,7 @@ SPEC: dict[str, Any] = {
                         "type": "string",
                         "description": "github, gitlab, azure or a runner",
                     },
-                    "host": {
-                        "type": "string",
-                        "description": "the SCM's API host; default: where the organisation's "
-                        "credentials for the source point",
-                    },
+                    "host": _HOST,
                     "repository": {"type": "string"},
                     "sha": {"type": "string"},
                     "pr": _NULLABLE_INT,
@@ -87,6 +88,22 @@ SPEC: dict[str, Any] = {
                     "run_attempt": {"type": "integer", "default": 1},
                     "suite": {"type": "string", "default": "tests"},
                     "trigger": {"type": "string", "default": "ci"},
+                },
+            },
+            "ManualCycleCreate": {
+                "type": "object",
+                "required": ["source", "repository", "sha", "suite"],
+                "additionalProperties": False,
+                "properties": {
+                    "source": {"type": "string", "description": "github, gitlab or azure"},
+                    "host": _HOST,
+                    "repository": {"type": "string"},
+                    "sha": {"type": "string"},
+                    "suite": {
+                        "type": "string",
+                        "description": "a suite of .aac.yml at the commit whose triggers "
+                        "include manual",
+                    },
                 },
             },
             "Totals": {
@@ -173,6 +190,24 @@ SPEC: dict[str, Any] = {
                     **_errors(401, 422, 429),
                 },
             },
+        },
+        "/api/v1/cycles/manual": {
+            "post": {
+                "summary": "Start a suite with the manual trigger at a commit (as /aac run)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/ManualCycleCreate"}
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _ok("Started: its status is queued, a run suite's job too", _CYCLE),
+                    "200": _ok("The suite's cycle at the commit that is still running", _CYCLE),
+                    **_errors(400, 401, 404, 409, 422, 429),
+                },
+            }
         },
         "/api/v1/cycles/{cycle_id}": {
             "get": {

@@ -19,8 +19,8 @@ from providers.context import CiContext
 M = TypeVar("M", bound=BaseModel)
 
 
-class CycleCreate(BaseModel):
-    """``POST /api/v1/cycles``: the CI context a cycle is born with."""
+class _Commit(BaseModel):
+    """A commit of a repository of an SCM, as request bodies name it."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -30,6 +30,11 @@ class CycleCreate(BaseModel):
     host: str = Field(default="", max_length=255, pattern=r"^[A-Za-z0-9.:-]*$")
     repository: str = Field(min_length=1, max_length=300)
     sha: str = Field(min_length=4, max_length=64, pattern=r"^[0-9a-fA-F]+$")
+
+
+class CycleCreate(_Commit):
+    """``POST /api/v1/cycles``: the CI context a cycle is born with."""
+
     pr: int | None = Field(default=None, ge=1)
     ref: str | None = Field(default=None, max_length=300)
     base_ref: str | None = Field(default=None, max_length=300)
@@ -66,6 +71,12 @@ class CycleCreate(BaseModel):
             suite=self.suite,
             trigger=self.trigger,
         )
+
+
+class ManualCycleCreate(_Commit):
+    """``POST /api/v1/cycles/manual``: a suite with the ``manual`` trigger to start at a commit."""
+
+    suite: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
 
 
 class CycleComplete(BaseModel):

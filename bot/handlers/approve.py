@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cycles import queue_publish, same_change
 from bot.events import RunApproved
-from bot.handlers.context import EventRun
+from bot.handlers.context import EventRun, nothing
 from bot.handlers.rerun import requester_may
 from bot.runner_jobs import approve_runner_job
 from storage.models import RunnerJob, TestCycle
@@ -29,10 +29,10 @@ async def handle(run: EventRun, event: RunApproved) -> None:
         waiting = await awaiting_approval(session, run.org_id, run.host, event)
     if waiting is None:
         log.info("ignored /aac approve: no cycle of the change waits for approval")
-        await run.write(_nothing)  # the delivery is still marked processed
+        await run.write(nothing)  # the delivery is still marked processed
         return
     if not await requester_may(run, event):
-        await run.write(_nothing)
+        await run.write(nothing)
         return
     await run.write(lambda s: approve(s, run, event))
 
@@ -64,7 +64,3 @@ async def approve(session: AsyncSession, run: EventRun, event: RunApproved) -> R
         log.info("fork run approved", extra={"cycle": cycle.id, "by": event.requested_by})
         await queue_publish(session, cycle)
     return job
-
-
-async def _nothing(_session: AsyncSession) -> None:
-    return None

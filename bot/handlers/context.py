@@ -63,3 +63,8 @@ def installation_extra(installation_id: int | None) -> dict[str, Any]:
     """The context ``extra`` a cycle opened by an App installation's event carries (the
     factory finds the installation by it)."""
     return {} if installation_id is None else {"installation_id": installation_id}
+
+
+async def nothing(_session: AsyncSession) -> None:
+    """The write of an event that changes nothing: only its delivery is marked processed."""
+    return None

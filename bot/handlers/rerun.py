@@ -1,6 +1,8 @@
 """Re-run and re-analyse: a button in the SCM (GitHub's check run actions and "Re-run"),
 and ``/aac rerun`` / ``/aac reanalyse`` comments or notes from users who may write to the
-repository.
+repository. Re-running a ``run`` suite's cycle runs the suite again on a testing node, as a
+new attempt at the same commit (bot/cycles.py ``open_attempt``); a ``report`` suite's re-runs
+the pipeline behind it where the SCM can, else re-analyses.
 
 Three steps, so that no transaction is open while the SCM is asked anything (a re-run is a
 paced write, whose write slot is a row update on another connection: inside the job's
@@ -20,9 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import cycles
 from bot.cycles import same_change
-from bot.events import RerunRequested, RunApproved
-from bot.handlers.context import EventRun
+from bot.events import RerunRequested, RunApproved, RunRequested
+from bot.handlers.context import EventRun, nothing
 from bot.handlers.pipeline import RERUN_PIPELINE_KEYS
+from bot.handlers.repo_files import read_repo_config
+from bot.suite_runs import context_of, start_suite
+from config.repo_config import SuiteConfig
 from providers.base import (
     AnswersRefusedCommands,
     ChecksCommandPermission,
@@ -31,7 +36,7 @@ from providers.base import (
 )
 from providers.context import CiContext
 from storage import queue
-from storage.models import TestCycle
+from storage.models import RunnerJob, TestCycle
 
 log = logging.getLogger("aac.handlers.rerun")
 
@@ -65,13 +70,43 @@ class RerunDone:
     pipelines: list[str]
 
 
+# The suite each re-run ``run`` suite's cycle (by commit and suite) runs again, as
+# ``.aac.yml`` at that commit says; None: the file gave no ``run`` suite of that name.
+NodeRuns = dict[tuple[str, str], SuiteConfig | None]
+
+
 async def handle(run: EventRun, event: RerunRequested) -> None:
-    """Plan, then re-analyse in one write, then re-run the pipelines."""
+    """Plan, then re-analyse or start the node runs in one write, then re-run the pipelines."""
     if not await allowed(run, event):
-        await run.write(_nothing)  # the delivery is still marked processed
+        await run.write(nothing)  # the delivery is still marked processed
         return
-    done = await run.write(lambda s: apply(s, run, event))
+    node_runs = await node_run_suites(run, event)
+    done = await run.write(lambda s: apply(s, run, event, node_runs))
     await rerun_pipelines(run, event, done.pipelines)
+
+
+async def node_run_suites(run: EventRun, event: RerunRequested) -> NodeRuns:
+    """For the targets a testing node ran (their cycle has a runner job), their suite in
+    ``.aac.yml`` at their commit, read before any transaction opens; none to re-analyse."""
+    if event.reanalyse:
+        return {}
+    async with run.hctx.runtime.sessions() as session:
+        targets = await _targets(session, run.org_id, run.host, event)
+        ran = set(
+            (
+                await session.execute(
+                    select(RunnerJob.cycle_id).where(
+                        RunnerJob.cycle_id.in_([c.id for c in targets])
+                    )
+                )
+            ).scalars()
+        )
+    found: NodeRuns = {}
+    for cycle in (c for c in targets if c.id in ran):
+        config = await read_repo_config(run, event.source, event.repository, cycle.sha)
+        suites = [s for s in (config.suites if config else []) if s.name == cycle.suite]
+        found[(cycle.sha, cycle.suite)] = suites[0] if suites and suites[0].run else None
+    return found
 
 
 async def allowed(run: EventRun, event: RerunRequested) -> bool:
@@ -84,7 +119,18 @@ async def allowed(run: EventRun, event: RerunRequested) -> bool:
     return await requester_may(run, event)
 
 
-async def requester_may(run: EventRun, event: RerunRequested | RunApproved) -> bool:
+def command_context(run: EventRun, event: RerunRequested | RunApproved | RunRequested) -> CiContext:
+    """The change a chat command was written on, to answer it there."""
+    return CiContext(
+        source=event.source,
+        host=run.host,
+        repository=event.repository,
+        sha=event.sha or "",
+        pr=event.number,
+    )
+
+
+async def requester_may(run: EventRun, event: RerunRequested | RunApproved | RunRequested) -> bool:
     """Whether the chat command's author may ask for it: one the SCM lets write to the
     repository, and not the bot itself. A refused author is told so where the SCM can."""
     provider = run.provider
@@ -97,24 +143,13 @@ async def requester_may(run: EventRun, event: RerunRequested | RunApproved) -> b
             extra={"user": event.requested_by},
         )
         if isinstance(provider, AnswersRefusedCommands) and event.requested_by and event.number:
-            ctx = CiContext(
-                source=event.source,
-                host=run.host,
-                repository=event.repository,
-                sha=event.sha or "",
-                pr=event.number,
-            )
-            await provider.refuse_command(ctx, event.requested_by)
+            await provider.refuse_command(command_context(run, event), event.requested_by)
         return False
     # The bot's own notes, where the SCM's payload could not tell (GitLab names no bot).
     if isinstance(provider, KnowsBotIdentity) and event.requested_by == await provider.bot_login():
         log.info("ignored /aac command written by the bot itself")
         return False
     return True
-
-
-async def _nothing(_session: AsyncSession) -> None:
-    return None
 
 
 def _pipeline(cycle: TestCycle) -> str | None:
@@ -125,8 +160,11 @@ def _pipeline(cycle: TestCycle) -> str | None:
     return None
 
 
-async def apply(session: AsyncSession, run: EventRun, event: RerunRequested) -> RerunDone:
-    """Re-run the pipeline behind each target cycle when the provider can, else re-analyse.
+async def apply(
+    session: AsyncSession, run: EventRun, event: RerunRequested, node_runs: NodeRuns | None = None
+) -> RerunDone:
+    """Run a testing node's suite again as a fresh cycle; re-run the pipeline behind any other
+    target cycle when the provider can, else re-analyse it.
 
     Only the database changes here, in the caller's transaction; the targets are read again
     in it, since they may have moved on while the permission was checked.
@@ -134,7 +172,11 @@ async def apply(session: AsyncSession, run: EventRun, event: RerunRequested) -> 
     done: list[str] = []
     pipelines: list[str] = []
     can_rerun = isinstance(run.provider, RerunsPipelines)
+    node_runs = node_runs or {}
     for cycle in await _targets(session, run.org_id, run.host, event):
+        if (cycle.sha, cycle.suite) in node_runs:
+            done.append(await _run_again(session, run, cycle, node_runs[(cycle.sha, cycle.suite)]))
+            continue
         pipeline = _pipeline(cycle)
         if not event.reanalyse and pipeline and can_rerun:
             pipelines.append(pipeline)
@@ -154,6 +196,20 @@ async def apply(session: AsyncSession, run: EventRun, event: RerunRequested) -> 
         # while (bot/analyse.py), and only then, after which it publishes the report.
         done.append(f"reanalyse {cycle.id}")
     return RerunDone(done, pipelines)
+
+
+async def _run_again(
+    session: AsyncSession, run: EventRun, cycle: TestCycle, suite: SuiteConfig | None
+) -> str:
+    """A fresh node run of ``cycle``'s suite at its commit (the fork rule as for its push); a
+    cycle still running, or a suite ``.aac.yml`` no longer runs, is left as it is."""
+    if suite is None:
+        log.info("not re-run: .aac.yml has no run suite of that name", extra={"cycle": cycle.id})
+        return f"skip {cycle.id}"
+    fresh, created = await start_suite(
+        session, run.org_id, context_of(cycle, trigger=cycle.trigger), suite
+    )
+    return f"run {fresh.id}" if created else f"running {fresh.id}"
 
 
 async def rerun_pipelines(run: EventRun, event: RerunRequested, pipelines: list[str]) -> None:

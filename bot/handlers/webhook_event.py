@@ -21,8 +21,9 @@ from bot.events import (
     PipelineFinished,
     RerunRequested,
     RunApproved,
+    RunRequested,
 )
-from bot.handlers import approve, change, installation, pipeline, rerun
+from bot.handlers import approve, change, installation, manual_run, pipeline, rerun
 from bot.handlers.context import EventRun, HandlerContext, installation_extra
 from bot.worker import PermanentJobError
 from providers.context import CiContext
@@ -53,6 +54,7 @@ ROUTES: dict[type[Event], Route] = {
     PipelineFinished: Route(pipeline.ingest),
     RerunRequested: Route(rerun.handle),
     RunApproved: Route(approve.handle),
+    RunRequested: Route(manual_run.handle),
     InstallationChanged: Route(installation.handle, scoped=False),
 }
 

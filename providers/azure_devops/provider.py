@@ -556,6 +556,27 @@ class AzureDevOpsProvider:
             return thread, first
         return None
 
+    async def answer_command(self, ctx: CiContext, user: str, message: str) -> None:
+        """Reply to an ``/aac`` command with a new thread on the pull request (``user`` is an
+        identity id, which a comment cannot mention by name: the reply stands alone)."""
+        if ctx.pr is None:
+            return
+        project, repo = split_repository(ctx.repository)
+        pr = ctx.pr
+        sent: list[bool] = []
+
+        def create() -> None:
+            if sent:
+                return  # the failed attempt may have landed: a reply twice is noise
+            sent.append(True)
+            thread = GitPullRequestCommentThread(
+                comments=[Comment(parent_comment_id=0, content=message, comment_type="text")],
+                status="closed" if self._close_threads else "active",
+            )
+            self._clients.git.create_thread(thread, repo, pr, project=project)
+
+        await self._call("reply to an /aac command", create)
+
     # -- who may run /aac commands -----------------------------------------------------
     async def may_run_commands(self, repository: str, user: str) -> bool:
         """True when ``user`` (an identity id, as a comment's author carries it) is allowed

@@ -919,6 +919,24 @@ class GithubProvider:
         """True for users with write access or more (write, maintain, admin)."""
         return await self.collaborator_permission(repository, user) in WRITE_PERMISSIONS
 
+    async def answer_command(self, ctx: CiContext, user: str, message: str) -> None:
+        """Reply to ``user``'s ``/aac`` command with a new comment on the pull request."""
+        if ctx.pr is None:
+            return
+        owner, repo = split_repository(ctx.repository)
+
+        async def send(token: str, attempt: int) -> None:
+            if attempt > 1:
+                return  # the failed attempt may have landed: a reply twice is noise
+            await self._gh.post(
+                "/repos/{owner}/{repo}/issues/{number}/comments",
+                {"owner": owner, "repo": repo, "number": ctx.pr},
+                data={"body": f"@{user} {message}"},
+                oauth_token=token,
+            )
+
+        await self._call("reply to an /aac command", send)
+
     async def pipeline_results(
         self, repository: str, pipeline_id: str, wanted: ArtifactFilter | None = None
     ) -> PipelineResults:

@@ -358,10 +358,16 @@ class GitlabProvider:
     # -- optional capabilities --------------------------------------------------------
     async def refuse_command(self, ctx: CiContext, user: str) -> None:
         """Tell ``user`` on the MR that ``/aac`` commands need Developer access or above."""
+        await self._reply(ctx, refusal_note(user), "reply to a refused command")
+
+    async def answer_command(self, ctx: CiContext, user: str, message: str) -> None:
+        """Reply to ``user``'s ``/aac`` command with a new note on the MR."""
+        await self._reply(ctx, f"@{user} {message}", "reply to an /aac command")
+
+    async def _reply(self, ctx: CiContext, body: str, action: str) -> None:
         iid = ctx.pr
         if iid is None:
             return
-        body = refusal_note(user)
 
         def create() -> None:
             project = self._gl.projects.get(ctx.repository, lazy=True)
@@ -370,7 +376,7 @@ class GitlabProvider:
                 {"body": body}, retry_transient_errors=False
             )
 
-        await self._call("reply to a refused command", create)
+        await self._call(action, create)
 
     async def rerun_pipeline(self, repository: str, pipeline_id: str) -> None:
         """Retry the failed and canceled jobs of pipeline ``pipeline_id`` (GitLab keeps the

@@ -57,6 +57,9 @@ class RecordingProvider:
     async def refuse_command(self, ctx: CiContext, user: str) -> None:
         self.calls.append(("refuse_command", str(ctx.pr), user))
 
+    async def answer_command(self, ctx: CiContext, user: str, message: str) -> None:
+        self.calls.append(("answer_command", str(ctx.pr), user, message))
+
     async def bot_login(self) -> str:
         return self.login
 

@@ -4,6 +4,9 @@ repository's ``.aac.yml`` served by the fake GitHub, and ``/aac approve`` for a 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+from asyncio.subprocess import PIPE
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,16 @@ from tests.bot.e2e.conftest import (
     retarget,
     wait_for,
 )
-from tests.bot.runner.conftest import PYTEST, TESTS, GitRepo, Nodes, aac_yml, job_of
+from tests.bot.runner.conftest import (
+    PYTEST,
+    TESTS,
+    GitRepo,
+    Nodes,
+    aac_yml,
+    job_of,
+    wait_for_state,
+)
+from tests.conftest import TEST_KEYS
 from tests.github_constants import OWNER
 
 PR = 7
@@ -211,3 +223,125 @@ async def test_a_finished_pipeline_runs_the_suites_it_triggers(
     assert cycle is not None
     assert cycle.trigger == "pipeline_finished"
     assert await cycle_for(bot, cancelled_sha) is None  # a cancelled pipeline runs nothing
+
+
+def manual_yml(command: str) -> str:
+    """A pull request's `unit` suite beside a `nightly` suite only started by hand."""
+    return aac_yml("true", results="none/*.xml") + (
+        "  - name: nightly\n"
+        "    triggers: [manual]\n"
+        "    run:\n"
+        f"      command: {command!r}\n"
+        "      results: 'none/*.xml'\n"
+    )
+
+
+async def test_aac_run_starts_a_manual_suite_and_aac_rerun_runs_it_again(
+    bot: RunningBot, repo: GitRepo, nodes: Nodes, tmp_path: Path
+) -> None:
+    await install(bot)
+    ran = tmp_path / "nightly-runs"
+    nodes.start("node-manual")
+    sha = await opened(bot, repo, {".aac.yml": manual_yml(f"echo ran >> {ran}")})
+    await completed_run(bot, sha)  # unit, started by the pull request
+    bot.github.set_permission(REPOSITORY, "maintainer", "write")
+
+    # A suite the file does not have: the maintainer is told which ones can be started.
+    assert (
+        await bot.deliver("issue_comment", comment("/aac run nightlly", "maintainer"))
+    ).is_success
+
+    async def answered() -> bool:
+        return any("`nightly`" in c.body for c in bot.github.issue_comments(REPOSITORY, PR))
+
+    await wait_for(answered, 30, "the reply naming the manual suites")
+
+    assert (
+        await bot.deliver("issue_comment", comment("/aac run nightly", "maintainer"))
+    ).is_success
+
+    async def nightly_runs(count: int) -> bool:
+        async with bot.runtime.sessions() as session:
+            states = (
+                await session.execute(select(RunnerJob.state).where(RunnerJob.suite == "nightly"))
+            ).scalars()
+            return [*states] == ["done"] * count
+
+    await wait_for(lambda: nightly_runs(1), 60, "the manual suite's node run")
+    assert ran.read_text() == "ran\n"
+
+    assert (await bot.deliver("issue_comment", comment("/aac rerun", "maintainer"))).is_success
+    await wait_for(lambda: nightly_runs(2), 60, "the re-run on a node")
+    assert ran.read_text() == "ran\nran\n"
+    async with bot.runtime.sessions() as session:
+        rows = await session.execute(
+            select(TestCycle.trigger, TestCycle.run_attempt, TestCycle.status)
+            .where(TestCycle.suite == "nightly")
+            .order_by(TestCycle.run_attempt)
+        )
+        nightly = [tuple(row) for row in rows.all()]
+    assert [(trigger, attempt) for trigger, attempt, _ in nightly] == [("manual", 1), ("manual", 2)]
+
+    # Each attempt has a check run of its own on the commit, as GitHub's own re-runs do.
+    async def both_published() -> bool:
+        runs = [r for r in bot.github.check_runs.values() if r.name.endswith("nightly")]
+        return len(runs) == 2 and all(r.status == "completed" for r in runs)
+
+    await wait_for(both_published, 60, "both nightly check runs to complete")
+
+
+async def test_the_api_and_cli_start_a_manual_suite_without_a_comment(
+    bot: RunningBot, repo: GitRepo, nodes: Nodes, tmp_path: Path
+) -> None:
+    await install(bot)
+    ran = tmp_path / "nightly-runs"
+    yml = manual_yml(f"echo ran >> {ran}")
+    sha = repo.commit({".aac.yml": yml})
+    bot.github.add_contents(REPOSITORY, ".aac.yml", yml.encode(), ref=sha)
+    url, auth = f"{bot.url}/api/v1/cycles/manual", {"Authorization": f"Bearer {bot.api_key}"}
+
+    def body(suite: str) -> dict[str, str]:
+        return {"source": "github", "repository": REPOSITORY, "sha": sha, "suite": suite}
+
+    unknown = await bot.http.post(url, json=body("nightlly"), headers=auth)
+    assert unknown.status_code == 404, unknown.text
+    assert unknown.json()["error"] == "suite_not_found"
+    not_manual = await bot.http.post(url, json=body("unit"), headers=auth)
+    assert not_manual.status_code == 422, not_manual.text
+    assert not_manual.json()["error"] == "suite_not_manual"
+    assert (await bot.http.post(url, json=body("nightly"))).status_code == 401
+
+    started = await bot.http.post(url, json=body("nightly"), headers=auth)
+    assert started.status_code == 201, started.text
+    assert (started.json()["trigger"], started.json()["pr"]) == ("manual", None)
+    again = await bot.http.post(url, json=body("nightly"), headers=auth)
+    assert (again.status_code, again.json()["id"]) == (200, started.json()["id"])  # running
+    nodes.start("node-api")
+    await wait_for_state(bot, started.json()["id"], "done")
+
+    # The operator's command: the organisation is the one whose cycles name the repository.
+    settings = bot.runtime.settings
+    env = {
+        "PATH": os.environ["PATH"],
+        "AAC_DATABASE_URL": settings.database_url,
+        "AAC_SECRET_KEYS": TEST_KEYS,
+        "AAC_PUBLIC_URL": settings.public_url,
+    }
+    argv = ["cycles", "run", "--repo", REPOSITORY, "--sha", sha, "--suite", "nightly"]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *argv, env=env, stdout=PIPE, stderr=PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert b"started cycle" in out
+    async with bot.runtime.sessions() as session:
+        attempts = (
+            await session.execute(select(TestCycle.run_attempt).where(TestCycle.suite == "nightly"))
+        ).scalars()
+        assert sorted(attempts) == [1, 2]
+    refused = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *argv[:-1], "unit", env=env, stdout=PIPE, stderr=PIPE
+    )
+    _, err = await refused.communicate()
+    assert refused.returncode != 0
+    assert b"suite `unit` cannot be started by hand" in err

@@ -167,3 +167,16 @@ async def test_a_refused_command_gets_a_reply_that_is_no_command(
         CiContext(source="gitlab", repository=GITLAB_PROJECT, sha=SHA), "x"
     )
     assert len(fake_gitlab.mr_notes(GITLAB_PROJECT, GITLAB_MR)) == 1
+
+
+async def test_an_answered_command_gets_a_note_addressed_to_its_author(
+    gitlab_provider: Callable[..., GitlabProvider], fake_gitlab: FakeGitlab
+) -> None:
+    provider = gitlab_provider()
+    await provider.answer_command(CTX, "dev-dana", "no suite `nightlly`; try `nightly`.")
+    (reply,) = fake_gitlab.mr_notes(GITLAB_PROJECT, GITLAB_MR)
+    assert (reply.author, reply.body) == (
+        GITLAB_BOT,
+        "@dev-dana no suite `nightlly`; try `nightly`.",
+    )
+    assert parse_command(reply.body) is None

@@ -1,0 +1,58 @@
+"""Which suites a manual start (``/aac run [SUITE]``, ``aac cycles run``, the API) may start,
+and why not, in words for the person who asked. Pure: no I/O."""
+
+from __future__ import annotations
+
+import re
+
+from config.repo_config import CONFIG_PATH, RepoConfig, SuiteConfig
+
+MANUAL = "manual"
+# A suite's name as .aac.yml allows it; anything else from a comment is never echoed back.
+_SUITE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
+class ManualRunRefused(Exception):
+    """Nothing to start; ``code`` names why for the API (``status`` its HTTP status) and the
+    message says it to a person, quoting only suite names .aac.yml could hold."""
+
+    def __init__(self, code: str, status: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.message = message
+
+
+def manual_suites(config: RepoConfig, name: str | None, sha: str) -> list[SuiteConfig]:
+    """The named suite, or with no name every suite with the ``manual`` trigger; refused when
+    the name is unknown, lacks that trigger, or no suite has it."""
+    manual = [s for s in config.suites if MANUAL in s.triggers]
+    where = f"`{CONFIG_PATH}` at {sha[:12]}"
+    startable = ", ".join(f"`{s.name}`" for s in manual) or "none (no suite has `manual`)"
+    if name is None:
+        if not manual:
+            raise ManualRunRefused(
+                "no_manual_suite",
+                422,
+                f"no suite in {where} has the `manual` trigger: add `manual` to a suite's "
+                "`triggers` to start it by hand.",
+            )
+        return manual
+    named = [s for s in config.suites if s.name == name]
+    if not named:
+        shown = f"`{name}`" if _SUITE_NAME.fullmatch(name) else "by that name"
+        raise ManualRunRefused(
+            "suite_not_found",
+            404,
+            f"{where} has no suite {shown}; suites that can be started by hand: {startable}.",
+        )
+    suite = named[0]
+    if MANUAL not in suite.triggers:
+        triggers = ", ".join(suite.triggers) or "none"
+        raise ManualRunRefused(
+            "suite_not_manual",
+            422,
+            f"suite `{suite.name}` cannot be started by hand: its triggers in {where} are "
+            f"{triggers}; add `manual` to them. Suites that can: {startable}.",
+        )
+    return [suite]
