@@ -559,23 +559,7 @@ class AzureDevOpsProvider:
     async def answer_command(self, ctx: CiContext, user: str, message: str) -> None:
         """Reply to an ``/aac`` command with a new thread on the pull request (``user`` is an
         identity id, which a comment cannot mention by name: the reply stands alone)."""
-        if ctx.pr is None:
-            return
-        project, repo = split_repository(ctx.repository)
-        pr = ctx.pr
-        sent: list[bool] = []
-
-        def create() -> None:
-            if sent:
-                return  # the failed attempt may have landed: a reply twice is noise
-            sent.append(True)
-            thread = GitPullRequestCommentThread(
-                comments=[Comment(parent_comment_id=0, content=message, comment_type="text")],
-                status="closed" if self._close_threads else "active",
-            )
-            self._clients.git.create_thread(thread, repo, pr, project=project)
-
-        await self._call("reply to an /aac command", create)
+        await self._reply_thread(ctx, message, "reply to an /aac command")
 
     # -- who may run /aac commands -----------------------------------------------------
     async def may_run_commands(self, repository: str, user: str) -> bool:
@@ -736,19 +720,20 @@ class AzureDevOpsProvider:
     async def refuse_command(self, ctx: CiContext, user: str) -> None:
         """Tell ``user`` on the PR, in a thread of its own, that ``/aac`` commands need leave to
         contribute to the repository."""
+        await self._reply_thread(ctx, refusal_comment(user), "reply to a refused command")
+
+    async def _reply_thread(self, ctx: CiContext, content: str, action: str) -> None:
+        """A new thread of its own on the PR, closed as the report threads are (an answer never
+        blocks a comment policy), sent once: a repeated reply is noise, a lost one a missed hint."""
         if ctx.pr is None:
             return
         project, repo = split_repository(ctx.repository)
         thread = GitPullRequestCommentThread(
-            comments=[
-                Comment(parent_comment_id=0, content=refusal_comment(user), comment_type="text")
-            ],
-            # Closed as the report threads are: an answer never blocks a comment policy.
+            comments=[Comment(parent_comment_id=0, content=content, comment_type="text")],
             status="closed" if self._close_threads else "active",
         )
         create = partial(self._clients.git.create_thread, thread, repo, ctx.pr, project=project)
-        # Not retried blindly: a repeated reply is noise, a lost one only a missed hint.
-        await self._call("reply to a refused command", create, attempts=1)
+        await self._call(action, create, attempts=1)
 
     # -- the one call wrapper ---------------------------------------------------------
     async def _call(self, action: str, op: Callable[[], T], *, attempts: int | None = None) -> T:

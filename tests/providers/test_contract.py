@@ -15,6 +15,7 @@ import pytest
 
 from providers.azure_devops.provider import AzureDevOpsProvider
 from providers.base import (
+    AnswersCommands,
     AnswersRefusedCommands,
     AuthFailed,
     CiProvider,
@@ -399,3 +400,12 @@ async def test_a_refused_command_is_answered_on_the_change(harness: Harness) -> 
     assert "`/aac rerun`" in reply
     assert parse_command(reply) is None  # the bot's reply is never read as a command
     assert MARKER not in reply  # nor as the sticky report
+
+
+async def test_an_answered_command_gets_its_reply_on_the_change(harness: Harness) -> None:
+    provider = harness.provider
+    assert isinstance(provider, AnswersCommands), f"{harness.platform} cannot answer commands"
+    await provider.answer_command(harness.ctx, "maintainer", "no suite `nightly` here")
+    replies = harness.our_comments()
+    assert any("no suite `nightly` here" in reply for reply in replies)
+    assert all(MARKER not in reply for reply in replies)  # never taken for the sticky report
