@@ -132,6 +132,23 @@ async def open_attempt(
     return cycle, created
 
 
+async def latest_attempt(session: AsyncSession, org_id: int, ctx: CiContext) -> TestCycle:
+    """The newest attempt of ``ctx``'s pipeline run and suite (one exists: the caller just
+    found or created it)."""
+    rows = await session.execute(
+        select(TestCycle)
+        .where(
+            *same_change(org_id, ctx.source, ctx.host, ctx.repository),
+            TestCycle.sha == ctx.sha,
+            TestCycle.suite == ctx.suite,
+            TestCycle.pipeline_id == (ctx.pipeline_id or ""),
+        )
+        .order_by(TestCycle.run_attempt.desc())
+        .limit(1)
+    )
+    return rows.scalars().one()
+
+
 async def _find_existing(
     session: AsyncSession, org_id: int, ctx: CiContext, idempotency_key: str | None
 ) -> TestCycle | None:

@@ -43,6 +43,8 @@ MAX_FILES_PER_ARTIFACT = 2000
 # Where a cycle opened from a pipeline keeps the run to re-run (``/aac rerun``); cycles stored
 # before SCMs were neutral carry GitHub's name for it.
 RERUN_PIPELINE_KEYS = ("rerun_pipeline_id", "workflow_run_id")
+# Set on a cycle whose pipeline ``/aac rerun`` asked the SCM to re-run (bot/handlers/rerun.py).
+RERUN_ASKED = "rerun_asked"
 _OUTCOMES = {
     CaseOutcome.PASSED: TestStatus.PASSED,
     CaseOutcome.FAILED: TestStatus.FAILED,
@@ -211,8 +213,8 @@ async def store(
                 RERUN_PIPELINE_KEYS[0]: event.pipeline_id,
             },
         )
-        cycle, _created = await cycles.create_cycle(session, run.org_id, ctx)
-        if cycle.status != "collecting":
+        cycle = await _cycle_to_fill(session, run.org_id, ctx)
+        if cycle is None:
             continue  # this run was already ingested (a redelivery)
         cycle.context_extra = {**(cycle.context_extra or {}), **ctx.extra}
         for parsed in extracted.parsed:
@@ -224,6 +226,31 @@ async def store(
         )
         completed.append(cycle)
     return completed
+
+
+async def _cycle_to_fill(session: AsyncSession, org_id: int, ctx: CiContext) -> TestCycle | None:
+    """The cycle a finished pipeline run's results go to; None when they are in already.
+
+    GitHub numbers a re-run's attempts, so its cycle is new. GitLab and Azure DevOps re-run
+    under the same pipeline id and attempt: when ``/aac rerun`` asked for that (the latest
+    attempt carries RERUN_ASKED), the run finishing again is the next attempt, a cycle of its
+    own that supersedes the first; without the mark it is a redelivery of the first run.
+    """
+    cycle, _created = await cycles.create_cycle(session, org_id, ctx)
+    if cycle.status == "collecting":
+        return cycle
+    latest = await cycles.latest_attempt(session, org_id, ctx)
+    extra = dict(latest.context_extra or {})
+    if not extra.pop(RERUN_ASKED, False):
+        return None
+    if latest.status == "collecting":
+        return latest
+    fresh, _created = await cycles.create_cycle(
+        session, org_id, replace(ctx, run_attempt=latest.run_attempt + 1)
+    )
+    latest.context_extra = extra
+    latest.superseded_by = latest.superseded_by or fresh.id
+    return fresh
 
 
 async def queue_run(

@@ -24,7 +24,7 @@ from bot import cycles
 from bot.cycles import same_change
 from bot.events import RerunRequested, RunApproved, RunRequested
 from bot.handlers.context import EventRun, nothing
-from bot.handlers.pipeline import RERUN_PIPELINE_KEYS
+from bot.handlers.pipeline import RERUN_ASKED, RERUN_PIPELINE_KEYS
 from bot.handlers.repo_files import read_repo_config
 from bot.suite_runs import context_of, start_suite
 from config.repo_config import SuiteConfig
@@ -180,6 +180,9 @@ async def apply(
         pipeline = _pipeline(cycle)
         if not event.reanalyse and pipeline and can_rerun:
             pipelines.append(pipeline)
+            # GitLab and Azure DevOps re-run under the same pipeline id and attempt: this
+            # mark tells the re-run's results from a redelivery of the first run's.
+            cycle.context_extra = {**(cycle.context_extra or {}), RERUN_ASKED: True}
             done.append(f"rerun {cycle.id}")
             continue
         if cycle.status in ("collecting", "cancelled", "superseded"):

@@ -275,3 +275,35 @@ async def test_rerun_note_on_a_failed_pipeline_retries_it(gitlab_bot: GitlabBot)
     await wait_for(lambda: jobs_done(bot.runtime), what="every job to finish")
     assert await count_jobs(bot.runtime, "analyse_cycle") == 1  # re-run, not re-analysed
     assert bot.gitlab.pipeline_retries == [pipeline]
+
+    # The retried pipeline passes and GitLab sends its hook again, with the same pipeline id:
+    # the results of the re-run are a new attempt, not taken for a redelivery.
+    report = _all_passing(_report)
+    bot.gitlab.pipelines[pipeline].test_report = report
+    assert (await bot.deliver("Pipeline Hook", bot.pipeline(pipeline, SHA1, MR))).is_success
+    await wait_for(lambda: _published_twice(bot), what="the re-run's cycle published")
+    first, second = sorted(await cycles(bot.runtime), key=lambda c: c.run_attempt)
+    assert (first.run_attempt, second.run_attempt) == (1, 2)
+    assert first.superseded_by == second.id
+    assert (second.status, second.failed, second.total) == ("done", 0, first.total)
+    assert "rerun_asked" not in first.context_extra
+
+    # A later delivery of that same hook, with nothing asked since, is a redelivery.
+    assert (await bot.deliver("Pipeline Hook", bot.pipeline(pipeline, SHA1, MR))).is_success
+    await wait_for(lambda: jobs_done(bot.runtime), what="the redelivery handled")
+    assert len(await cycles(bot.runtime)) == 2
+
+
+async def _published_twice(bot: GitlabBot) -> bool:
+    done = [c for c in await cycles(bot.runtime) if c.status == "done"]
+    return len(done) == 2 and await jobs_done(bot.runtime)
+
+
+def _all_passing(report: dict[str, Any]) -> dict[str, Any]:
+    """The same test report with every failed or errored case passing."""
+    passing = json.loads(json.dumps(report))
+    for suite in passing["test_suites"]:
+        for case in suite["test_cases"]:
+            if case["status"] in ("failed", "error"):
+                case.update(status="success", stack_trace=None, system_output=None)
+    return passing
