@@ -10,8 +10,10 @@ the reverse, fails here as it would there.
 
 Served: connection data, pull requests, iterations, threads and comments (soft-deleted as Azure
 does), PR and commit statuses, items, builds (their timelines, stage retries and queueing, with
-"Queue builds" checked), test runs (``$skip``/``$top``, and
-``x-ms-continuationtoken`` on the run query) and results, projects by name, and service-hook
+"Queue builds" checked; a retried stage's record gets a new attempt, its earlier ones in
+``previousAttempts``), test runs (``$skip``/``$top``, ``x-ms-continuationtoken`` on the run
+query, their ``pipelineReference`` with stage, phase and job attempts only with
+``includeRunDetails``) and results, projects by name, and service-hook
 subscriptions (the basic-auth password masked when read back, ``Edit subscriptions`` checked).
 Faults: 5xx, 429 with Azure's ``Retry-After`` and ``X-RateLimit-*`` throttling headers, 203
 with a sign-in page, 401. Request bodies are validated against the spec's schema for the
@@ -371,6 +373,13 @@ Handler = Callable[[_Call], _Reply]
 # ---------------------------------------------------------------------------------------
 # The fake
 # ---------------------------------------------------------------------------------------
+# What a test run list leaves out unless asked for ``includeRunDetails`` ("include all the
+# properties of the runs"): the build, release and pipeline the run belongs to.
+_RUN_DETAILS = frozenset(
+    {"build", "buildConfiguration", "pipelineReference", "release", "runStatistics"}
+)
+
+
 class FakeAzureDevOps:
     """Azure DevOps' REST API for one organisation, in memory, on 127.0.0.1."""
 
@@ -584,29 +593,81 @@ class FakeAzureDevOps:
             self.items[(repo.lower(), "/" + path.lstrip("/"), version)] = data
 
     def add_test_run(
-        self, project: str, build_id: int, name: str, results: list[dict[str, Any]]
+        self,
+        project: str,
+        build_id: int,
+        name: str,
+        results: list[dict[str, Any]],
+        *,
+        stage: str | None = "__default",
+        phase: str = "Job",
+        job: str = "__default",
+        attempt: int | None = None,
     ) -> int:
-        """A test run published for a build, with its results (``TestCaseResult`` JSON)."""
+        """A test run published for a build, with its results (``TestCaseResult`` JSON).
+
+        Its ``pipelineReference`` names the job that published it as the agent's
+        ``PublishTestResults`` does: ``stage``, ``phase`` (the YAML job's name) and ``job`` (a
+        matrix leg, else ``__default``), at ``attempt`` or else the stage's current attempt in
+        the build's timeline (1 when it has none). ``stage=None``: a run created through the
+        REST API without one."""
         with self._lock:
             run_id = self._new_id()
-            self.test_runs.setdefault(project.lower(), []).append(
-                {
-                    "id": run_id,
-                    "name": name,
-                    "build": {"id": str(build_id)},
-                    "buildConfiguration": {
-                        "id": build_id,
-                        "uri": f"vstfs:///Build/Build/{build_id}",
-                    },
-                    "state": "Completed",
-                    "isAutomated": True,
+            run: dict[str, Any] = {
+                "id": run_id,
+                "name": name,
+                "url": f"{self.url}/{project}/_apis/test/Runs/{run_id}",
+                "build": {"id": str(build_id)},
+                "buildConfiguration": {
+                    "id": build_id,
+                    "uri": f"vstfs:///Build/Build/{build_id}",
+                },
+                "state": "Completed",
+                "isAutomated": True,
+                "totalTests": len(results),
+                "completedDate": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            }
+            if stage is not None:
+                if attempt is None:
+                    record = self._stage_record((project.lower(), build_id), stage)
+                    attempt = record["attempt"] if record is not None else 1
+                run["pipelineReference"] = {
+                    "pipelineId": build_id,
+                    "stageReference": {"stageName": stage, "attempt": attempt},
+                    "phaseReference": {"phaseName": phase, "attempt": attempt},
+                    "jobReference": {"jobName": job, "attempt": attempt},
                 }
-            )
+            self.test_runs.setdefault(project.lower(), []).append(run)
             self.test_results[run_id] = [
                 {"id": 100000 + i, "testRun": {"id": str(run_id)}, **r}
                 for i, r in enumerate(results)
             ]
             return run_id
+
+    def finish_stage(self, project: str, build_id: int, stage: str, result: str) -> None:
+        """A retried stage's jobs are done: the stage ends with ``result`` and the build
+        completes again, failed unless every stage succeeded or was skipped."""
+        key = (project.lower(), build_id)
+        with self._lock:
+            record = self._stage_record(key, stage)
+            if record is None:
+                raise KeyError(f"build {build_id} has no stage {stage}")
+            record.update({"state": "completed", "result": result})
+            records = [r for r in self.timelines[key] if r["type"] == "Stage"]
+            passed = all(r["result"] in ("succeeded", "skipped") for r in records)
+            self.builds[key].update(
+                {"status": "completed", "result": "succeeded" if passed else "failed"}
+            )
+
+    def _stage_record(self, key: tuple[str, int], stage: str) -> dict[str, Any] | None:
+        return next(
+            (
+                r
+                for r in self.timelines.get(key, [])
+                if r["type"] == "Stage" and r["identifier"] == stage
+            ),
+            None,
+        )
 
     def writes(self) -> list[RecordedRequest]:
         with self._lock:
@@ -1156,14 +1217,7 @@ class FakeAzureDevOps:
         self._check_may_queue(call, build)
         key = (build["project"]["name"].lower(), build["id"])
         ref = call.params["stageRefName"]
-        stage = next(
-            (
-                r
-                for r in self.timelines.get(key, [])
-                if r["type"] == "Stage" and r["identifier"] == ref
-            ),
-            None,
-        )
+        stage = self._stage_record(key, ref)
         if stage is None:
             raise wrapped_exception(
                 404, f"Stage {ref} does not exist in build {build['id']}.", "StageNotFoundException"
@@ -1176,7 +1230,22 @@ class FakeAzureDevOps:
                 f"Stage {ref} cannot be retried: it is {stage['state']} ({stage['result']}).",
                 "InvalidOperationException",
             )
-        stage.update({"state": "pending", "result": None, "attempt": stage["attempt"] + 1})
+        # The new attempt gets a new record id; the timeline keeps a reference to each earlier
+        # attempt's record (TimelineAttempt) in previousAttempts.
+        previous = {
+            "attempt": stage["attempt"],
+            "timelineId": str(uuid.uuid4()),
+            "recordId": stage["id"],
+        }
+        stage.update(
+            {
+                "id": str(uuid.uuid4()),
+                "state": "pending",
+                "result": None,
+                "attempt": stage["attempt"] + 1,
+                "previousAttempts": [*stage.get("previousAttempts", []), previous],
+            }
+        )
         build.update({"status": "inProgress", "result": None})
         self.stage_retries.append((build["project"]["name"], build["id"], ref))
         return _Reply(200, raw=b"")
@@ -1225,6 +1294,8 @@ class FakeAzureDevOps:
         skip = int(call.query.get("$skip", "0"))
         top = int(call.query.get("$top", "100"))
         page = runs[skip : skip + top]
+        if call.query.get("includeRunDetails", "").lower() != "true":
+            page = [{k: v for k, v in r.items() if k not in _RUN_DETAILS} for r in page]
         return _Reply(200, {"count": len(page), "value": page})
 
     def _query_test_runs(self, call: _Call, runs: list[dict[str, Any]]) -> _Reply:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 
 import httpx
+from azure.devops.v7_1.build.models import UpdateStageParameters
 
+from providers.azure_devops.provider import AzureShared
 from tests.fakes.azure_devops import FakeAzureDevOps, resource_locations
 from tests.providers.azure_devops.conftest import PAT, PR, PROJECT
 
@@ -65,3 +67,33 @@ def test_no_credentials_without_suppress_header_get_the_sign_in_page(
         f"{fake_azure.url}/_apis/connectionData", headers={"X-TFS-FedAuthRedirect": "Suppress"}
     )
     assert suppressed.status_code == 401
+
+
+def test_a_retried_stage_is_a_new_attempt_and_its_runs_say_so(fake_azure: FakeAzureDevOps) -> None:
+    """As Azure Pipelines: the stage's record is replaced by its next attempt's, which points
+    back at the first; runs published meanwhile carry that attempt, seen only with details."""
+    fake_azure.add_build(
+        f"{PROJECT}/widgets", 812, source_version="f" * 40, result="failed", stages={"T": "failed"}
+    )
+    clients = AzureShared().clients(fake_azure.url, PAT)
+    [before] = clients.build.get_build_timeline(PROJECT, 812).records
+    retry = UpdateStageParameters(state="retry", force_retry_all_jobs=False)
+    clients.build.update_stage(retry, 812, "T", project=PROJECT)
+    [after] = clients.build.get_build_timeline(PROJECT, 812).records
+    assert (after.attempt, after.state, after.identifier) == (2, "pending", "T")
+    [previous] = after.previous_attempts
+    assert (previous.attempt, previous.record_id) == (1, before.id)
+    assert after.id != before.id
+
+    fake_azure.add_test_run(PROJECT, 812, "pytest", [], stage="T", phase="Tests")
+    fake_azure.finish_stage(PROJECT, 812, "T", "succeeded")
+    assert clients.build.get_build(PROJECT, 812).result == "succeeded"
+    uri = "vstfs:///Build/Build/812"
+    [shallow] = clients.test.get_test_runs(PROJECT, build_uri=uri)
+    assert shallow.pipeline_reference is None
+    [detailed] = clients.test.get_test_runs(PROJECT, build_uri=uri, include_run_details=True)
+    ref = detailed.pipeline_reference
+    assert ref.pipeline_id == 812
+    assert (ref.stage_reference.stage_name, ref.stage_reference.attempt) == ("T", 2)
+    assert (ref.phase_reference.phase_name, ref.job_reference.job_name) == ("Tests", "__default")
+    assert ref.job_reference.attempt == 2
