@@ -634,8 +634,9 @@ class AzureDevOpsProvider:
         self, repository: str, pipeline_id: str, wanted: ArtifactFilter | None = None
     ) -> PipelineResults:
         """The test results a build published (``PublishTestResults@2``), from the Test
-        Results API: the build's test runs, then each run's results, all pages. (Artifacts
-        are not read: the published results are the pipeline's own report.)"""
+        Results API: the build's test runs, then each run's results, all pages; a test a
+        retried job ran again counts once, with its latest attempt's result. (Artifacts are
+        not read: the published results are the pipeline's own report.)"""
         project, _ = split_repository(repository)
         build_id = int(pipeline_id)
         cases = await self._call(

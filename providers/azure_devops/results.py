@@ -2,13 +2,16 @@
 
 Runs are listed by build URI and results by run, both paged with ``$skip``/``$top``: the SDK's
 ``query_test_runs`` (the continuation-token variant) returns the deserialised runs and drops
-the ``x-ms-continuationtoken`` header, so its later pages cannot be reached through it.
+the ``x-ms-continuationtoken`` header, so its later pages cannot be reached through it. Runs
+are listed with their details: only then do they carry the ``pipelineReference`` (stage, phase
+and job attempts) that tells a retried job's runs from its first attempt's (attempts.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from providers.azure_devops.attempts import PublishedRun, job_attempt, latest_cases
 from providers.base import CaseOutcome, ReportedCase
 
 # Azure's own limits: 1000 results per page without details; runs are listed 100 at a time.
@@ -55,18 +58,22 @@ def reported_case(run_name: str, result: Any) -> ReportedCase:
 def fetch_build_cases(
     test_client: Any, project: str, build_id: int, page_size: int = MAX_RESULTS_PAGE
 ) -> tuple[ReportedCase, ...]:
-    """Every result of every test run of ``build_id`` (blocking; run in a worker thread)."""
+    """The results of ``build_id``'s test runs, each test's from the latest attempt of its job
+    that ran it (blocking; run in a worker thread)."""
     page_size = max(1, min(page_size, MAX_RESULTS_PAGE))
-    cases: list[ReportedCase] = []
+    published: list[PublishedRun] = []
     for run in _runs(test_client, project, build_id):
+        name = str(run.name or f"run {run.id}")
+        cases: list[ReportedCase] = []
         skip = 0
         while True:
             page = test_client.get_test_results(project, run.id, skip=skip, top=page_size) or []
-            cases.extend(reported_case(str(run.name or f"run {run.id}"), r) for r in page)
+            cases.extend(reported_case(name, r) for r in page)
             if len(page) < page_size:
                 break
             skip += len(page)
-    return tuple(cases)
+        published.append(PublishedRun(job_attempt(run.pipeline_reference), tuple(cases)))
+    return latest_cases(published)
 
 
 def _runs(test_client: Any, project: str, build_id: int) -> list[Any]:
@@ -75,7 +82,11 @@ def _runs(test_client: Any, project: str, build_id: int) -> list[Any]:
     while True:
         page = (
             test_client.get_test_runs(
-                project, build_uri=build_uri(build_id), skip=skip, top=RUNS_PAGE
+                project,
+                build_uri=build_uri(build_id),
+                include_run_details=True,
+                skip=skip,
+                top=RUNS_PAGE,
             )
             or []
         )

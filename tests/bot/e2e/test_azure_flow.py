@@ -247,7 +247,9 @@ async def test_rerun_command_on_a_failed_run_retries_its_failed_stage(azure_bot:
     bot.azure.add_build(
         REPOSITORY, 812, source_version="f" * 40, pr=7, result="failed", stages=stages
     )
-    bot.azure.add_test_run("Fabrikam", 812, "pytest", [_result("test_create", "Failed", "boom")])
+    bot.azure.add_test_run("Fabrikam", 812, "lint", [_result("test_lint", "Passed")], stage="Build")
+    first_attempt = [_result("test_create", "Failed", "boom"), _result("test_list", "Passed")]
+    bot.azure.add_test_run("Fabrikam", 812, "pytest", first_attempt, stage="Test")
     run = notification("ms.vss-pipelines.run-state-changed-event")
     run["resource"]["run"]["id"] = 812
     project_id = bot.azure.builds[("fabrikam", 812)]["project"]["id"]
@@ -257,6 +259,7 @@ async def test_rerun_command_on_a_failed_run_retries_its_failed_stage(azure_bot:
     await wait_for(lambda: jobs_done(bot.runtime), what="the run's jobs")
     [cycle] = await cycles(bot.runtime)
     assert cycle.context_extra["rerun_pipeline_id"] == "812"  # where /aac rerun looks
+    assert (cycle.total, cycle.failed) == (3, 1)
 
     asked = comment(7, SHA1, "/aac rerun", SOMEONE.ref())
     assert (await bot.deliver(asked)).status_code == 202
@@ -266,3 +269,26 @@ async def test_rerun_command_on_a_failed_run_retries_its_failed_stage(azure_bot:
     await wait_for(lambda: jobs_done(bot.runtime), what="every job to finish")
     assert bot.azure.queued_builds == []
     assert bot.azure.stage_retries == [("Fabrikam", 812, "Test")]
+
+    # The retried stage's job publishes a passing run (its attempt 2) and the build completes
+    # again under its id: the second cycle counts each test once, with its latest outcome.
+    second_attempt = [_result("test_create", "Passed"), _result("test_list", "Passed")]
+    bot.azure.add_test_run("Fabrikam", 812, "pytest", second_attempt, stage="Test")
+    bot.azure.finish_stage("Fabrikam", 812, "Test", "succeeded")
+    again = notification("ms.vss-pipelines.run-state-changed-event")
+    again["resource"]["run"]["id"] = 812
+    again["resourceContainers"]["project"]["id"] = project_id
+    assert (await bot.deliver(again)).status_code == 202
+    await wait_for(lambda: _published_twice(bot), what="the retried build's cycle published")
+    first, second = sorted(await cycles(bot.runtime), key=lambda c: c.run_attempt)
+    assert (first.run_attempt, second.run_attempt) == (1, 2)
+    assert first.superseded_by == second.id
+    assert (second.status, second.outcome, second.pipeline_id) == ("done", "success", "812")
+    assert (second.total, second.passed, second.failed) == (3, 3, 0)
+    assert bot.statuses()[-1]["state"] == "succeeded"
+    assert len(bot.threads()) == 1  # the report thread, edited in place
+
+
+async def _published_twice(bot: AzureBot) -> bool:
+    done = [c for c in await cycles(bot.runtime) if c.status == "done"]
+    return len(done) == 2 and await jobs_done(bot.runtime)

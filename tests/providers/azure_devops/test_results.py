@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from providers.azure_devops.provider import AzureDevOpsProvider, AzureShared
 from providers.azure_devops.results import outcome
-from providers.base import CaseOutcome
+from providers.base import CaseOutcome, PipelineResults
 from tests.fakes.azure_devops import FakeAzureDevOps
 from tests.providers.azure_devops.conftest import PAT, PROJECT, REPOSITORY
 
@@ -84,3 +84,115 @@ def test_evidence_the_sdks_run_query_drops_its_continuation_token(
     assert query.status == 200
     assert isinstance(runs, list)
     assert len(runs) == 100  # the other 50 are behind a token the caller never sees
+
+
+def _case(name: str, outcome: str) -> dict[str, object]:
+    return {
+        "automatedTestName": f"Widgets.Tests.CartTests.{name}",
+        "testCaseTitle": name,
+        "outcome": outcome,
+        "errorMessage": "Assert.Equal() Failure" if outcome == "Failed" else None,
+    }
+
+
+def _outcomes(results: PipelineResults) -> list[tuple[str, str, str]]:
+    return [(c.suite, c.name, c.outcome.value) for c in results.cases]
+
+
+def _pytest_run(
+    fake_azure: FakeAzureDevOps,
+    cases: list[dict[str, object]],
+    *,
+    name: str = "pytest",
+    job: str = "__default",
+) -> None:
+    """A run published by the Test stage's "Tests" job (at the stage's current attempt)."""
+    fake_azure.add_test_run(PROJECT, BUILD, name, cases, stage="Test", phase="Tests", job=job)
+
+
+async def _retried_build(
+    provider: AzureDevOpsProvider, fake_azure: FakeAzureDevOps, *, matrix: bool = False
+) -> None:
+    """Build BUILD: its Build stage passed ("lint"), its Test stage failed ("pytest", one leg
+    per matrix entry when ``matrix``), and /aac rerun retried the Test stage."""
+    stages = {"Build": "succeeded", "Test": "failed"}
+    fake_azure.add_build(REPOSITORY, BUILD, source_version="f" * 40, result="failed", stages=stages)
+    fake_azure.add_test_run(PROJECT, BUILD, "lint", [_case("lint", "Passed")], stage="Build")
+    legs = ("linux", "windows") if matrix else ("__default",)
+    for leg in legs:
+        _pytest_run(fake_azure, [_case("create", "Failed"), _case("list", "Passed")], job=leg)
+    await provider.rerun_pipeline(REPOSITORY, str(BUILD))
+    assert fake_azure.stage_retries == [(PROJECT, BUILD, "Test")]
+
+
+async def test_a_retried_jobs_new_run_replaces_its_first_attempts_run(
+    azure_provider: Callable[..., AzureDevOpsProvider], fake_azure: FakeAzureDevOps
+) -> None:
+    provider = azure_provider()
+    await _retried_build(provider, fake_azure)
+    _pytest_run(fake_azure, [_case("create", "Passed"), _case("list", "Passed")])
+    fake_azure.finish_stage(PROJECT, BUILD, "Test", "succeeded")
+
+    results = await provider.pipeline_results(REPOSITORY, str(BUILD))
+
+    assert _outcomes(results) == [
+        ("lint", "lint", "passed"),  # the stage not retried keeps its run
+        ("pytest", "create", "passed"),
+        ("pytest", "list", "passed"),
+    ]
+    [listed] = [r for r in fake_azure.requests if r.operation == "GetTestRuns"]
+    assert listed.query["includeRunDetails"] == "true"  # else no pipelineReference
+
+
+async def test_only_the_matrix_leg_that_ran_again_is_replaced(
+    azure_provider: Callable[..., AzureDevOpsProvider], fake_azure: FakeAzureDevOps
+) -> None:
+    provider = azure_provider()
+    await _retried_build(provider, fake_azure, matrix=True)
+    # Retrying the stage re-runs its failed jobs: here only the Windows leg had failed for
+    # real; its run is titled with the attempt, as some pipelines do.
+    passing = [_case("create", "Passed"), _case("list", "Passed")]
+    _pytest_run(fake_azure, passing, name="pytest (attempt 2)", job="windows")
+    fake_azure.finish_stage(PROJECT, BUILD, "Test", "failed")
+
+    results = await provider.pipeline_results(REPOSITORY, str(BUILD))
+
+    assert _outcomes(results) == [
+        ("lint", "lint", "passed"),
+        ("pytest", "create", "failed"),  # linux, attempt 1: not run again
+        ("pytest", "list", "passed"),
+        ("pytest (attempt 2)", "create", "passed"),
+        ("pytest (attempt 2)", "list", "passed"),
+    ]
+
+
+async def test_a_retry_that_ran_only_the_failed_test_keeps_the_others_first_results(
+    azure_provider: Callable[..., AzureDevOpsProvider], fake_azure: FakeAzureDevOps
+) -> None:
+    provider = azure_provider()
+    await _retried_build(provider, fake_azure)
+    _pytest_run(fake_azure, [_case("create", "Failed")])  # it re-runs only what failed
+    fake_azure.finish_stage(PROJECT, BUILD, "Test", "failed")
+
+    results = await provider.pipeline_results(REPOSITORY, str(BUILD))
+
+    assert _outcomes(results) == [
+        ("lint", "lint", "passed"),
+        ("pytest", "list", "passed"),  # its latest attempt is still the first
+        ("pytest", "create", "failed"),
+    ]
+    [failed] = [c for c in results.cases if c.outcome is CaseOutcome.FAILED]
+    assert failed.message == "Assert.Equal() Failure"
+
+
+async def test_runs_without_a_pipeline_reference_all_count(
+    azure_provider: Callable[..., AzureDevOpsProvider], fake_azure: FakeAzureDevOps
+) -> None:
+    # Runs created through the REST API by another publisher say nothing of attempts; two of
+    # the same title may be two configurations, so neither is dropped.
+    fake_azure.add_test_run(PROJECT, BUILD, "ui", [_case("login", "Failed")], stage=None)
+    fake_azure.add_test_run(PROJECT, BUILD, "ui", [_case("login", "Passed")], stage=None)
+
+    results = await azure_provider().pipeline_results(REPOSITORY, str(BUILD))
+
+    assert _outcomes(results) == [("ui", "login", "failed"), ("ui", "login", "passed")]
