@@ -41,7 +41,9 @@ def job_attempt(pipeline_reference: Any) -> JobAttempt | None:
     """A run's ``PipelineReference`` (an SDK model) as its job attempt; None when it has none.
 
     A run created through the REST API without one (a third-party publisher) says nothing of
-    attempts, so nothing is dropped for it.
+    attempts, so nothing is dropped for it: keeping only the newest run per title would drop
+    real results, as one build often publishes several runs under one title (matrix legs,
+    configurations), and 7.1 gives the attempt wherever Azure Pipelines published the run.
     """
     if pipeline_reference is None:
         return None
