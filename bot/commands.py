@@ -21,7 +21,7 @@ from config.settings import Settings
 from providers.cli import ensure_migrated
 from storage import apikeys, orgs, queue
 from storage.keyring_source import load_keys
-from storage.migrate import current_revision, head_revision, upgrade
+from storage.migrate import current_revision, head_revision, schema_state, upgrade
 from storage.models import Job
 from storage.rotation import key_ids_in_use, rotate_all
 from storage.vault import VaultError, generate_key_entry, prepend_key_to_file, write_key_file
@@ -195,14 +195,28 @@ async def _announce_stop(stop: asyncio.Event, grace: float) -> None:
 
 
 def db(args: argparse.Namespace, settings: Settings) -> int:
+    """``aac db status`` and ``aac db upgrade``: never a downgrade, never past a newer release."""
+
     async def run(runtime: Runtime) -> int:
         before = await current_revision(runtime.engine)
         head = head_revision()
+        state = schema_state(before)
         if args.db_cmd == "status":
-            state = "up to date" if before == head else "migrations pending"
-            say(f"database {before or 'empty'}, code {head}: {state}")
+            if state == "ahead":
+                say(f"database {before}, code {head}: the database is {_ahead(before)}")
+            else:
+                pending = "up to date" if state == "current" else "migrations pending"
+                say(f"database {before or 'empty'}, code {head}: {pending}")
             return EXIT_OK
-        if before == head:
+        if state == "ahead":
+            # Alembic cannot walk from a revision it has no script for, and going back would
+            # drop what the newer release relies on; this version runs on it as it is.
+            raise CliError(
+                f"refusing to upgrade: the database is {_ahead(before)}; this version never "
+                "downgrades",
+                EXIT_USAGE,
+            )
+        if state == "current":
             say(f"database already at {head}; nothing to do")
             return EXIT_OK
         await upgrade(runtime.engine)
@@ -210,6 +224,10 @@ def db(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
 
     return with_runtime(settings, run, creates_database=args.db_cmd == "upgrade")
+
+
+def _ahead(revision: str | None) -> str:
+    return f"ahead of this version (revision {revision}, unknown here; a newer aac-bot migrated it)"
 
 
 def cycles(args: argparse.Namespace, settings: Settings) -> int:

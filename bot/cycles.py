@@ -485,8 +485,9 @@ def cycle_json(cycle: TestCycle, public_url: str, keyring: Keyring) -> dict[str,
         "summary": analysis.get("headline"),
         "infrastructure_error": is_infrastructure_error(cycle),
         "published": cycle.published,
-        # Set when a newer commit of the PR started the same suite; a finished cycle keeps its
-        # status and results (its report still describes its own commit).
+        # Set when a newer commit of the PR started the same suite, or the same commit ran it
+        # again (the successor's run_attempt tells which); a finished cycle keeps its status
+        # and results (its report still describes its own run).
         "superseded_by": cycle.superseded_by,
         "superseded_by_url": (
             f"{public_url}/api/v1/cycles/{cycle.superseded_by}" if cycle.superseded_by else None

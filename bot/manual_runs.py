@@ -16,11 +16,26 @@ class ManualRunRefused(Exception):
     """Nothing to start; ``code`` names why for the API (``status`` its HTTP status) and the
     message says it to a person, quoting only suite names .aac.yml could hold."""
 
-    def __init__(self, code: str, status: int, message: str) -> None:
+    def __init__(
+        self, code: str, status: int, message: str, startable: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
         self.message = message
+        self.startable = startable  # the suites a manual start may name instead
+
+
+def chat_reply(refused: ManualRunRefused) -> str:
+    """The refusal as an answer to ``/aac run ...``: when another name would have worked, the
+    exact syntax too (``/aac run please`` names a suite "please": the word after is the name)."""
+    if not refused.startable:
+        return refused.message
+    return (
+        f"{refused.message} Comment `/aac run SUITE` to start one (the word after `/aac run` "
+        f"is the suite's name, for example `/aac run {refused.startable[0]}`), or `/aac run` "
+        "alone to start them all."
+    )
 
 
 def manual_suites(config: RepoConfig, name: str | None, sha: str) -> list[SuiteConfig]:
@@ -28,7 +43,8 @@ def manual_suites(config: RepoConfig, name: str | None, sha: str) -> list[SuiteC
     the name is unknown, lacks that trigger, or no suite has it."""
     manual = [s for s in config.suites if MANUAL in s.triggers]
     where = f"`{CONFIG_PATH}` at {sha[:12]}"
-    startable = ", ".join(f"`{s.name}`" for s in manual) or "none (no suite has `manual`)"
+    names = tuple(s.name for s in manual)
+    startable = ", ".join(f"`{n}`" for n in names) or "none (no suite has `manual`)"
     if name is None:
         if not manual:
             raise ManualRunRefused(
@@ -45,6 +61,7 @@ def manual_suites(config: RepoConfig, name: str | None, sha: str) -> list[SuiteC
             "suite_not_found",
             404,
             f"{where} has no suite {shown}; suites that can be started by hand: {startable}.",
+            names,
         )
     suite = named[0]
     if MANUAL not in suite.triggers:
@@ -54,5 +71,6 @@ def manual_suites(config: RepoConfig, name: str | None, sha: str) -> list[SuiteC
             422,
             f"suite `{suite.name}` cannot be started by hand: its triggers in {where} are "
             f"{triggers}; add `manual` to them. Suites that can: {startable}.",
+            names,
         )
     return [suite]

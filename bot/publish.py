@@ -89,6 +89,8 @@ def interim_status(cycle: TestCycle, details_url: str) -> CommitStatus | None:
             summary="The pull request was closed before the results were reported.",
             **common,
         )
+    # Only a newer commit's cycle sets this status (cycles.supersede_older): a re-run at the
+    # same commit leaves the earlier attempt's status, and its check, as they are.
     if cycle.status == "superseded":
         return CommitStatus(
             state=StatusState.COMPLETED,

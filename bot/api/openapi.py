@@ -138,10 +138,11 @@ SPEC: dict[str, Any] = {
                     "published": {"type": "object"},
                     "superseded_by": {
                         **_NULLABLE_STR,
-                        "description": "The id of the cycle a newer commit of the pull request "
-                        "started for this suite. A cycle superseded before its results were in "
-                        "has status superseded; a finished one keeps done or infra_error, and "
-                        "its results and report.",
+                        "description": "The id of the cycle that replaced this one: a newer "
+                        "commit of the pull request started this suite, or the same commit ran "
+                        "it again (its run_attempt is this one's plus one). A cycle superseded "
+                        "by a newer commit before its results were in has status superseded; a "
+                        "finished one keeps done or infra_error, and its results and report.",
                     },
                     "superseded_by_url": _NULLABLE_STR,
                 },

@@ -82,15 +82,16 @@ async def report_page(request: Request) -> Response:
 
 
 async def _successor(runtime: Runtime, session: AsyncSession, cycle: TestCycle) -> Successor | None:
-    """The newer commit's cycle that superseded this one, with a link to its report (signed,
-    like the links on check runs: whoever may read this cycle's report may read the PR's next)."""
+    """The cycle that superseded this one (a newer commit's, or a re-run's at this commit),
+    with a link to its report (signed, like the links on check runs: whoever may read this
+    cycle's report may read the PR's next)."""
     if not cycle.superseded_by:
         return None
     newer = await session.get(TestCycle, cycle.superseded_by)
     if newer is None or newer.org_id != cycle.org_id:
         return None
     url = signed_report_url(runtime.settings.public_url, runtime.vault.keyring, newer.id)
-    return Successor(newer.id, newer.sha, url)
+    return Successor(newer.id, newer.sha, url, newer.run_attempt)
 
 
 ROUTES = [Route("/cycles/{cycle_id}", report_page)]

@@ -18,7 +18,7 @@ from bot.events import RunRequested
 from bot.handlers.context import EventRun, nothing
 from bot.handlers.repo_files import read_repo_config
 from bot.handlers.rerun import command_context, requester_may
-from bot.manual_runs import MANUAL, ManualRunRefused, manual_suites
+from bot.manual_runs import MANUAL, ManualRunRefused, chat_reply, manual_suites
 from bot.suite_runs import context_of, start_suite
 from config.repo_config import SuiteConfig
 from providers.base import AnswersCommands
@@ -84,5 +84,5 @@ async def refuse(run: EventRun, event: RunRequested, refused: ManualRunRefused) 
     provider = run.provider
     if isinstance(provider, AnswersCommands) and event.requested_by:
         ctx = command_context(run, event)
-        await provider.answer_command(ctx, event.requested_by, refused.message)
+        await provider.answer_command(ctx, event.requested_by, chat_reply(refused))
     await run.write(nothing)

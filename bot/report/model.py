@@ -50,6 +50,7 @@ class CycleIdentity:
     report_url: str | None = None
     cycle_id: str | None = None
     web: WebLinks = field(default_factory=WebLinks)  # commit, PR/MR and pipeline pages
+    run_attempt: int = 1  # which run of this suite at this commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +205,7 @@ def build_report(
         report_url=report_url,
         cycle_id=cycle_id,
         web=web_links(ctx, scm_base_url),
+        run_attempt=ctx.run_attempt,
     )
     if duration is None and results:
         duration = sum(r.duration for r in results)

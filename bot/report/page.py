@@ -13,7 +13,7 @@ from bot.analysis.signature import example_message
 from bot.report.chart import SuitePoint, history_chart
 from bot.report.headline import headline
 from bot.report.markdown import clean, safe_url
-from bot.report.model import ReportCluster, ReportModel, ReportTest
+from bot.report.model import CycleIdentity, ReportCluster, ReportModel, ReportTest
 from bot.report.sections import first_line
 from bot.report.timeout import timeout_note, timeout_title
 from bot.results.model import TestStatus
@@ -24,11 +24,13 @@ MAX_PASSED_ON_PAGE = 20_000
 
 @dataclass(frozen=True, slots=True)
 class Successor:
-    """The cycle a newer commit of the pull request started for the same suite."""
+    """The cycle that superseded this one: a newer commit's run of the same suite, or a
+    re-run at the same commit (its next ``run_attempt``)."""
 
     cycle_id: str
     sha: str
     url: str  # its report page
+    run_attempt: int = 1
 
 
 CSS = """
@@ -224,6 +226,26 @@ def _passed(model: ReportModel) -> str:
     )
 
 
+def _superseded_card(successor: Successor, ident: CycleIdentity) -> str:
+    """Which cycle replaced this one, and why: a newer commit, or a re-run of this one."""
+    link = f'<a href="{escape(successor.url)}">{escape(successor.cycle_id)}</a>'
+    if successor.sha == ident.sha:
+        # `/aac run`, `/aac rerun` and re-run pipelines: the same commit ran again.
+        why = (
+            f", re-run as attempt {successor.run_attempt} at the same commit. This report "
+            f"describes attempt {ident.run_attempt} of commit {escape(ident.short_sha)}."
+        )
+    else:
+        why = (
+            f" for a newer commit, {escape(successor.sha[:7])}. This report describes "
+            f"commit {escape(ident.short_sha)}."
+        )
+    return (
+        '<div class="card superseded" id="superseded-by"><b>Superseded</b> by cycle '
+        f"{link}{why}</div>"
+    )
+
+
 def render_page(
     model: ReportModel,
     *,
@@ -251,12 +273,7 @@ def render_page(
         + "</div>",
     ]
     if superseded_by is not None:
-        parts.append(
-            '<div class="card superseded" id="superseded-by"><b>Superseded</b> by cycle '
-            f'<a href="{escape(superseded_by.url)}">{escape(superseded_by.cycle_id)}</a> '
-            f"for a newer commit, {escape(superseded_by.sha[:7])}. This report describes "
-            f"commit {escape(ident.short_sha)}.</div>"
-        )
+        parts.append(_superseded_card(superseded_by, ident))
     if publish_failures:
         parts.append(
             '<div class="card superseded" id="publish-failures"><b>Not published.</b><ul>'

@@ -6,6 +6,8 @@ import html
 import re
 from urllib.parse import urlparse
 
+from bot import cycles
+from bot.cycle_report import cycle_context
 from bot.history import load_history
 from bot.links import signed_report_url
 from bot.results.model import TestStatus
@@ -107,6 +109,23 @@ async def test_a_finished_cycle_superseded_by_a_new_push_keeps_its_report(
         assert cycle is not None
         history = await load_history(session, cycle, {"tests.test_math::test_div"})
     assert history.recent["tests.test_math::test_div"] == [TestStatus.FAILED]
+
+
+async def test_a_cycle_re_run_at_its_commit_says_so_not_newer_commit(api: ApiHarness) -> None:
+    # A testing node's or manual run (no pipeline): /aac rerun opens its next attempt.
+    old_id = await make_analysed_cycle(api, context={"pipeline_id": None})
+    async with api.runtime.sessions.begin() as session:
+        old = await session.get_one(TestCycle, old_id)
+        fresh, created = await cycles.open_attempt(session, old.org_id, cycle_context(old))
+        assert created
+        fresh_id = fresh.id
+
+    page = await api.client.get(f"/cycles/{old_id}", headers=api.auth())
+    assert page.status_code == 200
+    card = page.text.split('id="superseded-by">', 1)[1].split("</div>", 1)[0]
+    assert ", re-run as attempt 2 at the same commit." in card
+    assert "newer commit" not in card
+    assert f"/cycles/{fresh_id}?exp=" in card.split('href="', 1)[1]
 
 
 async def test_page_links_a_self_managed_gitlabs_commit_mr_and_pipeline(api: ApiHarness) -> None:

@@ -286,6 +286,8 @@ async def test_rerun_note_on_a_failed_pipeline_retries_it(gitlab_bot: GitlabBot)
     assert (first.run_attempt, second.run_attempt) == (1, 2)
     assert first.superseded_by == second.id
     assert (second.status, second.failed, second.total) == ("done", 0, first.total)
+    # The same commit ran again: no status of it says a newer commit replaced the first run.
+    assert "Superseded by a newer commit" not in {s.description for s in bot.statuses(SHA1)}
     assert "rerun_asked" not in first.context_extra
 
     # A later delivery of that same hook, with nothing asked since, is a redelivery.

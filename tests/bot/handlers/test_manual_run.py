@@ -127,6 +127,31 @@ async def test_unknown_and_non_manual_suites_are_answered_on_the_change(
     assert [c.suite for c in await cycles_of(runtime)] == ["unit"]
 
 
+async def test_aac_run_followed_by_prose_is_a_suite_name_and_the_reply_shows_the_syntax(
+    runtime: Runtime,
+) -> None:
+    provider = RecordingProvider(writers={"dev"})
+    run, sha = await opened_change(runtime, provider)
+    note = example("note.merge_request")
+    note["project"]["path_with_namespace"] = (await cycles_of(runtime))[0].repository
+    note["object_attributes"]["note"] = "/aac run please"
+    note["user"]["username"] = "dev"
+    asked = parse_event("Note Hook", note, bot_logins=set())
+    assert isinstance(asked, RunRequested)
+    assert asked.suite == "please"  # explicit: the word after `/aac run` names the suite
+
+    await manual_run.handle(run, asked)
+    kind, _pr, user, message = provider.calls[-1]
+    assert (kind, user) == ("answer_command", "dev")
+    assert message == (
+        f"`.aac.yml` at {sha[:12]} has no suite `please`; suites that can be started by hand: "
+        "`nightly`, `lint`. Comment `/aac run SUITE` to start one (the word after `/aac run` "
+        "is the suite's name, for example `/aac run nightly`), or `/aac run` alone to start "
+        "them all."
+    )
+    assert [c.suite for c in await cycles_of(runtime)] == ["unit"]
+
+
 async def test_aac_run_on_a_change_the_bot_never_saw_says_so(runtime: Runtime) -> None:
     provider = RecordingProvider(writers={"dev"})
     run = await event_run(runtime, provider)

@@ -11,7 +11,7 @@ from report_scenarios import all_pass, many_failures, one_failure
 from bot.analysis.model import Verdict
 from bot.report.chart import MAX_X_LABELS, SuitePoint, history_chart, point_labels
 from bot.report.model import ReportModel
-from bot.report.page import BADGES, render_page
+from bot.report.page import BADGES, Successor, render_page
 from bot.report.web_links import WebLinks
 
 
@@ -117,6 +117,33 @@ def test_the_page_lists_the_passed_tests() -> None:
     html = _page(all_pass())
     assert "<h2>Passed (120)</h2>" in html
     assert html.count("<li><code>tests.test_misc::test_ok_") == 120
+
+
+def _superseded_card(model: ReportModel, successor: Successor) -> str:
+    html = render_page(model, chart=[], recent={}, superseded_by=successor)
+    card = _between(html, 'id="superseded-by">', "</div>")
+    return re.sub(r"<[^>]+>", "", card)
+
+
+def test_a_cycle_superseded_by_a_newer_commit_names_that_commit() -> None:
+    model = one_failure()
+    newer = Successor("c2", "f" * 40, "https://aac.example/cycles/c2?sig=1")
+    assert _superseded_card(model, newer) == (
+        f"Superseded by cycle c2 for a newer commit, fffffff. This report describes commit "
+        f"{model.identity.short_sha}."
+    )
+
+
+def test_a_cycle_re_run_at_the_same_commit_says_which_attempt_replaced_it() -> None:
+    model = one_failure()
+    rerun = Successor("c2", model.identity.sha, "https://aac.example/cycles/c2?sig=1", 2)
+    html = render_page(model, chart=[], recent={}, superseded_by=rerun)
+    assert 'href="https://aac.example/cycles/c2?sig=1">c2</a>' in html
+    assert _superseded_card(model, rerun) == (
+        "Superseded by cycle c2, re-run as attempt 2 at the same commit. This report describes "
+        f"attempt 1 of commit {model.identity.short_sha}."
+    )
+    assert "newer commit" not in html
 
 
 # -- the history chart -------------------------------------------------------------------
