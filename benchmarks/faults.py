@@ -52,31 +52,22 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from benchmarks.ingest import _running_bot  # noqa: E402
+from benchmarks.harness import fake_github_with_app, running_bot  # noqa: E402
 from bot.jobs import job_handlers  # noqa: E402
 from bot.worker import Worker, WorkerConfig  # noqa: E402
-from providers.factory import ProviderShared  # noqa: E402
-from providers.github import GithubShared  # noqa: E402
 from storage.models import Job  # noqa: E402
-from storage.write_slots import WriteSlots  # noqa: E402
 from tests.bot.e2e.conftest import (  # noqa: E402
     REPOSITORY,
     WEBHOOK_SECRET,
     RunningBot,
+    fast_shared,
     install,
     pull_request,
     wait_for,
 )
 from tests.conftest import TEST_KEYS  # noqa: E402
 from tests.fakes.github import FakeGithub, Fault  # noqa: E402
-from tests.github_constants import (  # noqa: E402
-    APP_ID,
-    APP_SLUG,
-    BOT_LOGIN,
-    INSTALLATION_ID,
-    OWNER,
-    _pem_pair,
-)
+from tests.github_constants import BOT_LOGIN  # noqa: E402
 
 JUNIT = (
     b'<testsuite name="t" tests="2" failures="1"><testcase classname="tests.test_api" '
@@ -113,22 +104,13 @@ def step(message: str) -> None:
 @asynccontextmanager
 async def bot_on_fake(work: Path, *, run_worker: bool) -> AsyncIterator[RunningBot]:
     """A fresh SQLite bot wired to a fresh fake GitHub, the App installed and linked."""
-    private_pem, public_pem = _pem_pair()
-    github = FakeGithub(
-        app_id=APP_ID,
-        app_slug=APP_SLUG,
-        app_public_key=public_pem,
-        installations={INSTALLATION_ID: OWNER},
-    ).start()
-    (work / "app.pem").write_text(private_pem)
-    url = f"sqlite+aiosqlite:///{work}/aac-{uuid.uuid4().hex[:6]}.db"
-    try:
-        async with _running_bot(url, github, private_pem, run_worker=run_worker) as bot:
+    with fake_github_with_app() as (github, private_pem):
+        (work / "app.pem").write_text(private_pem)
+        url = f"sqlite+aiosqlite:///{work}/aac-{uuid.uuid4().hex[:6]}.db"
+        async with running_bot(url, github, private_pem, run_worker=run_worker) as bot:
             if run_worker:
                 await install(bot)
             yield bot
-    finally:
-        github.stop()
 
 
 async def open_cycle(bot: RunningBot, sha: str, pr: int) -> dict[str, Any]:
@@ -455,10 +437,8 @@ async def flood_scenario(args: argparse.Namespace, work: Path) -> None:
 @asynccontextmanager
 async def in_process_worker(bot: RunningBot) -> AsyncIterator[None]:
     """A worker like ``aac serve``'s (16 slots), GitHub writes paced 0.01 s apart as in
-    benchmarks/ingest.py, running until the block ends."""
-    shared = ProviderShared(
-        github=GithubShared(pacing_seconds=0.01, write_slots=WriteSlots(bot.runtime.engine))
-    )
+    benchmarks/harness.py, running until the block ends."""
+    shared = fast_shared(bot.runtime.engine)
     worker = Worker(
         bot.runtime.sessions,
         job_handlers(bot.runtime, shared),

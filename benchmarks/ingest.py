@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -35,40 +34,19 @@ ROOT = Path(__file__).resolve().parent.parent
 # standard library's; the repository root takes its place.
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 
-import httpx  # noqa: E402
-import uvicorn  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
+from benchmarks.harness import fake_github_with_app, running_bot  # noqa: E402
 from benchmarks.parse_results import generate  # noqa: E402
-from bot.app import create_app  # noqa: E402
-from bot.jobs import job_handlers  # noqa: E402
-from bot.runtime import build_runtime  # noqa: E402
-from config.settings import load_settings  # noqa: E402
-from providers.factory import ProviderShared  # noqa: E402
-from providers.github import GithubShared  # noqa: E402
-from providers.github.app import configure_app  # noqa: E402
-from storage import apikeys, orgs  # noqa: E402
 from storage.db import create_engine  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
-from storage.write_slots import WriteSlots  # noqa: E402
 from tests.bot.e2e.conftest import (  # noqa: E402
     REPOSITORY,
-    WEBHOOK_SECRET,
     RunningBot,
     install,
     pull_request,
     wait_for,
 )
-from tests.conftest import TEST_KEYS  # noqa: E402
-from tests.fakes.github import FakeGithub  # noqa: E402
-from tests.github_constants import (  # noqa: E402
-    APP_ID,
-    APP_SLUG,
-    BOT_LOGIN,
-    INSTALLATION_ID,
-    OWNER,
-    _pem_pair,
-)
+from tests.github_constants import BOT_LOGIN  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get(
     "AAC_BENCH_PG_ADMIN_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -98,49 +76,6 @@ async def _database(engine: str, work: Path) -> AsyncIterator[str]:
         yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
         await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@asynccontextmanager
-async def _running_bot(
-    database_url: str, github: FakeGithub, pem: str, *, run_worker: bool = True
-) -> AsyncIterator[RunningBot]:
-    """The app (with its worker unless ``run_worker`` is off) under uvicorn on a free port,
-    wired to the fake GitHub (benchmarks/faults.py runs its workers as processes)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = load_settings(
-        {"AAC_DATABASE_URL": database_url, "AAC_SECRET_KEYS": TEST_KEYS}, public_url=url
-    )
-    runtime = build_runtime(settings)
-    await upgrade(runtime.engine)
-    async with runtime.sessions.begin() as session:
-        await configure_app(
-            session,
-            runtime.vault,
-            app_id=APP_ID,
-            private_key_pem=pem,
-            webhook_secret=WEBHOOK_SECRET,
-            api_url=github.url,
-            slug=APP_SLUG,
-        )
-        org = await orgs.create_org(session, OWNER, github_accounts=[OWNER])
-        _, key = await apikeys.create_api_key(session, org, "bench")
-    shared = ProviderShared(
-        github=GithubShared(pacing_seconds=0.01, write_slots=WriteSlots(runtime.engine))
-    )
-    app = create_app(runtime, handlers=job_handlers(runtime, shared), run_worker=run_worker)
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", access_log=False))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    await wait_for(lambda: server.started, 30, "the bot to start")
-    try:
-        async with httpx.AsyncClient(timeout=600) as http:
-            yield RunningBot(url, runtime, github, key, http)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 60)
-        await shared.close()
-        await runtime.close()
 
 
 def _step(what: str) -> None:
@@ -204,22 +139,13 @@ async def _measure(bot: RunningBot, path: Path, cases: int) -> dict[str, Any]:
 
 async def run(engine: str, path: Path, cases: int, work: Path) -> dict[str, Any]:
     """One engine: fresh database and fake GitHub, upload, complete, wait for publishing."""
-    private_pem, public_pem = _pem_pair()
-    github = FakeGithub(
-        app_id=APP_ID,
-        app_slug=APP_SLUG,
-        app_public_key=public_pem,
-        installations={INSTALLATION_ID: OWNER},
-    ).start()
-    try:
+    with fake_github_with_app() as (github, private_pem):
         _step(f"{engine}: starting the bot")
-        async with _database(engine, work) as url, _running_bot(url, github, private_pem) as bot:
+        async with _database(engine, work) as url, running_bot(url, github, private_pem) as bot:
             result = await _measure(bot, path, cases)
         if github.validation_errors:
             raise SystemExit(f"GitHub rejected request bodies: {github.validation_errors[:3]}")
         return result
-    finally:
-        github.stop()
 
 
 def main() -> int:

@@ -38,6 +38,14 @@ async def start_suite(
     """
     cycle, created = await cycles.open_attempt(session, org_id, replace(ctx, suite=suite.name))
     if created:
-        await cycles.queue_publish(session, cycle)
-        await queue_runner_jobs(session, cycle, suite)
+        await show_queued(session, cycle, suite)
     return cycle, created
+
+
+async def show_queued(
+    session: AsyncSession, cycle: TestCycle, suite: SuiteConfig, *, from_fork: bool | None = None
+) -> None:
+    """A cycle opened now: queue its "queued" status and, for a ``run`` suite, its
+    testing-node job (``from_fork`` as ``queue_runner_jobs`` takes it)."""
+    await cycles.queue_publish(session, cycle)
+    await queue_runner_jobs(session, cycle, suite, from_fork=from_fork)

@@ -376,6 +376,18 @@ def body_with_marker(message: CommentBody) -> str:
     return f"{message.marker}\n{message.body}"
 
 
+def comment_within_limit(
+    message: CommentBody, limits: PlatformLimits, *, noun: str, platform: str
+) -> str:
+    """The body to post (``body_with_marker``); TooLarge naming the ``noun`` ("comment",
+    "note") and ``platform`` when it exceeds ``limits.comment_chars``, before any request."""
+    body = body_with_marker(message)
+    if len(body) > limits.comment_chars:
+        possessive = f"{platform}'" if platform.endswith("s") else f"{platform}'s"
+        raise TooLarge(f"{noun} of {len(body):,} characters exceeds {possessive} limit")
+    return body
+
+
 def refusal_reply(mention: str, who_may: str, change: str) -> str:
     """The reply to a refused ``/aac`` command, in one wording for every SCM; the commands are
     quoted mid-line so that the bot's own reply can never be read as one."""

@@ -1,14 +1,16 @@
-"""What ``aac gitlab hooks apply`` and ``aac azure hooks apply`` share: their arguments, reading
-the file, printing the plan and reporting an apply that stopped half way."""
+"""What ``aac gitlab hooks apply`` and ``aac azure hooks apply`` share: their arguments, the
+apply flow (read the file and the organisation, plan, print, apply) and reporting an apply that
+stopped half way; each SCM supplies only how it reads its hooks and plans their changes."""
 
 from __future__ import annotations
 
 import argparse
 import secrets
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, Generic, TextIO, TypeVar
 
 from config.settings import Settings
 from providers.base import ProviderError
@@ -158,6 +160,89 @@ async def load_org(
             stored_secret=orgs.integration_webhook_secret(runtime.vault, org, provider),
             state=dict((org.settings or {}).get(state_key) or {}),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class HooksPlan(Generic[T]):
+    """One SCM's plan and how to carry it out: the plan's header line, its changes, the write
+    of one change with the secret, the hook state to remember (given whether the apply was
+    complete and whether the secret was sent) and the reason a refused change gives."""
+
+    header: str
+    changes: Sequence[Change[T]]
+    write: Callable[[Change[T], str], Awaitable[None]]
+    state_after: Callable[[bool, bool], dict[str, Any]]
+    reason: Callable[[Change[T], ProviderError], str]
+
+
+# (runtime, args, manifest, organisation, send_secret) -> the plan; reads the SCM, writes nothing.
+Planner = Callable[[CliRuntime, argparse.Namespace, M, OrgHooks, bool], Awaitable[HooksPlan[T]]]
+
+
+@dataclass(frozen=True, slots=True)
+class HooksSpec(Generic[M, T]):
+    """What one SCM's ``hooks apply`` works with: the organisation's integration and hook state
+    key, what its token needs (for the error naming a missing one), the file's loader and the
+    planner."""
+
+    source: str
+    state_key: str
+    rights: str
+    load_manifest: Callable[..., M]
+    planner: Planner[M, T]
+
+
+def hooks_apply(spec: Callable[[], HooksSpec[Any, Any]]) -> Apply:
+    """The ``hooks apply`` command of the SCM whose spec ``spec()`` returns (called when the
+    command runs, so that its SDK is imported then and not for every ``aac``)."""
+
+    async def apply(
+        runtime: CliRuntime,
+        args: argparse.Namespace,
+        *,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+    ) -> int:
+        return await run_apply(runtime, args, spec(), out=out or sys.stdout, err=err or sys.stderr)
+
+    return apply
+
+
+async def run_apply(
+    runtime: CliRuntime,
+    args: argparse.Namespace,
+    spec: HooksSpec[M, T],
+    *,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """Print the plan, then (unless ``--dry-run``) apply it; exit non-zero when any part failed,
+    after saying what was applied and what was not."""
+    manifest = read_manifest(args.file, spec.load_manifest)
+    org = await load_org(
+        runtime, args.org, spec.source, state_key=spec.state_key, rights=spec.rights
+    )
+    # The SCM never shows a secret back: send it when none is stored yet (one is generated),
+    # when asked to, or when an earlier apply stopped before every hook had it.
+    send_secret = (
+        org.stored_secret is None or args.resend_secret or bool(org.state.get("resend_secret"))
+    )
+    plan = await spec.planner(runtime, args, manifest, org, send_secret)
+    print_plan(plan.header, plan.changes, out)
+    return await apply_and_report(
+        runtime,
+        org,
+        plan.changes,
+        provider=spec.source,
+        state_key=spec.state_key,
+        dry_run=args.dry_run,
+        send_secret=send_secret,
+        write=plan.write,
+        state_after=plan.state_after,
+        reason=plan.reason,
+        out=out,
+        err=err,
+    )
 
 
 async def apply_and_report(

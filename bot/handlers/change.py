@@ -12,11 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import cycles
 from bot.cycles import queue_publish, same_change
 from bot.events import ChangeClosed, ChangeOpened
-from bot.handlers.context import EventRun, installation_extra
+from bot.handlers.context import EventRun, suite_context
 from bot.handlers.repo_files import read_repo_config
-from bot.runner_jobs import queue_runner_jobs
+from bot.suite_runs import show_queued
 from config.repo_config import RepoConfig
-from providers.context import CiContext
 from storage import runners
 from storage.models import TestCycle
 from storage.types import utcnow
@@ -48,23 +47,13 @@ async def open_cycles(
     for suite in suites:
         if suite.name in existing:
             continue
-        ctx = CiContext(
-            source=event.source,
-            host=run.host,
-            repository=event.repository,
-            sha=event.sha,
-            pr=event.number,
-            ref=event.ref,
-            base_ref=event.base_ref,
-            suite=suite.name,
-            trigger="pull_request",
-            extra={**installation_extra(event.installation_id), **_head_extra(event)},
+        ctx = suite_context(
+            run, event, suite.name, trigger="pull_request", extra=_head_extra(event)
         )
         cycle, created = await cycles.create_cycle(session, run.org_id, ctx)
         if created:
             opened.append(cycle)
-            await queue_publish(session, cycle)
-            await queue_runner_jobs(session, cycle, suite, from_fork=event.from_fork)
+            await show_queued(session, cycle, suite, from_fork=event.from_fork)
     return opened
 
 

@@ -3,7 +3,7 @@ organisation's event who it is for, its provider and the one write of its job.""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.runtime import Runtime
 from providers.base import CiProvider
+from providers.context import CiContext
 from providers.factory import NullProvider, ProviderShared
 from providers.registry import EventScope
 
@@ -63,6 +64,49 @@ def installation_extra(installation_id: int | None) -> dict[str, Any]:
     """The context ``extra`` a cycle opened by an App installation's event carries (the
     factory finds the installation by it)."""
     return {} if installation_id is None else {"installation_id": installation_id}
+
+
+class SuiteEvent(Protocol):
+    """What a change's and a pipeline's events both say of the commit and change they are for."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def repository(self) -> str: ...
+    @property
+    def sha(self) -> str: ...
+    @property
+    def number(self) -> int | None: ...
+    @property
+    def ref(self) -> str | None: ...
+    @property
+    def base_ref(self) -> str | None: ...
+    @property
+    def installation_id(self) -> int | None: ...
+
+
+def suite_context(
+    run: EventRun,
+    event: SuiteEvent,
+    suite: str,
+    *,
+    trigger: str,
+    extra: Mapping[str, Any] | None = None,
+) -> CiContext:
+    """The context of ``suite``'s cycle for the event's commit and change, started by
+    ``trigger``; ``extra`` is kept beside the App installation (when there is one)."""
+    return CiContext(
+        source=event.source,
+        host=run.host,
+        repository=event.repository,
+        sha=event.sha,
+        pr=event.number,
+        ref=event.ref,
+        base_ref=event.base_ref,
+        suite=suite,
+        trigger=trigger,
+        extra={**installation_extra(event.installation_id), **(extra or {})},
+    )
 
 
 async def nothing(_session: AsyncSession) -> None:

@@ -17,14 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import cycles
 from bot.events import PipelineFinished
-from bot.handlers.context import EventRun, installation_extra
+from bot.handlers.context import EventRun, suite_context
 from bot.handlers.repo_files import read_repo_config
 from bot.results.errors import ResultFileError
 from bot.results.limits import ParseLimits
 from bot.results.model import TestCaseResult, TestStatus
 from bot.results.parse import parse_results
 from bot.results.parsed import ParsedFile
-from bot.runner_jobs import queue_runner_jobs
+from bot.suite_runs import show_queued
 from config.repo_config import SuiteConfig
 from providers.base import (
     CaseOutcome,
@@ -203,15 +203,16 @@ async def store(
         await queue_run(session, run, suite, event)
     for suite, extracted in fetched.suites:
         ctx = replace(
-            _context(run, event, suite),
+            suite_context(
+                run,
+                event,
+                suite.name,
+                trigger="workflow_run",
+                extra={RERUN_PIPELINE_KEYS[0]: event.pipeline_id},
+            ),
             pipeline_id=event.pipeline_id,
             pipeline_url=event.url,
             run_attempt=event.run_attempt,
-            trigger="workflow_run",
-            extra={
-                **installation_extra(event.installation_id),
-                RERUN_PIPELINE_KEYS[0]: event.pipeline_id,
-            },
         )
         cycle = await _cycle_to_fill(session, run.org_id, ctx)
         if cycle is None:
@@ -258,27 +259,10 @@ async def queue_run(
 ) -> TestCycle:
     """Open the ``run`` suite's cycle for the pipeline's commit and queue it for a testing
     node (once: a redelivered event finds the cycle and its job)."""
-    ctx = _context(run, event, suite)
+    ctx = suite_context(run, event, suite.name, trigger="pipeline_finished")
     if event.from_fork is not None:
         ctx.extra["from_fork"] = event.from_fork
     cycle, created = await cycles.create_cycle(session, run.org_id, ctx)
     if created:
-        await cycles.queue_publish(session, cycle)
-        await queue_runner_jobs(session, cycle, suite, from_fork=event.from_fork)
+        await show_queued(session, cycle, suite, from_fork=event.from_fork)
     return cycle
-
-
-def _context(run: EventRun, event: PipelineFinished, suite: SuiteConfig) -> CiContext:
-    """The commit and change a pipeline ran for, as a ``pipeline_finished`` cycle of ``suite``."""
-    return CiContext(
-        source=event.source,
-        host=run.host,
-        repository=event.repository,
-        sha=event.sha,
-        pr=event.number,
-        ref=event.ref,
-        base_ref=event.base_ref,
-        suite=suite.name,
-        trigger="pipeline_finished",
-        extra=installation_extra(event.installation_id),
-    )

@@ -8,18 +8,14 @@ from dataclasses import replace
 from bot.report.annotations import MAX_ANNOTATIONS, build_annotations
 from bot.report.budget import Plan, fit
 from bot.report.headline import format_count, headline
-from bot.report.markdown import escape_inline, link, safe_url, truncate_bytes, truncate_chars
+from bot.report.markdown import safe_url, truncate_bytes, truncate_chars
 from bot.report.model import CycleStatus, ReportModel
 from bot.report.repo_paths import RepoFiles
+from bot.report.report_body import headline_only, report_sections
 from bot.report.sections import (
     GITHUB_STYLE,
     clusters_section,
-    deltas_section,
-    flaky_section,
-    header,
     join_sections,
-    llm_summary,
-    notices,
     passed_section,
 )
 from bot.report.status import render_status_description
@@ -52,15 +48,8 @@ def _annotation_note(shown: int, failing: int) -> str:
 
 
 def _summary(model: ReportModel, plan: Plan, note: str) -> str:
-    return join_sections(
-        header(model),
-        notices(model, plan),
-        llm_summary(model, plan),
-        clusters_section(model, plan, GITHUB_STYLE, traces=False),
-        flaky_section(model, plan),
-        deltas_section(model, plan),
-        note,
-    )
+    # The traces go to the text, which has room for them (``_text``).
+    return join_sections(*report_sections(model, plan, GITHUB_STYLE, traces=False), note)
 
 
 def _text(model: ReportModel, plan: Plan) -> str:
@@ -81,10 +70,7 @@ def _text(model: ReportModel, plan: Plan) -> str:
 
 
 def _minimal(model: ReportModel) -> str:
-    text = f"### {escape_inline(headline(model), 400)}"
-    if model.identity.report_url:
-        text += f"\n\n{link('Full report', model.identity.report_url)}"
-    return text
+    return headline_only(model, "Full report")
 
 
 def render_check_run(

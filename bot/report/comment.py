@@ -5,21 +5,14 @@ from __future__ import annotations
 from enum import StrEnum
 
 from bot.report.budget import Plan, fit
-from bot.report.headline import headline
-from bot.report.markdown import escape_inline, link
 from bot.report.model import ReportModel
+from bot.report.report_body import headline_only, report_sections
 from bot.report.sections import (
     AZURE_STYLE,
     GITHUB_STYLE,
     GITLAB_STYLE,
     Style,
-    clusters_section,
-    deltas_section,
-    flaky_section,
-    header,
     join_sections,
-    llm_summary,
-    notices,
 )
 from providers.base import GITHUB_LIMITS, CommentBody, PlatformLimits, comment_marker
 
@@ -41,21 +34,11 @@ _STYLES: dict[Dialect, Style] = {
 
 def _body(model: ReportModel, plan: Plan, style: Style) -> str:
     # No list of passed tests: a PR author reads what needs them; the report page lists all.
-    return join_sections(
-        header(model),
-        notices(model, plan),
-        llm_summary(model, plan),
-        clusters_section(model, plan, style, traces=True),
-        flaky_section(model, plan),
-        deltas_section(model, plan),
-    )
+    return join_sections(*report_sections(model, plan, style, traces=True))
 
 
 def _minimal(model: ReportModel) -> str:
-    text = f"### {escape_inline(headline(model), 400)}"
-    if model.identity.report_url:
-        text += f"\n\nDetails did not fit here: {link('full report', model.identity.report_url)}"
-    return text
+    return headline_only(model, "full report", lead="Details did not fit here: ")
 
 
 def render_comment(

@@ -5,51 +5,51 @@ basic-auth credentials."""
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 from providers.azure_devops.credentials_cli import GROUP as CREDENTIALS
 from providers.base import ProviderError
 from providers.cli import CliError
 from providers.hook_plans import Change
-from providers.hooks_cli import (
-    apply_and_report,
-    hooks_group,
-    load_org,
-    print_plan,
-    read_manifest,
-)
+from providers.hooks_cli import HooksPlan, HooksSpec, OrgHooks, hooks_apply, hooks_group
 from providers.registry import CliRuntime
 
 if TYPE_CHECKING:  # the SDK is imported when a command runs, not for every `aac`
-    from providers.azure_devops.service_hooks import Wanted
+    from providers.azure_devops.service_hooks import ServiceHooksFile, Wanted
 
 NAME = "azure"
 SOURCE = "azure"
 DEFAULT_FILE = "app-manifests/azure-service-hooks.yml"
 
 
-async def apply_hooks(
+RIGHTS = (
+    'a PAT with the "Service Hooks (Read, write & manage)" scope whose user may '
+    '"Edit subscriptions" in the projects'
+)
+
+
+def hooks_spec() -> HooksSpec[ServiceHooksFile, Wanted]:
+    """What ``aac azure hooks apply`` works with (the SDK imported only now)."""
+    from providers.azure_devops import service_hooks as sh
+
+    return HooksSpec(SOURCE, sh.STATE_KEY, RIGHTS, sh.load_manifest, plan_hooks)
+
+
+apply_hooks = hooks_apply(hooks_spec)
+
+
+async def plan_hooks(
     runtime: CliRuntime,
     args: argparse.Namespace,
-    *,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-) -> int:
-    """Print the plan, then (unless ``--dry-run``) apply it; exit non-zero when any part failed,
-    after saying what was applied and what was not."""
+    manifest: ServiceHooksFile,
+    org: OrgHooks,
+    send_secret: bool,
+) -> HooksPlan[Wanted]:
+    """The subscriptions' plan against what the projects hold now; CliError when they cannot
+    be read (nothing changed)."""
     from providers.azure_devops import service_hooks as sh
     from providers.azure_devops.provider import AzureShared
 
-    manifest = read_manifest(args.file, sh.load_manifest)
-    org = await load_org(
-        runtime,
-        args.org,
-        SOURCE,
-        state_key=sh.STATE_KEY,
-        rights='a PAT with the "Service Hooks (Read, write & manage)" scope whose user may '
-        '"Edit subscriptions" in the projects',
-    )
     state = org.state
     url = sh.hook_url(runtime.settings.public_url, org.slug)
     client = sh.AzureServiceHooks(
@@ -69,9 +69,6 @@ async def apply_hooks(
     except ProviderError as exc:
         reason = sh.refusal(exc, writing=False, project=current, org=org.slug)
         raise CliError(f"cannot read the subscriptions: {reason}; nothing changed") from None
-    send_secret = (
-        org.stored_secret is None or args.resend_secret or bool(state.get("resend_secret"))
-    )
     changes = sh.plan(
         sh.wanted(manifest, project_ids, url),
         existing,
@@ -79,12 +76,6 @@ async def apply_hooks(
         project_names={v: k for k, v in project_ids.items()},
         send_secret=send_secret,
         prune=args.prune,
-    )
-    out, err = out or sys.stdout, err or sys.stderr
-    print_plan(
-        f"Azure DevOps service hooks of {org.slug} at {client.base_url}, delivering to {url}:",
-        changes,
-        out,
     )
 
     async def write(change: Change[Wanted], secret: str) -> None:
@@ -95,14 +86,11 @@ async def apply_hooks(
         else:
             await client.delete(change.remote_id or "")
 
-    return await apply_and_report(
-        runtime,
-        org,
-        changes,
-        provider=SOURCE,
-        state_key=sh.STATE_KEY,
-        dry_run=args.dry_run,
-        send_secret=send_secret,
+    return HooksPlan(
+        header=(
+            f"Azure DevOps service hooks of {org.slug} at {client.base_url}, delivering to {url}:"
+        ),
+        changes=changes,
         write=write,
         state_after=lambda complete, sent: sh.state_after(
             state, url=url, changes=changes, complete=complete, secret_sent=sent
@@ -110,8 +98,6 @@ async def apply_hooks(
         reason=lambda change, error: sh.refusal(
             error, writing=True, project=change.subject.project, org=org.slug
         ),
-        out=out,
-        err=err,
     )
 
 

@@ -62,10 +62,9 @@ from providers.base import (
     ProviderError,
     PublishResult,
     StatusState,
-    TooLarge,
     Transient,
-    body_with_marker,
     clip,
+    comment_within_limit,
     refusal_reply,
 )
 from providers.context import CiContext
@@ -410,9 +409,7 @@ class AzureDevOpsProvider:
             return PublishResult(
                 attempted=False, succeeded=False, kind="comment", reason="no pull request"
             )
-        body = body_with_marker(message)
-        if len(body) > self.limits.comment_chars:
-            raise TooLarge(f"comment of {len(body)} characters exceeds Azure DevOps' limit")
+        body = comment_within_limit(message, self.limits, noun="comment", platform="Azure DevOps")
         project, repo = split_repository(ctx.repository)
         identity = await self.identity()
         known = _previous_ids(previous, "comment")

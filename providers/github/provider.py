@@ -52,8 +52,8 @@ from providers.base import (
     StatusState,
     TooLarge,
     Transient,
-    body_with_marker,
     clip,
+    comment_within_limit,
 )
 from providers.context import CiContext
 from providers.github.auth import (
@@ -508,9 +508,7 @@ class GithubProvider:
             return PublishResult(
                 attempted=False, succeeded=False, kind="comment", reason="no pull request"
             )
-        body = body_with_marker(message)
-        if len(body) > self.limits.comment_chars:
-            raise TooLarge(f"comment of {len(body)} characters exceeds GitHub's limit")
+        body = comment_within_limit(message, self.limits, noun="comment", platform="GitHub")
         owner, repo = split_repository(ctx.repository)
         login = await self.bot_login()
         known_id = _previous_id(previous, "comment", "comment_id")

@@ -43,8 +43,8 @@ from providers.base import (
     ResultFileBlob,
     StatusState,
     TooLarge,
-    body_with_marker,
     clip,
+    comment_within_limit,
     refusal_reply,
 )
 from providers.context import CiContext
@@ -331,9 +331,7 @@ class GitlabProvider:
         """Edit in place, or create, the one note for (MR, suite)."""
         if ctx.pr is None:
             return PublishResult(False, False, "comment", reason="no merge request")
-        body = body_with_marker(message)
-        if len(body) > self.limits.comment_chars:
-            raise TooLarge(f"note of {len(body):,} characters exceeds GitLab's limit")
+        body = comment_within_limit(message, self.limits, noun="note", platform="GitLab")
         login = await self.bot_login()
         known = _previous(previous, "comment")
         known_id = known.get("note_id") if known.get("author", login) == login else None

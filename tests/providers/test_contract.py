@@ -332,11 +332,12 @@ async def test_comment_bodies_stay_within_the_limit(harness: Harness) -> None:
     assert [len(body) for body in harness.our_comments()] == [limit]
 
     before = harness.writes()
-    with pytest.raises(TooLarge):
+    with pytest.raises(TooLarge) as refused:
         await harness.provider.post_comment_to_pr(
             harness.ctx, CommentBody(suite="tests", body=exact.body + "z")
         )
     assert harness.writes() == before, "an oversized body must not be sent"
+    assert f"of {limit + 1:,} characters exceeds {harness.label}" in str(refused.value)
 
 
 # ---------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import httpx
 import pytest
 import uvicorn
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import create_app
 from bot.jobs import job_handlers
@@ -182,24 +183,36 @@ async def bot(
     runtime: Runtime, github_server: FakeGithub, github_app_key: tuple[str, str]
 ) -> AsyncIterator[RunningBot]:
     github_server.reset()
+    key = await seed_app_org(runtime, private_key_pem=github_app_key[0], api_url=github_server.url)
+    async with serving(runtime, fast_shared(runtime.engine)) as (url, http):
+        yield RunningBot(url, runtime, github_server, key, http)
+    assert github_server.validation_errors == []
+
+
+async def seed_app_org(
+    runtime: Runtime, *, private_key_pem: str, api_url: str, key_name: str = "ci"
+) -> str:
+    """The GitHub App configured on the GitHub at ``api_url`` and the test organisation owning
+    its account: the organisation's CI API key."""
     async with runtime.sessions.begin() as session:
         await configure_app(
             session,
             runtime.vault,
             app_id=APP_ID,
-            private_key_pem=github_app_key[0],
+            private_key_pem=private_key_pem,
             webhook_secret=WEBHOOK_SECRET,
-            api_url=github_server.url,
+            api_url=api_url,
             slug=APP_SLUG,
         )
         org = await orgs.create_org(session, OWNER, github_accounts=[OWNER])
-        _, key = await apikeys.create_api_key(session, org, "ci")
-    shared = ProviderShared(
-        github=GithubShared(pacing_seconds=0.01, write_slots=WriteSlots(runtime.engine))
-    )
-    async with serving(runtime, shared) as (url, http):
-        yield RunningBot(url, runtime, github_server, key, http)
-    assert github_server.validation_errors == []
+        _, key = await apikeys.create_api_key(session, org, key_name)
+    return key
+
+
+def fast_shared(engine: AsyncEngine) -> ProviderShared:
+    """Provider state whose GitHub writes are paced 0.01 s apart (the fake sets no secondary
+    limits), across processes through the database's write slots."""
+    return ProviderShared(github=GithubShared(pacing_seconds=0.01, write_slots=WriteSlots(engine)))
 
 
 async def org_with_integration(
@@ -223,26 +236,33 @@ async def org_with_integration(
 
 @asynccontextmanager
 async def serving(
-    runtime: Runtime, shared: ProviderShared
+    runtime: Runtime,
+    shared: ProviderShared,
+    *,
+    run_worker: bool = True,
+    start_seconds: float = 10,
+    http_timeout: float = 10,
+    stop_seconds: float = 30,
 ) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
-    """The bot on uvicorn with its in-process worker (the runtime's public URL pointed at it),
-    and an HTTP client; stopped, and ``shared`` closed, on exit."""
+    """The bot on uvicorn with its in-process worker unless ``run_worker`` is off (the
+    runtime's public URL pointed at it), and an HTTP client; stopped, and ``shared`` closed,
+    on exit."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     runtime.settings = runtime.settings.model_copy(
         update={"public_url": f"http://127.0.0.1:{port}"}
     )
-    app = create_app(runtime, handlers=job_handlers(runtime, shared), run_worker=True)
+    app = create_app(runtime, handlers=job_handlers(runtime, shared), run_worker=run_worker)
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", access_log=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    await wait_for(lambda: server.started, 10, "the bot to start")
+    await wait_for(lambda: server.started, start_seconds, "the bot to start")
     try:
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with httpx.AsyncClient(timeout=http_timeout) as http:
             yield f"http://127.0.0.1:{port}", http
     finally:
         server.should_exit = True
-        await asyncio.wait_for(task, 30)
+        await asyncio.wait_for(task, stop_seconds)
         await shared.close()
 
 
