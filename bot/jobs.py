@@ -11,6 +11,7 @@ from bot.handlers.webhook_event import WebhookEventJob
 from bot.periodic import PeriodicJob
 from bot.publish import PublishCycle
 from bot.retention import PRUNE_JOB, PruneJob, prune_periodically
+from bot.runner_expiry import RUNNER_EXPIRY_JOB, RunnerExpiryJob, expire_periodically
 from bot.runtime import Runtime
 from bot.webhooks.intake import WEBHOOK_JOB
 from bot.worker import Handler
@@ -39,10 +40,15 @@ def job_handlers(runtime: Runtime, shared: ProviderShared | None = None) -> dict
         PRUNE_JOB: PruneJob(runtime).run,
         # Queued every AAC_GITHUB_REDELIVER_INTERVAL seconds by the periodic-job schedule.
         GITHUB_REDELIVER_JOB: GithubRedeliver(hctx).run,
+        RUNNER_EXPIRY_JOB: RunnerExpiryJob(runtime).run,
     }
 
 
 def periodic_jobs(settings: Settings) -> tuple[PeriodicJob, ...]:
     """The jobs every worker queues once per period (see bot/periodic.py)."""
-    jobs = (prune_periodically(settings), redeliver_periodically(settings))
+    jobs = (
+        prune_periodically(settings),
+        redeliver_periodically(settings),
+        expire_periodically(settings),
+    )
     return tuple(job for job in jobs if job is not None)

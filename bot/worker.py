@@ -300,6 +300,8 @@ class Worker:
         jobs = [job for job in self.config.periodic if job.kind in self.handlers]
         if not jobs:
             return
+        # A job due more often than the check would otherwise run at the check's pace.
+        interval = min(self.config.periodic_check_seconds, *(job.every for job in jobs))
         while True:
             try:
                 async with self.sessions.begin() as session:
@@ -308,7 +310,7 @@ class Worker:
                     self.wake()
             except Exception:
                 log.warning("could not queue periodic jobs", exc_info=True)
-            await asyncio.sleep(self.config.periodic_check_seconds)
+            await asyncio.sleep(interval)
 
     async def _renew_leases(self) -> None:
         interval = max(0.2, self.config.lease_seconds / 3)

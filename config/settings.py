@@ -58,6 +58,9 @@ class Settings(BaseModel):
     # loses its job after this), and how long a node's poll for work waits on the server.
     runner_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
     runner_poll_seconds: float = Field(default=25.0, ge=0, le=120)
+    # How often a worker looks for leases that ran out: with no node polling, nothing else
+    # re-queues (or fails) a vanished node's job.
+    runner_expire_interval: float = Field(default=15.0, gt=0, le=3600)
 
     # CI API
     max_result_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)

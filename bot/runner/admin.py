@@ -10,11 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cli import EXIT_OK, EXIT_USAGE, CliError, say
 from bot.commands import with_runtime
+from bot.runner_jobs import DEFAULT_MAX_ATTEMPTS
 from bot.runtime import Runtime
 from config.settings import Settings
 from storage import orgs, runners
 from storage.models import Organization
 from storage.types import utcnow
+
+# A job re-run more often than this on vanishing nodes is broken, not unlucky.
+MAX_ATTEMPTS_LIMIT = 20
 
 
 def _ago(when: datetime | None) -> str:
@@ -107,7 +111,19 @@ def _settings(org: Organization, args: argparse.Namespace) -> int:
         if "{repository}" not in args.clone_url:
             raise CliError("--clone-url must contain {repository}", EXIT_USAGE)
         current["clone_url"] = args.clone_url
+    if args.max_attempts is not None:
+        if not 1 <= args.max_attempts <= MAX_ATTEMPTS_LIMIT:
+            raise CliError(
+                f"--max-attempts must be between 1 and {MAX_ATTEMPTS_LIMIT}, "
+                f"not {args.max_attempts}",
+                EXIT_USAGE,
+            )
+        current["max_attempts"] = args.max_attempts
     org.settings = {**(org.settings or {}), "runners": current}
     forks = "run after /aac approve" if current.get("allow_forks") else "never run"
-    say(f"{org.slug}: fork PRs {forks}; clone from {current.get('clone_url') or 'the SCM'}")
+    attempts = current.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
+    say(
+        f"{org.slug}: fork PRs {forks}; clone from {current.get('clone_url') or 'the SCM'}; "
+        f"{attempts} attempt(s) per job"
+    )
     return EXIT_OK

@@ -67,6 +67,11 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
         help="run fork PRs (each only after a maintainer's /aac approve)",
     )
     policy.add_argument("--clone-url", help="a mirror to clone from, with {repository}")
+    policy.add_argument(
+        "--max-attempts",
+        type=int,
+        help="attempts a job gets when its node vanishes, before it fails (default 3)",
+    )
 
 
 def _labels(raw: str) -> list[str]:

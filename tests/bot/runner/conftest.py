@@ -174,6 +174,13 @@ async def nodes(bot: RunningBot, repo: GitRepo, tmp_path: Path) -> Any:
     started.stop_all()
 
 
+async def set_runner_policy(bot: RunningBot, **policy: Any) -> None:
+    """Change the test organisation's runner settings (``allow_forks``, ``max_attempts``)."""
+    async with bot.runtime.sessions.begin() as session:
+        org = await orgs.get_org(session, OWNER)
+        org.settings = {**org.settings, "runners": {**org.settings["runners"], **policy}}
+
+
 async def start_cycle(
     bot: RunningBot, repo: GitRepo, sha: str, *, pr: int = 7, from_fork: bool = False
 ) -> str:

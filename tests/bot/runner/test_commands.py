@@ -52,10 +52,17 @@ def test_register_list_revoke_secret_and_settings(db: str, tmp_path: Path) -> No
 
     policy = aac(
         "runner", "settings", "--org", "acme", "--allow-forks",
-        "--clone-url", "https://mirror.example/{repository}.git", db=db, env=KEYS,
+        "--clone-url", "https://mirror.example/{repository}.git", "--max-attempts", "5",
+        db=db, env=KEYS,
     )  # fmt: skip
     assert policy.returncode == 0, policy.stderr
     assert "fork PRs run after /aac approve" in policy.stdout
+    assert "5 attempt(s) per job" in policy.stdout
+    [(org_settings,)] = _rows(tmp_path, "SELECT settings FROM organizations")
+    assert '"max_attempts": 5' in str(org_settings)
+    zero = aac("runner", "settings", "--org", "acme", "--max-attempts", "0", db=db, env=KEYS)
+    assert zero.returncode == 2
+    assert "--max-attempts must be between 1 and 20, not 0" in zero.stderr
     bad = aac("runner", "settings", "--org", "acme", "--clone-url", "https://x", db=db, env=KEYS)
     assert bad.returncode == 2
     assert "{repository}" in bad.stderr

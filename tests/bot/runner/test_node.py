@@ -22,6 +22,7 @@ from tests.bot.runner.conftest import (
     cycle_of,
     job_of,
     pid_alive,
+    set_runner_policy,
     start_cycle,
     wait_for_file,
     wait_for_state,
@@ -192,12 +193,7 @@ async def test_a_fork_is_not_executed_without_approval(
     from bot.runner_jobs import approve_runner_job
 
     ran = tmp_path / "ran"
-    async with bot.runtime.sessions.begin() as session:
-        org = await orgs.get_org(session, OWNER)
-        org.settings = {
-            **org.settings,
-            "runners": {**org.settings["runners"], "allow_forks": allowed},
-        }
+    await set_runner_policy(bot, allow_forks=allowed)
     sha = repo.commit({".aac.yml": aac_yml(f"touch {ran}", results="none/*.xml")})
     nodes.start("node-f")
     cycle_id = await start_cycle(bot, repo, sha, from_fork=True)

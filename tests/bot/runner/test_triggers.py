@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from storage import orgs
 from storage.models import Job, RunnerJob, TestCycle
 from tests.bot.e2e.conftest import (
     REPOSITORY,
@@ -30,10 +29,10 @@ from tests.bot.runner.conftest import (
     Nodes,
     aac_yml,
     job_of,
+    set_runner_policy,
     wait_for_state,
 )
 from tests.conftest import TEST_KEYS
-from tests.github_constants import OWNER
 
 PR = 7
 
@@ -119,12 +118,7 @@ async def test_a_fork_waits_for_approve_from_a_writer(
     bot: RunningBot, repo: GitRepo, nodes: Nodes, tmp_path: Path
 ) -> None:
     await install(bot)
-    async with bot.runtime.sessions.begin() as session:
-        org = await orgs.get_org(session, OWNER)
-        org.settings = {
-            **org.settings,
-            "runners": {**org.settings["runners"], "allow_forks": True},
-        }
+    await set_runner_policy(bot, allow_forks=True)
     ran = tmp_path / "ran"
     nodes.start("node-fork")
     yml = aac_yml(f"touch {ran}", results="none/*.xml")
