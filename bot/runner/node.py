@@ -38,6 +38,9 @@ MAX_RESULT_FILES = 200
 # What a job's command inherits from the node's environment; nothing else (the node's own
 # token lives in its environment).
 PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR")
+# What the bot answers once the node's token is revoked: nothing the node does can be reported
+# any more, and a command still running holds the job's secrets.
+TOKEN_REFUSED = frozenset({401, 403})
 
 
 @dataclass(slots=True)
@@ -94,8 +97,11 @@ class Node:
                 if job is not None:
                     await self.run_job(job)
             except ServerRefused as exc:
-                if exc.status == 401:
-                    self.say(f"aac runner: the bot refused this node's token ({exc}); stopping")
+                if exc.status in TOKEN_REFUSED:
+                    self.say(
+                        f"aac runner: the bot refused this node's token ({exc}): revoked or no "
+                        "longer valid; stopping"
+                    )
                     self.refused = True
                     stop.set()
                     return
@@ -120,8 +126,10 @@ class Node:
             self.say(f"job {job_id} lost: the bot gave it to another node (lease expired)")
             return
         except ServerRefused as exc:
-            if exc.status == 401:
-                raise  # the node's token is gone: nothing more can be reported
+            if exc.status in TOKEN_REFUSED:
+                # The node's token is gone: nothing more can be reported.
+                self.say(f"job {job_id} abandoned: the bot refused this node's token; killed")
+                raise
             outcome, error = None, f"the bot refused: {exc}"  # e.g. a secret it lacks
         finally:
             if not self.config.keep_work_dirs:
@@ -282,7 +290,12 @@ class Node:
             except JobLost:
                 cancelled.set()  # not ours any more: stop working on it
                 raise
-            except (httpx.TransportError, ServerRefused):
+            except ServerRefused as exc:
+                if exc.status in TOKEN_REFUSED:
+                    # Revoked mid-job: kill the command (and its secrets) now, as a cancel does.
+                    cancelled.set()
+                    raise
+            except httpx.TransportError:
                 continue  # the lease outlasts a few missed beats
 
     async def _upload(self, job_id: int, workdir: Path, pattern: str) -> str | None:

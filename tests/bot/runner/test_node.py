@@ -27,6 +27,8 @@ from tests.bot.runner.conftest import (
     wait_for_file,
     wait_for_state,
 )
+from tests.bot.test_cli import aac
+from tests.conftest import TEST_KEYS
 from tests.github_constants import OWNER
 
 PARTIAL_JUNIT = """\
@@ -212,3 +214,27 @@ async def test_a_fork_is_not_executed_without_approval(
     assert ran.exists()
     job = await job_of(bot, cycle_id)
     assert job.approved_by == "maintainer-mona"
+
+
+async def test_a_node_revoked_mid_job_kills_its_command_at_once_and_stops(
+    bot: RunningBot, repo: GitRepo, nodes: Nodes, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "revoked.pid"
+    sha = repo.commit({".aac.yml": aac_yml(f"echo $$ > {pid_file}; exec sleep 300")})
+    node = nodes.start("node-r")
+    await start_cycle(bot, repo, sha)
+    leader = int(await wait_for_file(pid_file))
+    revoked = await asyncio.to_thread(
+        aac, "runner", "revoke", "--org", OWNER, "node-r",
+        db=bot.runtime.settings.database_url, env={"AAC_SECRET_KEYS": TEST_KEYS},
+    )  # fmt: skip
+    assert revoked.returncode == 0, revoked.stderr
+    started = time.monotonic()
+    while pid_alive(leader) and time.monotonic() - started < 5:
+        await asyncio.sleep(0.05)
+    assert not pid_alive(leader), "the revoked node's command outlived 5 s"
+    await wait_for(lambda: node.poll() is not None, 10, "the revoked node to stop")
+    out = nodes.output("node-r")
+    assert "abandoned: the bot refused this node's token; killed" in out
+    assert "refused this node's token" in out
+    assert "revoked or no longer valid; stopping" in out
