@@ -177,64 +177,73 @@ class Node:
 
         async def send(text: str) -> None:
             nonlocal seq
+            if log.full:
+                log.unsent += len(text.encode())
+                return
             answer = await self.client.log(job_id, seq, text)
             seq += 1
             if answer.get("cancel"):
                 cancelled.set()
+            if answer.get("accepted") is False:
+                log.mark_full(text)  # the stored log is full: sending more only costs
 
         log = LogStream(send, redactor)
         try:
-            await checkout(
-                str(job["clone_url"]),
-                str(job["sha"]),
-                repo,
-                auth=auth,
-                base_env=self.environ,
-                home=home,
-                initialised=True,
-            )
-        except CheckoutError as exc:
-            message = redactor.redact(str(exc))
-            log.add(f"[aac] checkout failed: {message}\n")
-            await log.flush(final=True)
-            return None, f"checkout of {str(job['sha'])[:12]} failed: {message}"
-        del auth, git  # the credential's work is done; nothing below may see it
-        workdir = repo / str(job.get("workdir") or ".")
-        if not workdir.is_dir():
-            return None, f"the suite's workdir {job.get('workdir')!r} is not in the repository"
-        env = self._command_env(job, home, secret_env)
-        argv, on_kill = self._argv(job, repo, env)
-        heart = asyncio.create_task(self._heartbeat(job_id, cancelled))
+            try:
+                await checkout(
+                    str(job["clone_url"]),
+                    str(job["sha"]),
+                    repo,
+                    auth=auth,
+                    base_env=self.environ,
+                    home=home,
+                    initialised=True,
+                )
+            except CheckoutError as exc:
+                message = redactor.redact(str(exc))
+                log.add(f"[aac] checkout failed: {message}\n")
+                await log.flush(final=True)
+                return None, f"checkout of {str(job['sha'])[:12]} failed: {message}"
+            del auth, git  # the credential's work is done; nothing below may see it
+            workdir = repo / str(job.get("workdir") or ".")
+            if not workdir.is_dir():
+                return None, f"the suite's workdir {job.get('workdir')!r} is not in the repository"
+            env = self._command_env(job, home, secret_env)
+            argv, on_kill = self._argv(job, repo, env)
+            heart = asyncio.create_task(self._heartbeat(job_id, cancelled))
 
-        async def on_start() -> None:
-            if await self.client.started(job_id):
-                cancelled.set()
+            async def on_start() -> None:
+                if await self.client.started(job_id):
+                    cancelled.set()
 
-        try:
-            outcome = await run_command(
-                argv,
-                cwd=workdir,
-                env=env,
-                timeout=float(job["timeout"]),
-                cancelled=cancelled,
-                log=log,
-                on_start=on_start,
-                on_kill=on_kill,
-            )
-        finally:
-            heart.cancel()
-            with contextlib.suppress(asyncio.CancelledError, JobLost):
-                await heart
-        if outcome.timed_out:
-            await send(f"\n[aac] timed out after {job['timeout']} s: process group killed\n")
-        if outcome.cancelled:
-            await send("\n[aac] cancelled (a newer commit superseded this cycle): killed\n")
+            try:
+                outcome = await run_command(
+                    argv,
+                    cwd=workdir,
+                    env=env,
+                    timeout=float(job["timeout"]),
+                    cancelled=cancelled,
+                    log=log,
+                    on_start=on_start,
+                    on_kill=on_kill,
+                )
+            finally:
+                heart.cancel()
+                with contextlib.suppress(asyncio.CancelledError, JobLost):
+                    await heart
+            if outcome.timed_out:
+                await send(f"\n[aac] timed out after {job['timeout']} s: process group killed\n")
+            if outcome.cancelled:
+                await send("\n[aac] cancelled (a newer commit superseded this cycle): killed\n")
+                return outcome, None
+            problem = await self._upload(job_id, workdir, str(job["results"]))
+            if problem is not None:
+                await log.flush(final=True)
+                await send(f"[aac] results: {problem}\n")
             return outcome, None
-        problem = await self._upload(job_id, workdir, str(job["results"]))
-        if problem is not None:
-            await log.flush(final=True)
-            await send(f"[aac] results: {problem}\n")
-        return outcome, None
+        finally:
+            if log.unsent:
+                self.say(f"job {job_id}: [… {log.unsent} bytes not sent: log full]")
 
     def _command_env(
         self, job: dict[str, Any], home: Path, secret_env: Mapping[str, str]

@@ -20,6 +20,8 @@ CHUNK_CHARS = 32 * 1024
 FLUSH_SECONDS = 0.5
 KILL_GRACE_SECONDS = 2.0
 READ_BYTES = 64 * 1024
+# Output waiting to be sent: a command far faster than the bot loses its oldest, counted.
+MAX_PENDING_CHARS = 1024 * 1024
 CONTAINER_WORKSPACE = "/workspace"
 
 
@@ -106,17 +108,38 @@ def docker_command(
 
 class LogStream:
     """Collects output and hands it on in chunks of at most CHUNK_CHARS, cut at line ends
-    where possible (so a secret is never split across two chunks before masking)."""
+    where possible (so a secret is never split across two chunks before masking).
+
+    At most MAX_PENDING_CHARS wait (the oldest go first, with a marker saying how much); once
+    the bot's stored log is full (``mark_full``) nothing more is sent, only counted.
+    """
 
     def __init__(self, send: Callable[[str], Awaitable[None]], redactor: Redactor) -> None:
         self._send = send
         self._redactor = redactor
         self._buffer = ""
+        self._dropped = 0  # bytes dropped from the buffer since the last chunk went out
         self._last = time.monotonic()
         self._lock = asyncio.Lock()  # the ticker and the final flush must not interleave
+        self.full = False
+        self.unsent = 0  # bytes never sent because the stored log was full
 
     def add(self, text: str) -> None:
+        """Queue output to send; once the log is full it is only counted."""
+        if self.full:
+            self.unsent += len(text.encode())
+            return
         self._buffer += text
+        excess = len(self._buffer) - MAX_PENDING_CHARS
+        if excess > 0:
+            self._dropped += len(self._buffer[:excess].encode())
+            self._buffer = self._buffer[excess:]
+
+    def mark_full(self, rejected: str) -> None:
+        """The bot refused ``rejected``: its log is full; stop sending and count the rest."""
+        self.full = True
+        self.unsent += len(rejected.encode()) + len(self._buffer.encode())
+        self._buffer = ""
 
     def due(self) -> bool:
         return len(self._buffer) >= CHUNK_CHARS or (
@@ -128,7 +151,10 @@ class LogStream:
             await self._flush(final)
 
     async def _flush(self, final: bool) -> None:
-        while self._buffer:
+        if self._dropped and self._buffer:
+            marker = f"[… {self._dropped} bytes dropped: output came faster than it was sent]\n"
+            self._buffer, self._dropped = marker + self._buffer, 0
+        while self._buffer and not self.full:
             cut = len(self._buffer)
             if cut > CHUNK_CHARS:
                 newline = self._buffer.rfind("\n", 0, CHUNK_CHARS)

@@ -7,7 +7,14 @@ import os
 from pathlib import Path
 
 from bot.analysis.redact import Redactor
-from bot.runner.process import CHUNK_CHARS, Limits, LogStream, docker_command, run_command
+from bot.runner.process import (
+    CHUNK_CHARS,
+    MAX_PENDING_CHARS,
+    Limits,
+    LogStream,
+    docker_command,
+    run_command,
+)
 
 
 async def test_chunks_are_bounded_line_aligned_and_masked() -> None:
@@ -28,6 +35,45 @@ async def test_chunks_are_bounded_line_aligned_and_masked() -> None:
     assert secret not in joined
     assert joined.startswith("partial [REDACTED]\n")
     assert joined.endswith("\nend")
+
+
+async def test_once_the_stored_log_is_full_nothing_more_is_sent_only_counted() -> None:
+    sent: list[str] = []
+
+    async def send(text: str) -> None:
+        if sent:  # the bot stored one chunk, then answers accepted: false
+            stream.mark_full(text)
+            return
+        sent.append(text)
+
+    stream = LogStream(send, Redactor([]))
+    stream.add("a" * CHUNK_CHARS + "b" * 10 + "\n")
+    await stream.flush(final=True)
+    assert stream.full
+    assert sent == ["a" * CHUNK_CHARS]
+    stream.add("more output\n")  # the pipe is still drained; the bytes are counted
+    await stream.flush(final=True)
+    assert sent == ["a" * CHUNK_CHARS]
+    assert stream.unsent == 11 + len("more output\n")
+
+
+async def test_the_pending_buffer_is_bounded_dropping_the_oldest_counted() -> None:
+    sent: list[str] = []
+
+    async def send(text: str) -> None:
+        sent.append(text)
+
+    stream = LogStream(send, Redactor([]))
+    for _ in range(3):  # the bot answers slower than the command writes
+        stream.add("o" * MAX_PENDING_CHARS)
+    stream.add("newest\n")
+    await stream.flush(final=True)
+    joined = "".join(sent)
+    assert joined.startswith(
+        f"[… {2 * MAX_PENDING_CHARS + 7} bytes dropped: output came faster than it was sent]\n"
+    )
+    assert joined.endswith("o" * 10 + "newest\n")
+    assert len(joined) < MAX_PENDING_CHARS + 100
 
 
 async def test_cancelling_kills_the_whole_process_group(tmp_path: Path) -> None:
