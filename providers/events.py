@@ -133,6 +133,11 @@ class RerunRequested(Origin):
     # A chat command: only users the SCM lets write to the repository may ask.
     needs_permission_check: bool = False
 
+    @property
+    def command(self) -> str:
+        """The ``/aac`` verb that asks for this (a refusal names it)."""
+        return "reanalyse" if self.reanalyse else "rerun"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunApproved(Origin):
@@ -143,6 +148,11 @@ class RunApproved(Origin):
     requested_by: str | None = None
     sha: str | None = None  # the command names no commit: the change's latest cycle
     needs_permission_check: bool = True
+
+    @property
+    def command(self) -> str:
+        """The ``/aac`` verb that asks for this (a refusal names it)."""
+        return APPROVE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,6 +166,11 @@ class RunRequested(Origin):
     requested_by: str | None = None
     sha: str | None = None  # the command names no commit: the change's latest cycle
     needs_permission_check: bool = True
+
+    @property
+    def command(self) -> str:
+        """The ``/aac`` verb that asks for this (a refusal names it)."""
+        return RUN
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -143,7 +143,9 @@ async def requester_may(run: EventRun, event: RerunRequested | RunApproved | Run
             extra={"user": event.requested_by},
         )
         if isinstance(provider, AnswersRefusedCommands) and event.requested_by and event.number:
-            await provider.refuse_command(command_context(run, event), event.requested_by)
+            await provider.refuse_command(
+                command_context(run, event), event.requested_by, event.command
+            )
         return False
     # The bot's own notes, where the SCM's payload could not tell (GitLab names no bot).
     if isinstance(provider, KnowsBotIdentity) and event.requested_by == await provider.bot_login():

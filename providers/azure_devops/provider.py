@@ -286,11 +286,11 @@ def pull_request_number(trigger_info: dict[str, Any], source_branch: str) -> int
     return int(match.group(1)) if match else None
 
 
-def refusal_comment(user: str) -> str:
-    """The reply to a refused ``/aac`` command from ``user`` (an identity id: Azure renders
+def refusal_comment(user: str, command: str) -> str:
+    """The reply to a refused ``/aac <command>`` from ``user`` (an identity id: Azure renders
     ``@<id>`` as a mention of that person)."""
     return refusal_reply(
-        f"@<{user}>", "people who may contribute to this repository", "pull request"
+        f"@<{user}>", "people who may contribute to this repository", "pull request", command
     )
 
 
@@ -715,10 +715,11 @@ class AzureDevOpsProvider:
         )
         build_client.queue_build(again, project)
 
-    async def refuse_command(self, ctx: CiContext, user: str) -> None:
-        """Tell ``user`` on the PR, in a thread of its own, that ``/aac`` commands need leave to
-        contribute to the repository."""
-        await self._reply_thread(ctx, refusal_comment(user), "reply to a refused command")
+    async def refuse_command(self, ctx: CiContext, user: str, command: str) -> None:
+        """Tell ``user`` on the PR, in a thread of its own, that ``/aac <command>`` needs leave
+        to contribute to the repository."""
+        reply = refusal_comment(user, command)
+        await self._reply_thread(ctx, reply, "reply to a refused command")
 
     async def _reply_thread(self, ctx: CiContext, content: str, action: str) -> None:
         """A new thread of its own on the PR, closed as the report threads are (an answer never

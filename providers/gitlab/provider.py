@@ -242,10 +242,10 @@ def status_json(ctx: CiContext, status: CommitStatus, *, max_description: int) -
     return data
 
 
-def refusal_note(user: str) -> str:
-    """The reply to a refused ``/aac`` command from ``user`` (a GitLab username)."""
+def refusal_note(user: str, command: str) -> str:
+    """The reply to a refused ``/aac <command>`` from ``user`` (a GitLab username)."""
     return refusal_reply(
-        f"@{user}", "project members with the Developer role or above", "merge request"
+        f"@{user}", "project members with the Developer role or above", "merge request", command
     )
 
 
@@ -354,9 +354,9 @@ class GitlabProvider:
         )
 
     # -- optional capabilities --------------------------------------------------------
-    async def refuse_command(self, ctx: CiContext, user: str) -> None:
-        """Tell ``user`` on the MR that ``/aac`` commands need Developer access or above."""
-        await self._reply(ctx, refusal_note(user), "reply to a refused command")
+    async def refuse_command(self, ctx: CiContext, user: str, command: str) -> None:
+        """Tell ``user`` on the MR that ``/aac <command>`` needs Developer access or above."""
+        await self._reply(ctx, refusal_note(user, command), "reply to a refused command")
 
     async def answer_command(self, ctx: CiContext, user: str, message: str) -> None:
         """Reply to ``user``'s ``/aac`` command with a new note on the MR."""

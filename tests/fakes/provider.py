@@ -54,8 +54,8 @@ class RecordingProvider:
         self.calls.append(("may_run_commands", repository, user))
         return user in self.writers
 
-    async def refuse_command(self, ctx: CiContext, user: str) -> None:
-        self.calls.append(("refuse_command", str(ctx.pr), user))
+    async def refuse_command(self, ctx: CiContext, user: str, command: str) -> None:
+        self.calls.append(("refuse_command", str(ctx.pr), user, command))
 
     async def answer_command(self, ctx: CiContext, user: str, message: str) -> None:
         self.calls.append(("answer_command", str(ctx.pr), user, message))

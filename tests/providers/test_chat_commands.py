@@ -17,6 +17,7 @@ from providers.events import (
     Command,
     Event,
     RerunRequested,
+    RunApproved,
     RunRequested,
     parse_command,
 )
@@ -112,3 +113,18 @@ def test_every_scm_turns_aac_run_into_a_permission_checked_manual_start(
     assert isinstance(every, RunRequested)
     assert every.suite is None
     assert isinstance(parse("/aac rerun"), RerunRequested)
+
+
+@pytest.mark.parametrize(
+    ("text", "verb"),
+    [
+        ("/aac rerun", "rerun"),
+        ("/aac reanalyze", "reanalyse"),
+        ("/aac approve", "approve"),
+        ("/aac run nightly", "run"),
+    ],
+)
+def test_each_chat_command_event_names_its_verb_for_a_refusal(text: str, verb: str) -> None:
+    event = _gitlab(text)
+    assert isinstance(event, RerunRequested | RunApproved | RunRequested)
+    assert event.command == verb

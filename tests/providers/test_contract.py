@@ -395,10 +395,11 @@ async def test_a_refused_command_is_answered_on_the_change(harness: Harness) -> 
     provider = harness.provider
     if not isinstance(provider, AnswersRefusedCommands):
         pytest.skip(f"{harness.platform} does not reply to refused commands")
-    await provider.refuse_command(harness.ctx, "drive-by")
+    await provider.refuse_command(harness.ctx, "drive-by", "approve")
     [reply] = harness.our_comments()
     assert "drive-by" in reply
-    assert "`/aac rerun`" in reply
+    assert "`/aac approve`" in reply  # the command refused, not another
+    assert "rerun" not in reply
     assert parse_command(reply) is None  # the bot's reply is never read as a command
     assert MARKER not in reply  # nor as the sticky report
 

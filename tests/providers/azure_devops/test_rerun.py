@@ -74,17 +74,19 @@ async def test_a_refused_command_gets_a_closed_reply_thread_that_is_no_command(
 ) -> None:
     provider = azure_provider()
     assert isinstance(provider, AnswersRefusedCommands)
-    await provider.refuse_command(CTX, SOMEONE.id)
+    await provider.refuse_command(CTX, SOMEONE.id, "reanalyse")
     (thread,) = fake_azure.pr_threads(REPOSITORY, PR)
     reply = thread.comments[0]
     assert reply.author.id == BOT.id
     assert reply.content.startswith(f"@<{SOMEONE.id}> ")
     assert "contribute" in reply.content
+    assert "may run `/aac reanalyse` on this pull request" in reply.content
     assert parse_command(reply.content) is None  # its comment event must not be a command
     assert THREAD_PROPERTY not in thread.properties  # never mistaken for a report thread
     assert thread.status == "closed"
     # Without a pull request there is nowhere to reply.
-    await provider.refuse_command(CiContext(source="azure", repository=REPOSITORY, sha=SHA), "x")
+    nowhere = CiContext(source="azure", repository=REPOSITORY, sha=SHA)
+    await provider.refuse_command(nowhere, "x", "rerun")
     assert len(fake_azure.pr_threads(REPOSITORY, PR)) == 1
 
 
@@ -93,5 +95,5 @@ async def test_a_reply_that_failed_is_not_repeated(
 ) -> None:
     fake_azure.inject(Fault("server_error", method="POST", operation="CreateThread"))
     with pytest.raises(Exception, match="HTTP 503"):
-        await azure_provider().refuse_command(CTX, SOMEONE.id)
+        await azure_provider().refuse_command(CTX, SOMEONE.id, "rerun")
     assert [r.status for r in fake_azure.writes()] == [503]
