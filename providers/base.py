@@ -345,8 +345,10 @@ class FetchesPipelineResults(Protocol):
 class RerunsPipelines(Protocol):
     """A provider that can re-run the CI pipeline a cycle came from."""
 
-    async def rerun_pipeline(self, repository: str, pipeline_id: str) -> None:
-        """Ask the SCM's CI to run the pipeline again."""
+    async def rerun_pipeline(self, repository: str, pipeline_id: str) -> bool:
+        """Ask the SCM's CI to run the pipeline again; True when it re-runs *in place* (the
+        same pipeline id and attempt finish again), False when the re-run has an id or attempt
+        of its own, or nothing was re-run."""
         ...
 
 

@@ -30,6 +30,7 @@ class RecordingProvider:
     login: str = "aac-bot"
     results: dict[str, PipelineResults] = field(default_factory=dict)
     calls: list[tuple[str, ...]] = field(default_factory=list)
+    reruns_in_place: bool = True  # what rerun_pipeline answers: GitLab's and Azure's retries
 
     async def update_commit_status(
         self, ctx: CiContext, status: CommitStatus, *, previous: PublishResult | None = None
@@ -69,5 +70,6 @@ class RecordingProvider:
         self.calls.append(("pipeline_results", repository, pipeline_id))
         return self.results.get(pipeline_id, PipelineResults())
 
-    async def rerun_pipeline(self, repository: str, pipeline_id: str) -> None:
+    async def rerun_pipeline(self, repository: str, pipeline_id: str) -> bool:
         self.calls.append(("rerun_pipeline", repository, pipeline_id))
+        return self.reruns_in_place
