@@ -199,8 +199,11 @@ async def expire_vanished(session: AsyncSession) -> int:
 
 
 def _seconds(timeout: object) -> int | None:
-    """The job spec's timeout as whole seconds; None when the spec has none."""
-    return round(timeout) if isinstance(timeout, int | float) and timeout > 0 else None
+    """The job spec's timeout as whole seconds (at least 1); None when the spec has none."""
+    if not isinstance(timeout, int | float) or timeout <= 0:
+        return None
+    # A sub-second limit still timed out: 0 would read as no limit, and the API refuses it.
+    return max(1, round(timeout))
 
 
 async def _close_cycle(

@@ -252,9 +252,9 @@ class ChecksCommandPermission(Protocol):
 class AnswersRefusedCommands(Protocol):
     """A provider that tells a user, on the change, why their ``/aac`` command was refused."""
 
-    async def refuse_command(self, ctx: CiContext, user: str) -> None:
-        """Reply on ``ctx.pr`` to ``user`` saying who may run commands (in the platform's
-        terms: "Developer or above" on GitLab)."""
+    async def refuse_command(self, ctx: CiContext, user: str, command: str) -> None:
+        """Reply on ``ctx.pr`` to ``user`` saying who may run ``/aac <command>`` (in the
+        platform's terms: "Developer or above" on GitLab)."""
         ...
 
 
@@ -345,8 +345,10 @@ class FetchesPipelineResults(Protocol):
 class RerunsPipelines(Protocol):
     """A provider that can re-run the CI pipeline a cycle came from."""
 
-    async def rerun_pipeline(self, repository: str, pipeline_id: str) -> None:
-        """Ask the SCM's CI to run the pipeline again."""
+    async def rerun_pipeline(self, repository: str, pipeline_id: str) -> bool:
+        """Ask the SCM's CI to run the pipeline again; True when it re-runs *in place* (the
+        same pipeline id and attempt finish again), False when the re-run has an id or attempt
+        of its own, or nothing was re-run."""
         ...
 
 
@@ -388,10 +390,7 @@ def comment_within_limit(
     return body
 
 
-def refusal_reply(mention: str, who_may: str, change: str) -> str:
-    """The reply to a refused ``/aac`` command, in one wording for every SCM; the commands are
+def refusal_reply(mention: str, who_may: str, change: str, command: str) -> str:
+    """The reply to a refused ``/aac <command>``, in one wording for every SCM; the command is
     quoted mid-line so that the bot's own reply can never be read as one."""
-    return (
-        f"{mention} only {who_may} may run `/aac rerun` and `/aac reanalyse` on this {change}; "
-        "ask one of them."
-    )
+    return f"{mention} only {who_may} may run `/aac {command}` on this {change}; ask one of them."

@@ -18,11 +18,18 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 # ``/aac rerun``, ``/aac reanalyse``, ``/aac approve`` or ``/aac run [SUITE]`` at the start of
-# a line of a comment; a word after ``run`` on the same line names the suite.
+# a line of a comment; a word after ``run`` on the same line names the suite. Every gap is
+# ``[^\S\n]`` (whitespace but a newline), never ``\s``: under MULTILINE a ``^\s*`` that may
+# cross newlines rescans the rest of a blank comment from every line start (quadratic: a
+# note of newlines held a worker for minutes, before any permission check).
 COMMAND = re.compile(
-    r"^\s*/aac\s+(rerun|reanalyse|reanalyze|approve|run)\b(?:[ \t]+(\S+))?",
+    r"^[^\S\n]*/aac[^\S\n]+(rerun|reanalyse|reanalyze|approve|run)\b(?:[ \t]+(\S+))?",
     re.IGNORECASE | re.MULTILINE,
 )
+# How much of a comment is searched for a command: GitHub's own comment limit (65,536
+# characters), so no GitHub comment is cut, while a 1 MB GitLab note or Azure DevOps comment
+# costs no more to read than the longest GitHub comment; a command buried deeper is no request.
+COMMAND_SEARCH_CHARS = 65_536
 APPROVE = "approve"
 RUN = "run"
 
@@ -126,6 +133,11 @@ class RerunRequested(Origin):
     # A chat command: only users the SCM lets write to the repository may ask.
     needs_permission_check: bool = False
 
+    @property
+    def command(self) -> str:
+        """The ``/aac`` verb that asks for this (a refusal names it)."""
+        return "reanalyse" if self.reanalyse else "rerun"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunApproved(Origin):
@@ -136,6 +148,11 @@ class RunApproved(Origin):
     requested_by: str | None = None
     sha: str | None = None  # the command names no commit: the change's latest cycle
     needs_permission_check: bool = True
+
+    @property
+    def command(self) -> str:
+        """The ``/aac`` verb that asks for this (a refusal names it)."""
+        return APPROVE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,6 +166,11 @@ class RunRequested(Origin):
     requested_by: str | None = None
     sha: str | None = None  # the command names no commit: the change's latest cycle
     needs_permission_check: bool = True
+
+    @property
+    def command(self) -> str:
+        """The ``/aac`` verb that asks for this (a refusal names it)."""
+        return RUN
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,7 +215,7 @@ def host_of(url: str) -> str:
 def parse_command(text: str) -> Command | None:
     """The first ``/aac`` command of a comment (``rerun``, ``reanalyse``, ``approve``, ``run``
     with its suite, if named), else None."""
-    match = COMMAND.search(text)
+    match = COMMAND.search(text, 0, COMMAND_SEARCH_CHARS)
     if match is None:
         return None
     verb = {"reanalyze": "reanalyse"}.get(match.group(1).lower(), match.group(1).lower())

@@ -233,7 +233,7 @@ async def _cycle_to_fill(session: AsyncSession, org_id: int, ctx: CiContext) -> 
     """The cycle a finished pipeline run's results go to; None when they are in already.
 
     GitHub numbers a re-run's attempts, so its cycle is new. GitLab and Azure DevOps re-run
-    under the same pipeline id and attempt: when ``/aac rerun`` asked for that (the latest
+    under the same pipeline id and attempt: when ``/aac rerun`` saw the SCM do that (the latest
     attempt carries RERUN_ASKED), the run finishing again is the next attempt, a cycle of its
     own that supersedes the first; without the mark it is a redelivery of the first run.
     """
@@ -249,6 +249,8 @@ async def _cycle_to_fill(session: AsyncSession, org_id: int, ctx: CiContext) -> 
     fresh, _created = await cycles.create_cycle(
         session, org_id, replace(ctx, run_attempt=latest.run_attempt + 1)
     )
+    if fresh.status != "collecting":
+        return None  # two deliveries of the re-run raced: the other filled the next attempt
     latest.context_extra = extra
     latest.superseded_by = latest.superseded_by or fresh.id
     return fresh

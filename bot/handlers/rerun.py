@@ -9,13 +9,15 @@ paced write, whose write slot is a row update on another connection: inside the 
 transaction on SQLite it waited for the write lock that transaction held). ``plan`` reads
 in a short session of its own and then checks the requester's permission; ``apply``
 re-analyses in the job's transaction and returns the pipelines to re-run; ``rerun_pipelines``
-asks the SCM for those once that transaction has committed.
+asks the SCM for those once that transaction has committed, and marks a cycle whose pipeline
+the SCM re-runs in place (RERUN_ASKED) in a short write of its own after each answer.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -62,12 +64,20 @@ async def _targets(
 
 
 @dataclass(frozen=True, slots=True)
+class PipelineRerun:
+    """A pipeline to re-run, and the cycle it filled (to mark if it re-runs in place)."""
+
+    cycle_id: str
+    pipeline_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class RerunDone:
     """What ``apply`` did, one line per cycle (for logs and tests), and the pipelines still
     to re-run once its transaction has committed."""
 
     done: list[str]
-    pipelines: list[str]
+    pipelines: list[PipelineRerun]
 
 
 # The suite each re-run ``run`` suite's cycle (by commit and suite) runs again, as
@@ -143,7 +153,9 @@ async def requester_may(run: EventRun, event: RerunRequested | RunApproved | Run
             extra={"user": event.requested_by},
         )
         if isinstance(provider, AnswersRefusedCommands) and event.requested_by and event.number:
-            await provider.refuse_command(command_context(run, event), event.requested_by)
+            await provider.refuse_command(
+                command_context(run, event), event.requested_by, event.command
+            )
         return False
     # The bot's own notes, where the SCM's payload could not tell (GitLab names no bot).
     if isinstance(provider, KnowsBotIdentity) and event.requested_by == await provider.bot_login():
@@ -170,7 +182,7 @@ async def apply(
     in it, since they may have moved on while the permission was checked.
     """
     done: list[str] = []
-    pipelines: list[str] = []
+    pipelines: list[PipelineRerun] = []
     can_rerun = isinstance(run.provider, RerunsPipelines)
     node_runs = node_runs or {}
     for cycle in await _targets(session, run.org_id, run.host, event):
@@ -179,10 +191,7 @@ async def apply(
             continue
         pipeline = _pipeline(cycle)
         if not event.reanalyse and pipeline and can_rerun:
-            pipelines.append(pipeline)
-            # GitLab and Azure DevOps re-run under the same pipeline id and attempt: this
-            # mark tells the re-run's results from a redelivery of the first run's.
-            cycle.context_extra = {**(cycle.context_extra or {}), RERUN_ASKED: True}
+            pipelines.append(PipelineRerun(cycle.id, pipeline))
             done.append(f"rerun {cycle.id}")
             continue
         if cycle.status in ("collecting", "cancelled", "superseded"):
@@ -215,17 +224,32 @@ async def _run_again(
     return f"run {fresh.id}" if created else f"running {fresh.id}"
 
 
-async def rerun_pipelines(run: EventRun, event: RerunRequested, pipelines: list[str]) -> None:
-    """Ask the SCM's CI to re-run ``pipelines``; called after ``apply`` has committed.
+async def rerun_pipelines(
+    run: EventRun, event: RerunRequested, pipelines: list[PipelineRerun]
+) -> None:
+    """Ask the SCM's CI to re-run ``pipelines``; called after ``apply`` has committed. Each
+    one re-run in place marks its cycle in a short write right after the SCM's answer.
 
     At least once: a failure here (or a crash after that commit, which leaves the job to be
     claimed again when its lease ends) retries the whole event. The retry re-queues the
     re-analyses (a pending one is coalesced by its unique key; a finished one runs once more,
     which is harmless) and asks for these re-runs again: a run re-run twice is the cost of
-    never losing one.
+    never losing one. A crash between the SCM's answer and the mark is covered the same way:
+    the providers answer "in place" again for a run still running from the first ask.
     """
     provider = run.provider
     if not isinstance(provider, RerunsPipelines):
         return
-    for pipeline in pipelines:
-        await provider.rerun_pipeline(event.repository, pipeline)
+    for rerun in pipelines:
+        if await provider.rerun_pipeline(event.repository, rerun.pipeline_id):
+            await run.write(partial(mark_rerun_asked, cycle_id=rerun.cycle_id))
+
+
+async def mark_rerun_asked(session: AsyncSession, *, cycle_id: str) -> None:
+    """Mark the cycle whose pipeline the SCM re-runs in place (same pipeline id and attempt):
+    the mark tells the re-run's finished hook from a redelivery of the first run's. Set only
+    after the SCM said so: a mark for a re-run that never comes would turn a later redelivery
+    into a spurious next attempt."""
+    cycle = await session.get(TestCycle, cycle_id)
+    if cycle is not None:
+        cycle.context_extra = {**(cycle.context_extra or {}), RERUN_ASKED: True}

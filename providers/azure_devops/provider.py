@@ -286,11 +286,11 @@ def pull_request_number(trigger_info: dict[str, Any], source_branch: str) -> int
     return int(match.group(1)) if match else None
 
 
-def refusal_comment(user: str) -> str:
-    """The reply to a refused ``/aac`` command from ``user`` (an identity id: Azure renders
+def refusal_comment(user: str, command: str) -> str:
+    """The reply to a refused ``/aac <command>`` from ``user`` (an identity id: Azure renders
     ``@<id>`` as a mention of that person)."""
     return refusal_reply(
-        f"@<{user}>", "people who may contribute to this repository", "pull request"
+        f"@<{user}>", "people who may contribute to this repository", "pull request", command
     )
 
 
@@ -684,28 +684,28 @@ class AzureDevOpsProvider:
         )
 
     # -- /aac commands: re-runs and refusals -------------------------------------------
-    async def rerun_pipeline(self, repository: str, pipeline_id: str) -> None:
+    async def rerun_pipeline(self, repository: str, pipeline_id: str) -> bool:
         """Re-run build ``pipeline_id``: retry its failed and canceled stages (their failed
-        jobs only), or, when it has none (a classic pipeline, or nothing failed), queue a new
-        build of its definition at the same branch and commit. A build still running is left
-        alone: it was re-run already."""
+        jobs only; in place), or, when it has none (a classic pipeline, or nothing failed),
+        queue a new build of its definition at the same branch and commit (not in place: a new
+        build id). A build still running is left alone: it was re-run in place already."""
         project, _ = split_repository(repository)
-        await self._call(
+        return await self._call(
             f"re-run build {pipeline_id}", partial(self._rerun_build, project, int(pipeline_id))
         )
 
-    def _rerun_build(self, project: str, build_id: int) -> None:
+    def _rerun_build(self, project: str, build_id: int) -> bool:
         build_client = self._clients.build
         build = build_client.get_build(project, build_id)
         if str(build.status or "").lower() != "completed":
-            return
+            return True
         timeline = build_client.get_build_timeline(project, build_id)
         stages = stages_to_retry(list(timeline.records or [])) if timeline is not None else []
         retry = UpdateStageParameters(state="retry", force_retry_all_jobs=False)
         for stage in stages:
             build_client.update_stage(retry, build_id, stage, project=project)
         if stages:
-            return
+            return True
         if build.definition is None:
             raise ProviderError(f"Azure DevOps build {build_id} names no pipeline definition")
         again = Build(
@@ -714,11 +714,13 @@ class AzureDevOpsProvider:
             source_version=build.source_version,
         )
         build_client.queue_build(again, project)
+        return False
 
-    async def refuse_command(self, ctx: CiContext, user: str) -> None:
-        """Tell ``user`` on the PR, in a thread of its own, that ``/aac`` commands need leave to
-        contribute to the repository."""
-        await self._reply_thread(ctx, refusal_comment(user), "reply to a refused command")
+    async def refuse_command(self, ctx: CiContext, user: str, command: str) -> None:
+        """Tell ``user`` on the PR, in a thread of its own, that ``/aac <command>`` needs leave
+        to contribute to the repository."""
+        reply = refusal_comment(user, command)
+        await self._reply_thread(ctx, reply, "reply to a refused command")
 
     async def _reply_thread(self, ctx: CiContext, content: str, action: str) -> None:
         """A new thread of its own on the PR, closed as the report threads are (an answer never

@@ -943,9 +943,11 @@ class GithubProvider:
 
         return await workflow_run_results(self, repository, int(pipeline_id), wanted)
 
-    async def rerun_pipeline(self, repository: str, pipeline_id: str) -> None:
-        """Re-run the workflow run ``pipeline_id``."""
+    async def rerun_pipeline(self, repository: str, pipeline_id: str) -> bool:
+        """Re-run the workflow run ``pipeline_id``; never in place: GitHub numbers the re-run
+        as the run's next attempt (``run_attempt``)."""
         await self.rerun_workflow(repository, int(pipeline_id))
+        return False
 
     async def installation_repositories(self) -> list[str]:
         """``owner/name`` of every repository the installation covers (all pages)."""

@@ -242,10 +242,18 @@ def status_json(ctx: CiContext, status: CommitStatus, *, max_description: int) -
     return data
 
 
-def refusal_note(user: str) -> str:
-    """The reply to a refused ``/aac`` command from ``user`` (a GitLab username)."""
+# A pipeline's statuses while it runs, and those a retry re-runs jobs from (GitLab's retry
+# re-runs only failed and canceled jobs: a passed pipeline's answers 201 and runs nothing).
+PIPELINE_RUNNING = frozenset(
+    {"created", "waiting_for_resource", "preparing", "pending", "running", "scheduled"}
+)
+PIPELINE_RETRYABLE = frozenset({"failed", "canceled"})
+
+
+def refusal_note(user: str, command: str) -> str:
+    """The reply to a refused ``/aac <command>`` from ``user`` (a GitLab username)."""
     return refusal_reply(
-        f"@{user}", "project members with the Developer role or above", "merge request"
+        f"@{user}", "project members with the Developer role or above", "merge request", command
     )
 
 
@@ -354,9 +362,9 @@ class GitlabProvider:
         )
 
     # -- optional capabilities --------------------------------------------------------
-    async def refuse_command(self, ctx: CiContext, user: str) -> None:
-        """Tell ``user`` on the MR that ``/aac`` commands need Developer access or above."""
-        await self._reply(ctx, refusal_note(user), "reply to a refused command")
+    async def refuse_command(self, ctx: CiContext, user: str, command: str) -> None:
+        """Tell ``user`` on the MR that ``/aac <command>`` needs Developer access or above."""
+        await self._reply(ctx, refusal_note(user, command), "reply to a refused command")
 
     async def answer_command(self, ctx: CiContext, user: str, message: str) -> None:
         """Reply to ``user``'s ``/aac`` command with a new note on the MR."""
@@ -376,16 +384,23 @@ class GitlabProvider:
 
         await self._call(action, create)
 
-    async def rerun_pipeline(self, repository: str, pipeline_id: str) -> None:
+    async def rerun_pipeline(self, repository: str, pipeline_id: str) -> bool:
         """Retry the failed and canceled jobs of pipeline ``pipeline_id`` (GitLab keeps the
-        pipeline and its id; ``POST /projects/:id/pipelines/:pipeline_id/retry``)."""
+        pipeline and its id; ``POST /projects/:id/pipelines/:pipeline_id/retry``): in place,
+        unless the pipeline ended with nothing to retry (GitLab then runs nothing)."""
 
-        def retry() -> None:
+        def retry() -> bool:
             project = self._gl.projects.get(repository, lazy=True)
-            # lazy: the retry itself answers 404 for a pipeline that is gone, one call fewer.
-            project.pipelines.get(int(pipeline_id), lazy=True).retry()
+            pipeline = project.pipelines.get(int(pipeline_id))
+            status = str(pipeline.status)
+            if status in PIPELINE_RUNNING:
+                return True  # running again already (an earlier ask): its hook comes again
+            if status not in PIPELINE_RETRYABLE:
+                return False
+            pipeline.retry()
+            return True
 
-        await self._call(
+        return await self._call(
             f"retry pipeline {pipeline_id}", retry, forbidden=RETRY_FORBIDDEN.format(repository)
         )
 

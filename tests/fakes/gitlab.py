@@ -612,6 +612,7 @@ class FakeGitlab:
             ("GET", mr + r"/notes/(?P<note>\d+)", self._get_note),
             ("PUT", mr + r"/notes/(?P<note>\d+)", self._update_note),
             ("DELETE", mr + r"/notes/(?P<note>\d+)", self._delete_note),
+            ("GET", pipe, self._get_pipeline),
             ("GET", pipe + r"/test_report", self._test_report),
             ("GET", pipe + r"/test_report_summary", self._test_report_summary),
             ("GET", pipe + r"/jobs", self._list_jobs),
@@ -901,6 +902,10 @@ class FakeGitlab:
             raise _error(404, "404 Not found")
         return pipeline
 
+    def _get_pipeline(self, call: _Call) -> _Reply:
+        pipeline = self._pipeline(call)
+        return _Reply(200, pipeline.json(call.base, self.projects[pipeline.project]))
+
     def _test_report(self, call: _Call) -> _Reply:
         report = self._pipeline(call).test_report
         empty = {
@@ -954,7 +959,8 @@ class FakeGitlab:
         pipeline = self._pipeline(call)
         self._require(call, pipeline.project, DEVELOPER)
         self.pipeline_retries.append(pipeline.id)
-        pipeline.status = "running"
+        if pipeline.status in ("failed", "canceled"):  # else GitLab has no job to retry
+            pipeline.status = "running"
         return _Reply(201, pipeline.json(call.base, self.projects[pipeline.project]))
 
     def _download_artifacts(self, call: _Call) -> _Reply:

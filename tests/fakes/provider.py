@@ -30,6 +30,7 @@ class RecordingProvider:
     login: str = "aac-bot"
     results: dict[str, PipelineResults] = field(default_factory=dict)
     calls: list[tuple[str, ...]] = field(default_factory=list)
+    reruns_in_place: bool = True  # what rerun_pipeline answers: GitLab's and Azure's retries
 
     async def update_commit_status(
         self, ctx: CiContext, status: CommitStatus, *, previous: PublishResult | None = None
@@ -54,8 +55,8 @@ class RecordingProvider:
         self.calls.append(("may_run_commands", repository, user))
         return user in self.writers
 
-    async def refuse_command(self, ctx: CiContext, user: str) -> None:
-        self.calls.append(("refuse_command", str(ctx.pr), user))
+    async def refuse_command(self, ctx: CiContext, user: str, command: str) -> None:
+        self.calls.append(("refuse_command", str(ctx.pr), user, command))
 
     async def answer_command(self, ctx: CiContext, user: str, message: str) -> None:
         self.calls.append(("answer_command", str(ctx.pr), user, message))
@@ -69,5 +70,6 @@ class RecordingProvider:
         self.calls.append(("pipeline_results", repository, pipeline_id))
         return self.results.get(pipeline_id, PipelineResults())
 
-    async def rerun_pipeline(self, repository: str, pipeline_id: str) -> None:
+    async def rerun_pipeline(self, repository: str, pipeline_id: str) -> bool:
         self.calls.append(("rerun_pipeline", repository, pipeline_id))
+        return self.reruns_in_place

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,15 @@ from typing import Any
 import pytest
 
 from providers.azure_devops.inbound import parse_event as azure_event
-from providers.events import Command, Event, RerunRequested, RunRequested, parse_command
+from providers.events import (
+    COMMAND_SEARCH_CHARS,
+    Command,
+    Event,
+    RerunRequested,
+    RunApproved,
+    RunRequested,
+    parse_command,
+)
 from providers.github.inbound import parse_event as github_event
 from providers.gitlab.inbound import parse_event as gitlab_event
 
@@ -31,10 +40,28 @@ FIXTURES = Path(__file__).parents[1] / "fixtures"
         ("/aac approve", Command("approve", False, None)),
         ("/aac runner", None),
         ("say /aac run mid-line", None),
+        ("\t/aac\treanalyse", Command("reanalyse", True, None)),
+        ("/aac\nrerun", None),  # a command is written on one line
+        ("\n\n  \n/aac rerun", Command("rerun", False, None)),
     ],
 )
 def test_parse_command(text: str, expected: Command | None) -> None:
     assert parse_command(text) == expected
+
+
+@pytest.mark.parametrize("filler", ["\n", " \n", "\n\t "], ids=["newlines", "pairs", "mixed"])
+def test_a_megabyte_of_blank_lines_parses_at_once(filler: str) -> None:
+    # A guard, not a benchmark: a pattern that backtracks across lines took minutes here.
+    blank = filler * (1_000_000 // len(filler))
+    started = time.perf_counter()
+    assert parse_command(blank) is None
+    assert time.perf_counter() - started < 0.5
+
+
+def test_only_the_first_64_kib_of_a_comment_are_searched() -> None:
+    head = "x" * (COMMAND_SEARCH_CHARS - len("\n/aac rerun"))
+    assert parse_command(head + "\n/aac rerun") == Command("rerun", False, None)
+    assert parse_command(head + "x\n/aac rerun") is None
 
 
 def _load(*parts: str) -> dict[str, Any]:
@@ -86,3 +113,18 @@ def test_every_scm_turns_aac_run_into_a_permission_checked_manual_start(
     assert isinstance(every, RunRequested)
     assert every.suite is None
     assert isinstance(parse("/aac rerun"), RerunRequested)
+
+
+@pytest.mark.parametrize(
+    ("text", "verb"),
+    [
+        ("/aac rerun", "rerun"),
+        ("/aac reanalyze", "reanalyse"),
+        ("/aac approve", "approve"),
+        ("/aac run nightly", "run"),
+    ],
+)
+def test_each_chat_command_event_names_its_verb_for_a_refusal(text: str, verb: str) -> None:
+    event = _gitlab(text)
+    assert isinstance(event, RerunRequested | RunApproved | RunRequested)
+    assert event.command == verb

@@ -89,6 +89,9 @@ class Harness:
     # A failed pipeline of ctx.repository in the fake (its id), and the ids the fake saw re-run.
     failed_pipeline: Callable[[], str]
     reruns: Callable[[], list[str]]
+    # Whether the SCM re-runs a failed pipeline under its own id and attempt (GitHub numbers
+    # a re-run as the next attempt: not in place).
+    reruns_in_place: bool
 
 
 def _github(
@@ -131,6 +134,7 @@ def _github(
         org=OWNER,
         failed_pipeline=lambda: "30433642",
         reruns=lambda: [str(run) for repo, run in fake.reruns if repo == REPOSITORY],
+        reruns_in_place=False,
     )
 
 
@@ -178,6 +182,7 @@ def _gitlab(build: Callable[..., GitlabProvider], fake: FakeGitlab) -> Harness:
         org=GITLAB_ORG,
         failed_pipeline=lambda: str(fake.add_pipeline(GITLAB_PROJECT, SHA)),
         reruns=lambda: [str(p) for p in fake.pipeline_retries],
+        reruns_in_place=True,
     )
 
 
@@ -228,6 +233,7 @@ def _azure(build: Callable[..., AzureDevOpsProvider], fake: FakeAzureDevOps) -> 
         org=azure.ORG,
         failed_pipeline=failed_build,
         reruns=lambda: [str(build) for _, build, _ in fake.stage_retries],
+        reruns_in_place=True,
     )
 
 
@@ -387,18 +393,20 @@ async def test_a_failed_pipeline_is_rerun_through_the_sdk(harness: Harness) -> N
     provider = harness.provider
     assert isinstance(provider, RerunsPipelines), f"{harness.platform} cannot re-run pipelines"
     pipeline = harness.failed_pipeline()
-    await provider.rerun_pipeline(harness.ctx.repository, pipeline)
+    in_place = await provider.rerun_pipeline(harness.ctx.repository, pipeline)
     assert harness.reruns() == [pipeline]
+    assert in_place is harness.reruns_in_place  # only then does the core mark its cycle
 
 
 async def test_a_refused_command_is_answered_on_the_change(harness: Harness) -> None:
     provider = harness.provider
     if not isinstance(provider, AnswersRefusedCommands):
         pytest.skip(f"{harness.platform} does not reply to refused commands")
-    await provider.refuse_command(harness.ctx, "drive-by")
+    await provider.refuse_command(harness.ctx, "drive-by", "approve")
     [reply] = harness.our_comments()
     assert "drive-by" in reply
-    assert "`/aac rerun`" in reply
+    assert "`/aac approve`" in reply  # the command refused, not another
+    assert "rerun" not in reply
     assert parse_command(reply) is None  # the bot's reply is never read as a command
     assert MARKER not in reply  # nor as the sticky report
 

@@ -271,3 +271,22 @@ async def test_a_revoked_node_stops_with_a_clear_line(api: ApiHarness, tmp_path:
     assert node.refused
     assert "refused this node's token" in out.getvalue()
     assert token not in out.getvalue()
+
+
+async def test_a_sub_second_timeout_is_reported_as_one_second(api: ApiHarness) -> None:
+    token = await _runner_token(api)
+    cycle_id = await _queued_job(api)
+    async with api.runtime.sessions.begin() as session:
+        queued = (await session.execute(select(RunnerJob))).scalar_one()
+        queued.spec = {**queued.spec, "timeout": 0.4}
+    auth = {"Authorization": f"Bearer {token}"}
+    job = (await api.client.post("/api/v1/runners/jobs/next?wait=0", headers=auth)).json()
+    finished = await api.client.post(
+        f"/api/v1/runners/jobs/{job['id']}/finish",
+        json={"exit_code": None, "timed_out": True},
+        headers=auth,
+    )
+    assert finished.json() == {"state": "timed_out"}
+    read = (await api.client.get(f"/api/v1/cycles/{cycle_id}", headers=api.auth())).json()
+    # Rounded down it would be 0 s, a limit the cycle API itself refuses (ge=1).
+    assert (read["outcome"], read["timeout_seconds"]) == ("timed_out", 1)

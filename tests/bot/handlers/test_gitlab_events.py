@@ -154,7 +154,7 @@ async def test_aac_notes_act_only_for_developers_and_never_for_the_bot(runtime: 
     guest["user"]["username"] = "guest"
     await rerun.handle(run, parse_event("Note Hook", guest, bot_logins=set()))
     assert await analyse_jobs() == 0
-    assert provider.calls[-1] == ("refuse_command", "1", "guest")  # told who may
+    assert provider.calls[-1] == ("refuse_command", "1", "guest", "reanalyse")  # told who may
     bot = copy.deepcopy(note)
     bot["user"]["username"] = "aac-bot"  # may write, but it is the bot's own note
     await rerun.handle(run, parse_event("Note Hook", bot, bot_logins=set()))

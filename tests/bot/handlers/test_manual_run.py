@@ -72,7 +72,7 @@ async def test_aac_run_starts_a_manual_suite_at_the_head_for_a_writer(runtime: R
     repo = (await cycles_of(runtime))[0].repository
 
     await manual_run.handle(run, command(repo, "guest", "nightly"))
-    assert provider.calls[-1] == ("refuse_command", "1", "guest")
+    assert provider.calls[-1] == ("refuse_command", "1", "guest", "run")
     assert [c.suite for c in await cycles_of(runtime)] == ["unit"]
 
     await manual_run.handle(run, command(repo, "dev", "nightly"))

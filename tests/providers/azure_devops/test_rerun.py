@@ -25,13 +25,13 @@ async def test_the_failed_stages_of_a_build_are_retried(
     fake_azure.add_build(REPOSITORY, 812, source_version=SHA, pr=PR, result="failed", stages=stages)
     provider = azure_provider()
     assert isinstance(provider, RerunsPipelines)
-    await provider.rerun_pipeline(REPOSITORY, "812")
+    assert await provider.rerun_pipeline(REPOSITORY, "812") is True  # in place: the same build
     assert fake_azure.stage_retries == [(PROJECT, 812, "Test"), (PROJECT, 812, "Lint")]
     bodies = [r.body for r in fake_azure.writes() if r.operation == "UpdateStage"]
     assert bodies == [{"state": "retry", "forceRetryAllJobs": False}] * 2
     assert fake_azure.queued_builds == []
-    # Asked again while it runs: nothing more (it is being re-run already).
-    await provider.rerun_pipeline(REPOSITORY, "812")
+    # Asked again while it runs: nothing more (it is being re-run already, in place).
+    assert await provider.rerun_pipeline(REPOSITORY, "812") is True
     assert len(fake_azure.stage_retries) == 2
 
 
@@ -39,7 +39,8 @@ async def test_a_build_without_failed_stages_is_queued_again_at_the_same_commit(
     azure_provider: Callable[..., AzureDevOpsProvider], fake_azure: FakeAzureDevOps
 ) -> None:
     fake_azure.add_build(REPOSITORY, 812, source_version="f" * 40, pr=PR, result="failed")
-    await azure_provider().rerun_pipeline(REPOSITORY, "812")
+    # Not in place: the new build has an id of its own, and build 812 never finishes again.
+    assert await azure_provider().rerun_pipeline(REPOSITORY, "812") is False
     assert fake_azure.stage_retries == []
     [queued] = fake_azure.queued_builds
     assert queued["id"] != 812
@@ -74,17 +75,19 @@ async def test_a_refused_command_gets_a_closed_reply_thread_that_is_no_command(
 ) -> None:
     provider = azure_provider()
     assert isinstance(provider, AnswersRefusedCommands)
-    await provider.refuse_command(CTX, SOMEONE.id)
+    await provider.refuse_command(CTX, SOMEONE.id, "reanalyse")
     (thread,) = fake_azure.pr_threads(REPOSITORY, PR)
     reply = thread.comments[0]
     assert reply.author.id == BOT.id
     assert reply.content.startswith(f"@<{SOMEONE.id}> ")
     assert "contribute" in reply.content
+    assert "may run `/aac reanalyse` on this pull request" in reply.content
     assert parse_command(reply.content) is None  # its comment event must not be a command
     assert THREAD_PROPERTY not in thread.properties  # never mistaken for a report thread
     assert thread.status == "closed"
     # Without a pull request there is nowhere to reply.
-    await provider.refuse_command(CiContext(source="azure", repository=REPOSITORY, sha=SHA), "x")
+    nowhere = CiContext(source="azure", repository=REPOSITORY, sha=SHA)
+    await provider.refuse_command(nowhere, "x", "rerun")
     assert len(fake_azure.pr_threads(REPOSITORY, PR)) == 1
 
 
@@ -93,5 +96,5 @@ async def test_a_reply_that_failed_is_not_repeated(
 ) -> None:
     fake_azure.inject(Fault("server_error", method="POST", operation="CreateThread"))
     with pytest.raises(Exception, match="HTTP 503"):
-        await azure_provider().refuse_command(CTX, SOMEONE.id)
+        await azure_provider().refuse_command(CTX, SOMEONE.id, "rerun")
     assert [r.status for r in fake_azure.writes()] == [503]

@@ -155,16 +155,17 @@ async def test_a_refused_command_gets_a_reply_that_is_no_command(
     gitlab_provider: Callable[..., GitlabProvider], fake_gitlab: FakeGitlab
 ) -> None:
     provider = gitlab_provider()
-    await provider.refuse_command(CTX, "guest-gil")
+    await provider.refuse_command(CTX, "guest-gil", "run")
     (reply,) = fake_gitlab.mr_notes(GITLAB_PROJECT, GITLAB_MR)
     assert reply.author == GITLAB_BOT
     assert reply.body.startswith("@guest-gil ")
     assert "Developer" in reply.body
+    assert "may run `/aac run` on this merge request" in reply.body
     assert parse_command(reply.body) is None  # its Note Hook must not be read as a command
     assert MARKER not in reply.body  # never mistaken for the sticky report note
     # Without a merge request there is nowhere to reply.
     await provider.refuse_command(
-        CiContext(source="gitlab", repository=GITLAB_PROJECT, sha=SHA), "x"
+        CiContext(source="gitlab", repository=GITLAB_PROJECT, sha=SHA), "x", "rerun"
     )
     assert len(fake_gitlab.mr_notes(GITLAB_PROJECT, GITLAB_MR)) == 1
 

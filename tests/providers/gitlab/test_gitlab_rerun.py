@@ -19,7 +19,7 @@ async def test_a_pipeline_is_retried_in_place(
     pipeline = fake_gitlab.add_pipeline(GITLAB_PROJECT, SHA)
     provider = gitlab_provider()
     assert isinstance(provider, RerunsPipelines)
-    await provider.rerun_pipeline(GITLAB_PROJECT, str(pipeline))
+    assert await provider.rerun_pipeline(GITLAB_PROJECT, str(pipeline)) is True
     assert fake_gitlab.pipeline_retries == [pipeline]
     assert fake_gitlab.pipelines[pipeline].status == "running"
     [retry] = fake_gitlab.writes()
@@ -28,6 +28,17 @@ async def test_a_pipeline_is_retried_in_place(
         f"/projects/{GITLAB_PROJECT}/pipelines/{pipeline}/retry",
         201,
     )
+
+
+async def test_a_passed_pipeline_has_nothing_to_retry(
+    gitlab_provider: Callable[..., GitlabProvider], fake_gitlab: FakeGitlab
+) -> None:
+    pipeline = fake_gitlab.add_pipeline(GITLAB_PROJECT, SHA)
+    fake_gitlab.pipelines[pipeline].status = "success"
+    # GitLab retries only failed and canceled jobs: nothing runs, so nothing is in place.
+    assert await gitlab_provider().rerun_pipeline(GITLAB_PROJECT, str(pipeline)) is False
+    assert fake_gitlab.pipeline_retries == []
+    assert fake_gitlab.writes() == []
 
 
 async def test_a_reporter_token_is_told_which_role_a_retry_needs(
