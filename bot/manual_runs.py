@@ -17,13 +17,20 @@ class ManualRunRefused(Exception):
     message says it to a person, quoting only suite names .aac.yml could hold."""
 
     def __init__(
-        self, code: str, status: int, message: str, startable: tuple[str, ...] = ()
+        self,
+        code: str,
+        status: int,
+        message: str,
+        startable: tuple[str, ...] = (),
+        *,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
         self.message = message
         self.startable = startable  # the suites a manual start may name instead
+        self.retry_after = retry_after  # seconds, when asking again later may succeed
 
 
 def chat_reply(refused: ManualRunRefused) -> str:
