@@ -74,8 +74,8 @@ def _parser() -> argparse.ArgumentParser:
         "--scope",
         action="append",
         choices=API_KEY_SCOPES,
-        help="report: create cycles and upload; read: read cycles and reports "
-        "(repeat for both; default: both)",
+        help="report: create cycles and upload; read: read cycles and reports; run: start "
+        "manual suites on testing nodes (repeatable; default: report and read)",
     )
 
     integration = sub.add_parser("integration", help="SCM credentials").add_subparsers(
@@ -198,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # storage.apikeys.SCOPES, spelt out so building the parser imports no storage code.
-API_KEY_SCOPES = ("report", "read")
+API_KEY_SCOPES = ("report", "read", "run")
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:

@@ -292,7 +292,7 @@ def apikey(args: argparse.Namespace, settings: Settings) -> int:
         async with runtime.sessions.begin() as session:
             organisation = await orgs.get_org(session, args.org)
             row, full = await apikeys.create_api_key(
-                session, organisation, args.name, args.scope or apikeys.SCOPES
+                session, organisation, args.name, args.scope or apikeys.DEFAULT_SCOPES
             )
         say(full)
         say(

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +32,8 @@ PUBLISHED_STATUSES = ("done", "infra_error")
 OUTCOMES = frozenset({"success", "failure", "cancelled", "timed_out"})
 TIMED_OUT = "timed_out"
 INSERT_BATCH = 2000
+# The trigger of the cycles a change's own pushes open (bot/handlers/change.py).
+PUSH_TRIGGER = "pull_request"
 
 
 class CycleError(Exception):
@@ -225,19 +227,54 @@ async def cycles_for_commit(
 async def latest_of_change(
     session: AsyncSession, org_id: int, source: str, host: str, repository: str, pr: int
 ) -> TestCycle | None:
-    """The change's newest cycle, whatever its suite: it names the change's latest head commit
-    as the bot last saw it."""
-    rows = await session.execute(
+    """The cycle naming the change's latest head commit as the bot last saw it: the newest one
+    its own pushes opened (trigger ``pull_request``, first attempt), else its newest cycle.
+
+    Not simply the newest: a re-run or manual start at an older commit, or a CI report whose
+    commit is a merge commit (GitLab merged-results pipelines, Azure PR builds), is newer.
+    """
+    change = (*same_change(org_id, source, host, repository), TestCycle.pr == pr)
+    newest = (TestCycle.created_at.desc(), TestCycle.id)
+    pushed = await session.execute(
         select(TestCycle)
-        .where(*same_change(org_id, source, host, repository), TestCycle.pr == pr)
-        .order_by(TestCycle.created_at.desc(), TestCycle.id)
+        .where(*change, TestCycle.trigger == PUSH_TRIGGER, TestCycle.run_attempt == 1)
+        .order_by(*newest)
         .limit(1)
     )
+    head = pushed.scalars().first()
+    if head is not None:
+        return head
+    rows = await session.execute(select(TestCycle).where(*change).order_by(*newest).limit(1))
     return rows.scalars().first()
+
+
+async def later_commits(session: AsyncSession, cycle: TestCycle) -> set[str]:
+    """The commits of the cycle's change the bot first saw after the cycle's own commit.
+
+    A change's commits are ordered by their first cycle (the order their pushes reached the
+    bot): a re-run or manual start at an older commit makes a new cycle there, but the change
+    has still moved on to these.
+    """
+    if cycle.pr is None:
+        return set()
+    rows = await session.execute(
+        select(TestCycle.sha, func.min(TestCycle.created_at))
+        .where(
+            *same_change(cycle.org_id, cycle.source, cycle.host, cycle.repository),
+            TestCycle.pr == cycle.pr,
+        )
+        .group_by(TestCycle.sha)
+    )
+    first_seen = {sha: at for sha, at in rows.all()}
+    mine = first_seen.get(cycle.sha, cycle.created_at)
+    return {sha for sha, at in first_seen.items() if at > mine}
 
 
 async def supersede_older(session: AsyncSession, cycle: TestCycle) -> list[TestCycle]:
     """Cycles of the same PR and suite on older commits are superseded by ``cycle``.
+
+    Older by ``later_commits``: a new attempt at an old commit (a re-run, a manual start, a
+    pipeline re-run) leaves the cycles of the commits pushed after it alone.
 
     Unfinished ones (collecting, analysing) stop: status ``superseded``, and an update tells
     the PR so (their check run completes as neutral). Finished ones (done, infra_error) keep
@@ -250,12 +287,13 @@ async def supersede_older(session: AsyncSession, cycle: TestCycle) -> list[TestC
     """
     if cycle.pr is None:
         return []
+    newer = await later_commits(session, cycle)
     rows = await session.execute(
         select(TestCycle).where(
             *same_change(cycle.org_id, cycle.source, cycle.host, cycle.repository),
             TestCycle.pr == cycle.pr,
             TestCycle.suite == cycle.suite,
-            TestCycle.sha != cycle.sha,
+            TestCycle.sha.not_in([cycle.sha, *newer]),
             TestCycle.superseded_by.is_(None),
             TestCycle.status.in_((*UNFINISHED_STATUSES, *PUBLISHED_STATUSES)),
         )

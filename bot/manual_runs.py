@@ -17,13 +17,20 @@ class ManualRunRefused(Exception):
     message says it to a person, quoting only suite names .aac.yml could hold."""
 
     def __init__(
-        self, code: str, status: int, message: str, startable: tuple[str, ...] = ()
+        self,
+        code: str,
+        status: int,
+        message: str,
+        startable: tuple[str, ...] = (),
+        *,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
         self.message = message
         self.startable = startable  # the suites a manual start may name instead
+        self.retry_after = retry_after  # seconds, when asking again later may succeed
 
 
 def chat_reply(refused: ManualRunRefused) -> str:
@@ -39,19 +46,21 @@ def chat_reply(refused: ManualRunRefused) -> str:
 
 
 def manual_suites(config: RepoConfig, name: str | None, sha: str) -> list[SuiteConfig]:
-    """The named suite, or with no name every suite with the ``manual`` trigger; refused when
-    the name is unknown, lacks that trigger, or no suite has it."""
-    manual = [s for s in config.suites if MANUAL in s.triggers]
+    """The named suite, or with no name every suite with the ``manual`` trigger that a testing
+    node runs; refused when the name is unknown, lacks that trigger, takes its results from CI
+    (nothing would fill its cycle: the pipeline at that commit already ran), or none is left."""
+    manual = [s for s in config.suites if MANUAL in s.triggers and s.run is not None]
     where = f"`{CONFIG_PATH}` at {sha[:12]}"
     names = tuple(s.name for s in manual)
-    startable = ", ".join(f"`{n}`" for n in names) or "none (no suite has `manual`)"
+    startable = ", ".join(f"`{n}`" for n in names) or "none (no suite run by a node has `manual`)"
     if name is None:
         if not manual:
             raise ManualRunRefused(
                 "no_manual_suite",
                 422,
-                f"no suite in {where} has the `manual` trigger: add `manual` to a suite's "
-                "`triggers` to start it by hand.",
+                f"no suite in {where} that a testing node runs has the `manual` trigger: add "
+                "`manual` to such a suite's `triggers` to start it by hand (a suite taking its "
+                "results from CI is re-run with its pipeline, `/aac rerun`).",
             )
         return manual
     named = [s for s in config.suites if s.name == name]
@@ -64,6 +73,14 @@ def manual_suites(config: RepoConfig, name: str | None, sha: str) -> list[SuiteC
             names,
         )
     suite = named[0]
+    if MANUAL in suite.triggers and suite.run is None:
+        raise ManualRunRefused(
+            "suite_not_runnable",
+            422,
+            f"suite `{suite.name}` takes its results from CI; re-run the pipeline instead "
+            "(`/aac rerun`).",
+            names,
+        )
     if MANUAL not in suite.triggers:
         triggers = ", ".join(suite.triggers) or "none"
         raise ManualRunRefused(

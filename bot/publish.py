@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import cycles
 from bot.analyse import load_org_cycle, organisation_redactor
 from bot.cycle_report import analyse_stored, cycle_context, report_for
 from bot.handlers.context import HandlerContext
@@ -152,8 +153,11 @@ async def comment_plan(session: AsyncSession, cycle: TestCycle) -> CommentPlan:
     of the PR and suite stored: a new push edits it without listing the PR's comments (the
     provider falls back to its marker search if it was deleted). A cycle leaves the comment
     alone once a newer cycle has written it: re-analysing an outdated commit must not replace
-    the report of the current one.
+    the report of the current one. Nor does a cycle at an older commit (a re-run there) take
+    the comment while a commit pushed after it has a cycle of the suite.
     """
+    if await _later_commit_has_suite(session, cycle):
+        return CommentPlan(write=False)
     rows = await session.execute(
         select(TestCycle.created_at, TestCycle.published)
         .where(
@@ -178,6 +182,23 @@ async def comment_plan(session: AsyncSession, cycle: TestCycle) -> CommentPlan:
         earlier = stored
         break
     return CommentPlan(write=True, previous=_previous(cycle, "comment") or earlier)
+
+
+async def _later_commit_has_suite(session: AsyncSession, cycle: TestCycle) -> bool:
+    newer = await cycles.later_commits(session, cycle)
+    if not newer:
+        return False
+    found = await session.execute(
+        select(TestCycle.id)
+        .where(
+            *cycles.same_change(cycle.org_id, cycle.source, cycle.host, cycle.repository),
+            TestCycle.pr == cycle.pr,
+            TestCycle.suite == cycle.suite,
+            TestCycle.sha.in_(newer),
+        )
+        .limit(1)
+    )
+    return found.first() is not None
 
 
 def comment_slot_key(cycle: TestCycle) -> str:

@@ -16,8 +16,11 @@ from storage.models import ApiKey, Base, Organization
 from storage.types import utcnow
 
 KEY_PREFIX = "aac_"
-# "report": create cycles, upload results, complete them; "read": list cycles, read reports.
-SCOPES = ("report", "read")
+# "report": create cycles, upload results, complete them; "read": list cycles, read reports;
+# "run": start manual suites on the testing nodes, which run with the organisation's secrets.
+SCOPES = ("report", "read", "run")
+# A new key's scopes unless asked: a CI job holding a report key must not start node runs.
+DEFAULT_SCOPES = ("report", "read")
 # last_used_at is a hint, not an audit log: write it at most this often per key.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -34,7 +37,7 @@ def new_token(key_prefix: str) -> tuple[str, str]:
 
 
 async def create_api_key(
-    session: AsyncSession, org: Organization, name: str = "", scopes: Iterable[str] = SCOPES
+    session: AsyncSession, org: Organization, name: str = "", scopes: Iterable[str] = DEFAULT_SCOPES
 ) -> tuple[ApiKey, str]:
     """Create a key; returns the row and the full key, which is never retrievable again."""
     wanted = [scope for scope in SCOPES if scope in set(scopes)]

@@ -101,7 +101,8 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(32), unique=True)
     key_hash: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200), default="")
-    # Comma-separated: "report" (create cycles, upload, complete), "read" (list cycles, pages).
+    # Comma-separated: "report" (create cycles, upload, complete), "read" (list cycles, pages),
+    # "run" (start manual suites on the testing nodes).
     scopes: Mapped[str] = mapped_column(
         String(64), default="report,read", server_default="report,read"
     )

@@ -12,7 +12,11 @@ from storage.apikeys import authenticate, has_scope
 from storage.models import ApiKey
 
 # What each scope lets a key do, for the 403's reason.
-SCOPE_DOES = {"report": "create cycles and upload results", "read": "read cycles and reports"}
+SCOPE_DOES = {
+    "report": "create cycles and upload results",
+    "read": "read cycles and reports",
+    "run": "start manual suites on the testing nodes",
+}
 
 
 def _client(request: Request) -> str:
@@ -69,5 +73,6 @@ async def require_api_key(request: Request, session: AsyncSession, *, scope: str
             "insufficient_scope",
             f"this API key has scope {key.scopes}; to {SCOPE_DOES[scope]} it needs scope "
             f"{scope} (create one with `aac apikey create --org SLUG --scope {scope}`)",
+            required_scope=scope,
         )
     return key

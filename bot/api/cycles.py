@@ -79,7 +79,8 @@ async def start_manual_cycle(request: Request) -> JSONResponse:
     runtime = _runtime(request)
     body = parse_body(ManualCycleCreate, await request.body())
     async with runtime.sessions.begin() as session:
-        key = await require_api_key(request, session, scope="report")
+        # Its own scope: a report key sits in every CI job beside the code under test.
+        key = await require_api_key(request, session, scope="run")
         host = body.host.lower() or await default_host(session, key.org_id, body.source)
         org = await session.get_one(Organization, key.org_id)
     start = ManualStart(body.source, host, body.repository, body.sha.lower(), body.suite)
@@ -87,7 +88,9 @@ async def start_manual_cycle(request: Request) -> JSONResponse:
     try:
         cycle, created = await start_manual(hctx, org, start)
     except ManualRunRefused as refused:
-        raise ApiError(refused.status, refused.code, refused.message) from None
+        wait = refused.retry_after
+        headers = {"Retry-After": str(wait)} if wait is not None else None
+        raise ApiError(refused.status, refused.code, refused.message, headers=headers) from None
     wake = getattr(request.app.state, "wake_worker", None)
     if wake is not None:
         wake()

@@ -22,11 +22,13 @@ def _errors(*codes: int) -> dict[str, Any]:
     text = {
         400: "Malformed request",
         401: "Missing or invalid API key",
+        403: "The API key lacks the scope this needs (required_scope names it)",
         404: "No such cycle in this organisation",
         409: "The cycle no longer accepts this",
         413: "Too large",
         422: "Invalid field or result file",
         429: "Rate limited; see Retry-After",
+        503: "The SCM failed; try again later",
     }
     return {
         str(c): {"description": text[c], "content": {"application/json": {"schema": _ERROR}}}
@@ -195,6 +197,10 @@ SPEC: dict[str, Any] = {
         "/api/v1/cycles/manual": {
             "post": {
                 "summary": "Start a suite with the manual trigger at a commit (as /aac run)",
+                "description": "Needs a key with scope run. 409 unknown_commit: no pull "
+                "request or pipeline event named the commit (the fork rule's facts come from "
+                "one); 409 scm_unavailable: the SCM refused the credentials; 429 "
+                "scm_rate_limited with Retry-After; 503 scm_error: the SCM failed.",
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -206,7 +212,7 @@ SPEC: dict[str, Any] = {
                 "responses": {
                     "201": _ok("Started: its status is queued, a run suite's job too", _CYCLE),
                     "200": _ok("The suite's cycle at the commit that is still running", _CYCLE),
-                    **_errors(400, 401, 404, 409, 422, 429),
+                    **_errors(400, 401, 403, 404, 409, 422, 429, 503),
                 },
             }
         },

@@ -48,7 +48,7 @@ async def open_cycles(
         if suite.name in existing:
             continue
         ctx = suite_context(
-            run, event, suite.name, trigger="pull_request", extra=_head_extra(event)
+            run, event, suite.name, trigger=cycles.PUSH_TRIGGER, extra=_head_extra(event)
         )
         cycle, created = await cycles.create_cycle(session, run.org_id, ctx)
         if created:

@@ -70,3 +70,54 @@ async def test_a_pipeline_fills_the_waiting_cycle_of_its_own_scm_only(runtime: R
                 session, org.id, "gitlab", "gitlab.com", "acme/widgets", "a" * 40
             )
         ) == [mirrored]
+
+
+async def test_a_pipeline_rerun_at_an_older_commit_supersedes_only_older_commits(
+    runtime: Runtime,
+) -> None:
+    github = ("github", "api.github.com")
+    async with runtime.sessions.begin() as session:
+        org = await orgs.create_org(session, "acme")
+        first, _ = await cycles.create_cycle(
+            session, org.id, context(*github, "a" * 40, pipeline_id="1")
+        )
+        head, _ = await cycles.create_cycle(session, org.id, context(*github, "b" * 40))
+        # GitHub's workflow re-run at commit A: attempt 2 of its run, a cycle of its own.
+        rerun, created = await cycles.create_cycle(
+            session, org.id, context(*github, "a" * 40, pipeline_id="1", run_attempt=2)
+        )
+        assert created
+        assert (head.status, head.superseded_by) == ("collecting", None)
+        assert (first.status, first.superseded_by) == ("superseded", head.id)
+        # A commit pushed after both still supersedes every older one.
+        newest, _ = await cycles.create_cycle(session, org.id, context(*github, "c" * 40))
+        assert (head.superseded_by, rerun.superseded_by) == (newest.id, newest.id)
+
+
+async def test_the_head_of_a_change_is_its_newest_push_not_its_newest_cycle(
+    runtime: Runtime,
+) -> None:
+    gitlab = ("gitlab", "gitlab.com")
+    async with runtime.sessions.begin() as session:
+        org = await orgs.create_org(session, "acme")
+
+        async def head() -> str | None:
+            latest = await cycles.latest_of_change(
+                session, org.id, "gitlab", "gitlab.com", "acme/widgets", 5
+            )
+            return latest.sha if latest is not None else None
+
+        await cycles.create_cycle(session, org.id, context(*gitlab, "a" * 40, trigger="ci"))
+        assert await head() == "a" * 40  # no push seen: the newest cycle
+        await cycles.create_cycle(
+            session, org.id, context(*gitlab, "b" * 40, trigger="pull_request")
+        )
+        # Newer, but not the change's push: a merged-results pipeline's merge commit, and a
+        # re-run at an older commit.
+        await cycles.create_cycle(
+            session, org.id, context(*gitlab, "e" * 40, trigger="ci", pipeline_id="9")
+        )
+        await cycles.create_cycle(
+            session, org.id, context(*gitlab, "a" * 40, trigger="pull_request", run_attempt=2)
+        )
+        assert await head() == "b" * 40

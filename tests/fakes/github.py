@@ -62,7 +62,12 @@ APP_FORM_PATH = re.compile(r"^(?:/organizations/(?P<org>[^/]+))?/settings/apps/n
 SCHEMAS_FILE = Path(__file__).with_name("github_openapi") / "request_bodies.json"
 
 FaultKind = Literal[
-    "server_error", "secondary_rate_limit", "primary_rate_limit", "not_found", "slow"
+    "server_error",
+    "secondary_rate_limit",
+    "primary_rate_limit",
+    "not_found",
+    "bad_credentials",
+    "slow",
 ]
 
 
@@ -628,6 +633,8 @@ class FakeGithub:
                 raise _Rejected(reply)
             if fault.kind == "not_found":
                 raise _error(fault.status or 404, "Not Found")
+            if fault.kind == "bad_credentials":  # a revoked token or a suspended App
+                raise _error(fault.status or 401, "Bad credentials")
             used = self._used.get(principal.key, 0)
             if fault.kind == "secondary_rate_limit":
                 headers = self._rate_headers(RATE_LIMIT - used, used)

@@ -8,9 +8,12 @@ import hashlib
 import hmac
 import io
 import json
+import os
 import socket
+import sys
 import time
 import uuid
+from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -34,6 +37,7 @@ from providers.github.provider import GithubShared
 from storage import apikeys, orgs
 from storage.models import Installation
 from storage.write_slots import WriteSlots
+from tests.conftest import TEST_KEYS
 from tests.fakes.github import FakeGithub
 from tests.fakes.llm import Behaviour, FakeLlmServer, running_fake_llm
 from tests.github_constants import APP_ID, APP_SLUG, INSTALLATION_ID, OWNER
@@ -104,6 +108,22 @@ class RunningBot:
                 "Content-Type": "application/json",
             },
         )
+
+    async def aac(self, *argv: str) -> tuple[int, bytes, bytes]:
+        """Run the operator's ``aac ARGV`` on the bot's database: exit code, stdout, stderr."""
+        settings = self.runtime.settings
+        env = {
+            "PATH": os.environ["PATH"],
+            "AAC_DATABASE_URL": settings.database_url,
+            "AAC_SECRET_KEYS": TEST_KEYS,
+            "AAC_PUBLIC_URL": settings.public_url,
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", *argv, env=env, stdout=PIPE, stderr=PIPE
+        )
+        out, err = await process.communicate()
+        assert process.returncode is not None
+        return process.returncode, out, err
 
     async def report(
         self, tmp: Path, *, sha: str, pr: int, junit: bytes, run_id: int = 1001

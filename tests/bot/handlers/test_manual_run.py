@@ -99,9 +99,24 @@ async def test_aac_run_without_a_name_starts_every_manual_suite(runtime: Runtime
     run, _sha = await opened_change(runtime, provider)
     repo = (await cycles_of(runtime))[0].repository
     await manual_run.handle(run, command(repo, "dev", None))
-    assert sorted(c.suite for c in await cycles_of(runtime)) == ["lint", "nightly", "unit"]
-    # lint takes reported results: it waits for them, no node runs it.
+    # lint takes its results from CI: nothing would fill a cycle of it, so none is opened.
+    assert sorted(c.suite for c in await cycles_of(runtime)) == ["nightly", "unit"]
     assert await job_states(runtime) == {"unit": "queued", "nightly": "queued"}
+
+
+async def test_aac_run_of_a_suite_reported_by_ci_says_to_rerun_the_pipeline(
+    runtime: Runtime,
+) -> None:
+    provider = RecordingProvider(writers={"dev"})
+    run, _sha = await opened_change(runtime, provider)
+    repo = (await cycles_of(runtime))[0].repository
+    await manual_run.handle(run, command(repo, "dev", "lint"))
+    kind, _pr, user, message = provider.calls[-1]
+    assert (kind, user) == ("answer_command", "dev")
+    assert message.startswith(
+        "suite `lint` takes its results from CI; re-run the pipeline instead (`/aac rerun`)."
+    )
+    assert [c.suite for c in await cycles_of(runtime)] == ["unit"]
 
 
 async def test_unknown_and_non_manual_suites_are_answered_on_the_change(
@@ -115,7 +130,7 @@ async def test_unknown_and_non_manual_suites_are_answered_on_the_change(
     kind, pr, user, message = provider.calls[-1]
     assert (kind, pr, user) == ("answer_command", "1", "dev")
     assert "no suite `nightlly`" in message
-    assert "`nightly`, `lint`" in message
+    assert "suites that can be started by hand: `nightly`." in message  # not lint (CI's)
 
     await manual_run.handle(run, command(repo, "dev", "unit"))
     message = provider.calls[-1][3]
@@ -145,7 +160,7 @@ async def test_aac_run_followed_by_prose_is_a_suite_name_and_the_reply_shows_the
     assert (kind, user) == ("answer_command", "dev")
     assert message == (
         f"`.aac.yml` at {sha[:12]} has no suite `please`; suites that can be started by hand: "
-        "`nightly`, `lint`. Comment `/aac run SUITE` to start one (the word after `/aac run` "
+        "`nightly`. Comment `/aac run SUITE` to start one (the word after `/aac run` "
         "is the suite's name, for example `/aac run nightly`), or `/aac run` alone to start "
         "them all."
     )

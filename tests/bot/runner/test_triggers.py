@@ -4,14 +4,12 @@ repository's ``.aac.yml`` served by the fake GitHub, and ``/aac approve`` for a 
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
-from asyncio.subprocess import PIPE
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
+from storage import apikeys, orgs
 from storage.models import Job, RunnerJob, TestCycle
 from tests.bot.e2e.conftest import (
     REPOSITORY,
@@ -32,7 +30,7 @@ from tests.bot.runner.conftest import (
     set_runner_policy,
     wait_for_state,
 )
-from tests.conftest import TEST_KEYS
+from tests.github_constants import OWNER
 
 PR = 7
 
@@ -237,6 +235,7 @@ async def test_aac_run_starts_a_manual_suite_and_aac_rerun_runs_it_again(
     ran = tmp_path / "nightly-runs"
     nodes.start("node-manual")
     sha = await opened(bot, repo, {".aac.yml": manual_yml(f"echo ran >> {ran}")})
+    await cycle_id_of(bot, sha)
     await completed_run(bot, sha)  # unit, started by the pull request
     bot.github.set_permission(REPOSITORY, "maintainer", "write")
 
@@ -289,10 +288,13 @@ async def test_the_api_and_cli_start_a_manual_suite_without_a_comment(
 ) -> None:
     await install(bot)
     ran = tmp_path / "nightly-runs"
-    yml = manual_yml(f"echo ran >> {ran}")
-    sha = repo.commit({".aac.yml": yml})
-    bot.github.add_contents(REPOSITORY, ".aac.yml", yml.encode(), ref=sha)
-    url, auth = f"{bot.url}/api/v1/cycles/manual", {"Authorization": f"Bearer {bot.api_key}"}
+    # Only a commit an SCM event named may start: its pull request says where its code is from.
+    sha = await opened(bot, repo, {".aac.yml": manual_yml(f"echo ran >> {ran}")})
+    await cycle_id_of(bot, sha)
+    async with bot.runtime.sessions.begin() as session:
+        org = await orgs.get_org(session, OWNER)
+        _, key = await apikeys.create_api_key(session, org, "manual", scopes=("run",))
+    url, auth = f"{bot.url}/api/v1/cycles/manual", {"Authorization": f"Bearer {key}"}
 
     def body(suite: str) -> dict[str, str]:
         return {"source": "github", "repository": REPOSITORY, "sha": sha, "suite": suite}
@@ -307,35 +309,22 @@ async def test_the_api_and_cli_start_a_manual_suite_without_a_comment(
 
     started = await bot.http.post(url, json=body("nightly"), headers=auth)
     assert started.status_code == 201, started.text
-    assert (started.json()["trigger"], started.json()["pr"]) == ("manual", None)
+    assert (started.json()["trigger"], started.json()["pr"]) == ("manual", PR)
     again = await bot.http.post(url, json=body("nightly"), headers=auth)
     assert (again.status_code, again.json()["id"]) == (200, started.json()["id"])  # running
     nodes.start("node-api")
     await wait_for_state(bot, started.json()["id"], "done")
 
     # The operator's command: the organisation is the one whose cycles name the repository.
-    settings = bot.runtime.settings
-    env = {
-        "PATH": os.environ["PATH"],
-        "AAC_DATABASE_URL": settings.database_url,
-        "AAC_SECRET_KEYS": TEST_KEYS,
-        "AAC_PUBLIC_URL": settings.public_url,
-    }
     argv = ["cycles", "run", "--repo", REPOSITORY, "--sha", sha, "--suite", "nightly"]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *argv, env=env, stdout=PIPE, stderr=PIPE
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
+    code, out, err = await bot.aac(*argv)
+    assert code == 0, err.decode()
     assert b"started cycle" in out
     async with bot.runtime.sessions() as session:
         attempts = (
             await session.execute(select(TestCycle.run_attempt).where(TestCycle.suite == "nightly"))
         ).scalars()
         assert sorted(attempts) == [1, 2]
-    refused = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *argv[:-1], "unit", env=env, stdout=PIPE, stderr=PIPE
-    )
-    _, err = await refused.communicate()
-    assert refused.returncode != 0
+    code, _, err = await bot.aac(*argv[:-1], "unit")
+    assert code != 0
     assert b"suite `unit` cannot be started by hand" in err
