@@ -26,6 +26,7 @@ from tests.bot.runner.conftest import (
     pid_alive,
     set_runner_policy,
     start_cycle,
+    wait_for_analysis,
     wait_for_file,
     wait_for_state,
 )
@@ -53,10 +54,7 @@ async def test_a_node_checks_out_the_sha_runs_pytest_and_the_cycle_is_published(
     nodes.start("node-a")
     cycle_id = await start_cycle(bot, repo, sha)
 
-    async def analysed() -> bool:
-        return (await cycle_of(bot, cycle_id)).status == "done"
-
-    await wait_for(analysed, 90, "the cycle to be analysed")
+    await wait_for_analysis(bot, cycle_id, 90)
     cycle = await cycle_of(bot, cycle_id)
     assert (cycle.total, cycle.passed, cycle.failed) == (2, 1, 1)
     assert cycle.exit_code == 1
@@ -152,10 +150,7 @@ async def test_a_node_killed_mid_job_has_its_job_rerun_by_another(
     os.killpg(orphan, signal.SIGKILL)  # ...and what it ran with it
     nodes.start("node-2")
 
-    async def analysed() -> bool:
-        return (await cycle_of(bot, cycle_id)).status == "done"
-
-    await wait_for(analysed, 60, "the job to be re-run by node-2")
+    await wait_for_analysis(bot, cycle_id, 60)
     job = await job_of(bot, cycle_id)
     assert (job.state, job.runner_name, job.attempts) == ("done", "node-2", 2)
     cycle = await cycle_of(bot, cycle_id)
@@ -255,10 +250,7 @@ async def test_a_job_printing_past_the_log_cap_finishes_with_its_results(
     nodes.start("node-l")
     cycle_id = await start_cycle(bot, repo, sha)
 
-    async def analysed() -> bool:
-        return (await cycle_of(bot, cycle_id)).status == "done"
-
-    await wait_for(analysed, 90, "the cycle to be analysed")
+    await wait_for_analysis(bot, cycle_id, 90)
     job = await job_of(bot, cycle_id)
     assert (job.state, job.exit_code) == ("done", 1)
     cycle = await cycle_of(bot, cycle_id)
