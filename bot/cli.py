@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         nargs="?",
         const="",
         metavar="ORG",
-        help="also start one testing node in this process (for ORG, or the only organisation)",
+        help="also start one testing node as a child process (for ORG, or the only organisation)",
     )
     serve.add_argument(
         "--processes",

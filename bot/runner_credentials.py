@@ -1,8 +1,10 @@
 """The short-lived credential a testing node fetches the repository with, and where from.
 
-GitHub: an installation token scoped to the one repository with ``contents: read``. GitLab and
-Azure DevOps: the organisation's token. The node holds it for the job's lifetime only; it is
-never stored by the bot nor written to disk or log by the node.
+GitHub: an installation token scoped to the one repository with ``contents: read``, never the
+organisation's own token (it reaches every repository it can): a repository no installation
+covers is not run unless the organisation names a mirror. GitLab and Azure DevOps: the
+organisation's token. The node holds it for the job's lifetime only; it is never stored by the
+bot nor written to disk or log by the node.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from providers.github.auth import AppCredentials, mint_installation_token, utc_now
 from providers.github.installations import find_installation
 from providers.github.provider import GitHubClient
-from storage.models import GithubApp, Organization, TestCycle
+from storage.models import GithubApp, Installation, Organization, TestCycle
 from storage.orgs import integration_token
 from storage.secret_fields import github_app_owner
 from storage.vault import Vault
@@ -50,10 +52,16 @@ def github_web_url(api_url: str) -> str:
     return api_url.removesuffix("/api/v3")
 
 
+def _mirror(org: Organization) -> str | None:
+    """The organisation's mirror (``settings.runners.clone_url``, with ``{repository}``)."""
+    template = ((org.settings or {}).get("runners") or {}).get("clone_url")
+    return str(template) if template else None
+
+
 def default_clone_url(org: Organization, cycle: TestCycle) -> str:
     """Where the repository of ``cycle`` is fetched from, unless the organisation names a
     mirror (``settings.runners.clone_url``, with ``{repository}``)."""
-    template = ((org.settings or {}).get("runners") or {}).get("clone_url")
+    template = _mirror(org)
     if template:
         return str(template).replace("{repository}", cycle.repository)
     integration = org.integrations.get(_integration_name(cycle.source))
@@ -80,6 +88,26 @@ def _integration_name(source: str) -> str:
     return "azure" if source == "azure_devops" else source
 
 
+def _no_installation(org: Organization, cycle: TestCycle) -> CredentialUnavailable:
+    return CredentialUnavailable(
+        f"no GitHub App installation linked to organisation {org.slug} covers "
+        f"{cycle.repository}, so a testing node has no token for that repository alone: "
+        "install the App on the repository and link the installation (`aac github-app link "
+        f"--installation ID --org {org.slug}`), or set a mirror that needs no credential "
+        f"(`aac runner settings --org {org.slug} --clone-url URL`)"
+    )
+
+
+async def job_clone_url(session: AsyncSession, org: Organization, cycle: TestCycle) -> str:
+    """Where a job for ``cycle`` fetches from; CredentialUnavailable, before the job is
+    queued, when no credential could be had (a GitHub repository no installation covers)."""
+    url = default_clone_url(org, cycle)
+    github_direct = cycle.source == "github" and _mirror(org) is None
+    if github_direct and await _installation_of(session, org, cycle) is None:
+        raise _no_installation(org, cycle)
+    return url
+
+
 async def mint_job_credential(
     session: AsyncSession,
     vault: Vault,
@@ -96,6 +124,9 @@ async def mint_job_credential(
         scoped = await _github_installation_token(session, vault, org, cycle, http)
         if scoped is not None:
             return scoped
+        if _mirror(org) is not None:
+            return None  # the organisation's own mirror, which needs no credential
+        raise _no_installation(org, cycle)  # uninstalled since the job was queued
     token = integration_token(vault, org, _integration_name(cycle.source))
     if token is None:
         raise CredentialUnavailable(
@@ -113,10 +144,7 @@ async def _github_installation_token(
     cycle: TestCycle,
     http: httpx.AsyncClient | None,
 ) -> JobCredential | None:
-    raw_id = cycle.context_extra.get("installation_id")
-    installation = await find_installation(
-        session, org.id, cycle.repository, int(raw_id) if raw_id is not None else None
-    )
+    installation = await _installation_of(session, org, cycle)
     if installation is None:
         return None
     app = await session.get(GithubApp, installation.github_app_id)
@@ -136,6 +164,15 @@ async def _github_installation_token(
             permissions={"contents": "read"},
         )
     return JobCredential("x-access-token", minted.token, minted.expires_at)
+
+
+async def _installation_of(
+    session: AsyncSession, org: Organization, cycle: TestCycle
+) -> Installation | None:
+    raw_id = cycle.context_extra.get("installation_id")
+    return await find_installation(
+        session, org.id, cycle.repository, int(raw_id) if raw_id is not None else None
+    )
 
 
 @contextlib.asynccontextmanager

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import cycles
-from bot.runner_credentials import CredentialUnavailable, default_clone_url
+from bot.runner_credentials import CredentialUnavailable, job_clone_url
 from config.repo_config import SecretRef, SuiteConfig
 from storage import runners
 from storage.models import Organization, RunnerJob, TestCycle
@@ -84,7 +84,7 @@ async def queue_runner_jobs(
     fork = is_from_fork(cycle) if from_fork is None else from_fork
     problem: str | None = None
     try:
-        clone_url = default_clone_url(org, cycle)
+        clone_url = await job_clone_url(session, org, cycle)
     except CredentialUnavailable as exc:
         clone_url, problem = "", str(exc)
     job = RunnerJob(

@@ -31,11 +31,19 @@ EXAMPLE = """\
 version: 1
 suites:
   - name: unit                       # letters, digits, '.', '_', '-'
-    triggers: [pull_request, workflow_run]   # also: ci
+    triggers: [pull_request, pipeline_finished]   # also: manual, ci
     drafts: false
     workflows: [CI]                  # workflow names to ingest; empty = all
     artifacts: ["*test*", "*junit*"] # artifact name globs
-    files: ["*.xml", "*.trx"]        # result files inside the artifacts"""
+    files: ["*.xml", "*.trx"]        # result files inside the artifacts
+  - name: integration                # run by the bot's testing nodes instead of CI
+    triggers: [pull_request, manual] # manual: `/aac run integration`
+    run:
+      command: pytest -q --junitxml=out/junit.xml
+      env:
+        API_TOKEN: {secret: API}     # from the organisation's vault, never inline
+      timeout: 900                   # seconds
+      results: "out/*.xml"           # result files, relative to the workdir"""
 
 
 def _where(problem: ConfigProblem, redact: Callable[[str], str]) -> str:

@@ -1,4 +1,4 @@
-"""``aac serve --local-runner``: one testing node in the server's own process, for the
+"""``aac serve --local-runner``: one testing node as a child process of ``aac serve``, for the
 all-in-one setup. It talks to the server over HTTP like any node, with a token issued here."""
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from bot import runner_jobs
 from bot.analyse import AnalyseCycle
-from bot.runner_credentials import mint_job_credential
+from bot.runner_credentials import CredentialUnavailable, mint_job_credential
 from config.repo_config import parse_repo_config
 from storage import orgs, queue, runners
 from storage.models import GithubApp, Installation, RunnerJob, TestCycle
@@ -213,6 +213,50 @@ async def test_the_github_credential_is_scoped_to_one_repository_read_only(
         "permissions": {"contents": "read"},
     }
     assert github_server.validation_errors == []
+
+
+async def _github_cycle(api: ApiHarness, mirror: str | None) -> tuple[RunnerJob, TestCycle]:
+    """A GitHub cycle of a repository no installation covers, its `run` suite queued; the
+    organisation has its own GitHub token, which must not be handed to a node."""
+    async with api.runtime.sessions.begin() as session:
+        org = await orgs.get_org(session, "acme")
+        await orgs.set_integration(
+            session, api.runtime.vault, org, "github", token="ghp_" + "o" * 36
+        )
+        org.settings = {"runners": {"clone_url": mirror}} if mirror else {}
+        cycle = TestCycle(org_id=org.id, source="github", repository="acme/w", sha="f" * 40)
+        cycle.suite = "unit"
+        session.add(cycle)
+        await session.flush()
+        [suite] = parse_repo_config(SUITE).suites
+        job = await runner_jobs.queue_runner_jobs(session, cycle, suite)
+        assert job is not None
+        return job, cycle
+
+
+async def test_a_github_repository_without_an_installation_fails_at_once(
+    api: ApiHarness,
+) -> None:
+    job, cycle = await _github_cycle(api, None)
+    assert job.state == "failed"
+    assert job.reason is not None
+    assert "no GitHub App installation linked to organisation acme covers acme/w" in job.reason
+    assert "`aac github-app link --installation ID --org acme`" in job.reason
+    assert "ghp_" not in job.reason
+    assert (cycle.outcome, cycle.total) == ("failure", 0)  # an infrastructure error
+    # Uninstalled between queueing and the node's request: refused, no fallback token.
+    async with api.runtime.sessions() as session:
+        org = await orgs.get_org(session, "acme")
+        with pytest.raises(CredentialUnavailable, match="install the App on the repository"):
+            await mint_job_credential(session, api.runtime.vault, org, cycle)
+
+
+async def test_a_github_repository_with_a_mirror_needs_no_installation(api: ApiHarness) -> None:
+    job, cycle = await _github_cycle(api, "https://mirror.example/{repository}.git")
+    assert (job.state, job.spec["clone_url"]) == ("queued", "https://mirror.example/acme/w.git")
+    async with api.runtime.sessions() as session:
+        org = await orgs.get_org(session, "acme")
+        assert await mint_job_credential(session, api.runtime.vault, org, cycle) is None
 
 
 @pytest.mark.parametrize("fork", [True, False])

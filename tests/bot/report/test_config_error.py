@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from bot.analysis.redact import Redactor
-from bot.report.config_error import CONFIG_CHECK_NAME, MAX_LISTED, render_config_error
+from bot.report.config_error import (
+    CONFIG_CHECK_NAME,
+    EXAMPLE,
+    MAX_LISTED,
+    render_config_error,
+)
 from config.repo_config import ConfigProblem, RepoConfigError, parse_repo_config
 from providers.base import Conclusion, StatusState
 from providers.github.provider import commit_status_json
@@ -97,3 +102,12 @@ def test_redacts_credential_shapes_by_default() -> None:
     token = "ghp_" + "Z9y8" * 9
     status = render_config_error(_error(f"{token}: 1\n"), sha=SHA)
     assert token not in f"{status.summary}\n{status.description}"
+
+
+def test_the_example_is_valid_and_shows_every_trigger_and_a_run_suite() -> None:
+    config = parse_repo_config(EXAMPLE)
+    triggers = {t for suite in config.suites for t in suite.triggers}
+    assert {"pull_request", "pipeline_finished", "manual"} <= triggers
+    [run] = [suite.run for suite in config.suites if suite.run is not None]
+    assert run.command.startswith("pytest")
+    assert "secret" in EXAMPLE  # secrets by reference, never inline

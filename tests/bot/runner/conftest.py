@@ -223,6 +223,15 @@ async def cycle_of(bot: RunningBot, cycle_id: str) -> TestCycle:
         return cycle
 
 
+async def wait_for_analysis(bot: RunningBot, cycle_id: str, timeout: float = 90) -> None:
+    """Wait until the cycle's results are in and analysed."""
+
+    async def analysed() -> bool:
+        return (await cycle_of(bot, cycle_id)).status == "done"
+
+    await wait_for(analysed, timeout, f"cycle {cycle_id} to be analysed")
+
+
 async def wait_for_state(bot: RunningBot, cycle_id: str, *states: str, timeout: float = 60) -> None:
     async def reached() -> bool:
         return (await job_of(bot, cycle_id)).state in states

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from storage import orgs, runners
+from storage.db import create_engine, session_factory
+from storage.models import RunnerJob, TestCycle
+from storage.types import utcnow
 from tests.bot.test_cli import aac
 from tests.bot.test_serve import free_port
 from tests.conftest import TEST_KEYS
@@ -73,6 +80,43 @@ def test_register_list_revoke_secret_and_settings(db: str, tmp_path: Path) -> No
     revoked = aac("runner", "revoke", "--org", "acme", "--registrations", db=db, env=KEYS)
     assert "revoked 1 registration token(s)" in revoked.stdout
     assert "Traceback" not in revoked.stderr
+
+
+async def _a_node_busy_with_a_job(url: str) -> tuple[int, str]:
+    """A node last seen 30 s ago, holding a job it took 42 s ago: (job id, cycle id)."""
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine).begin() as session:
+            org = await orgs.get_org(session, "acme")
+            runner, _ = await runners.issue_runner_token(session, org.id, "node-x", ["linux"])
+            cycle = TestCycle(org_id=org.id, source="ci", repository="acme/w", sha="e" * 40)
+            cycle.suite = "unit"
+            session.add(cycle)
+            await session.flush()
+            session.add(RunnerJob(org_id=org.id, cycle_id=cycle.id, suite="unit",
+                                  repository="acme/w", sha=cycle.sha))  # fmt: skip
+            await session.flush()
+            job = await runners.claim_job(session, runner, lease_seconds=30)
+            assert job is not None
+            job.assigned_at = utcnow() - timedelta(seconds=42)
+            runner.last_seen_at = utcnow() - timedelta(seconds=30)
+            return job.id, cycle.id
+    finally:
+        await engine.dispose()
+
+
+def test_list_shows_each_nodes_last_heartbeat_and_current_job(db: str) -> None:
+    job_id, cycle_id = asyncio.run(_a_node_busy_with_a_job(db))
+    listed = aac("runner", "list", "--org", "acme", db=db, env=KEYS)
+    assert listed.returncode == 0, listed.stderr
+    header, row = listed.stdout.splitlines()
+    assert header == "ORG\tNAME\tLABELS\tLAST HEARTBEAT\tSTATE\tCURRENT JOB"
+    # The seconds are read again by the command: allow for a slow start.
+    assert re.fullmatch(
+        rf"acme\tnode-x\tlinux\t3\d s ago\tactive\t"
+        rf"job {job_id} cycle {cycle_id} \(acme/w, 4\d s\)",
+        row,
+    ), row
 
 
 def test_the_node_refuses_without_a_server_or_a_token() -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from tests.bot.runner.conftest import (
     pid_alive,
     set_runner_policy,
     start_cycle,
+    wait_for_analysis,
     wait_for_file,
     wait_for_state,
 )
@@ -51,10 +54,7 @@ async def test_a_node_checks_out_the_sha_runs_pytest_and_the_cycle_is_published(
     nodes.start("node-a")
     cycle_id = await start_cycle(bot, repo, sha)
 
-    async def analysed() -> bool:
-        return (await cycle_of(bot, cycle_id)).status == "done"
-
-    await wait_for(analysed, 90, "the cycle to be analysed")
+    await wait_for_analysis(bot, cycle_id, 90)
     cycle = await cycle_of(bot, cycle_id)
     assert (cycle.total, cycle.passed, cycle.failed) == (2, 1, 1)
     assert cycle.exit_code == 1
@@ -150,10 +150,7 @@ async def test_a_node_killed_mid_job_has_its_job_rerun_by_another(
     os.killpg(orphan, signal.SIGKILL)  # ...and what it ran with it
     nodes.start("node-2")
 
-    async def analysed() -> bool:
-        return (await cycle_of(bot, cycle_id)).status == "done"
-
-    await wait_for(analysed, 60, "the job to be re-run by node-2")
+    await wait_for_analysis(bot, cycle_id, 60)
     job = await job_of(bot, cycle_id)
     assert (job.state, job.runner_name, job.attempts) == ("done", "node-2", 2)
     cycle = await cycle_of(bot, cycle_id)
@@ -238,3 +235,37 @@ async def test_a_node_revoked_mid_job_kills_its_command_at_once_and_stops(
     assert "abandoned: the bot refused this node's token; killed" in out
     assert "refused this node's token" in out
     assert "revoked or no longer valid; stopping" in out
+
+
+async def test_a_job_printing_past_the_log_cap_finishes_with_its_results(
+    bot: RunningBot, repo: GitRepo, nodes: Nodes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cap = 64 * 1024
+    monkeypatch.setattr(runners, "MAX_LOG_BYTES", cap)  # the bot runs in this process
+    lines = 5000
+    printed = sum(len(f"{'x' * 60} {i}\n") for i in range(lines))
+    flood = f"for i in range({lines}):\n    print('x' * 60, i)\n"
+    yml = aac_yml(f"{sys.executable} flood.py; {PYTEST}")
+    sha = repo.commit({"tests/test_math.py": TESTS, "flood.py": flood, ".aac.yml": yml})
+    nodes.start("node-l")
+    cycle_id = await start_cycle(bot, repo, sha)
+
+    await wait_for_analysis(bot, cycle_id, 90)
+    job = await job_of(bot, cycle_id)
+    assert (job.state, job.exit_code) == ("done", 1)
+    cycle = await cycle_of(bot, cycle_id)
+    assert (cycle.total, cycle.passed, cycle.failed) == (2, 1, 1)  # results still uploaded
+    async with bot.runtime.sessions() as session:
+        log = await runners.read_log(session, job.id)
+    assert job.log_bytes <= cap
+    assert len(log.encode()) == job.log_bytes
+    assert log.startswith("x" * 60 + " 0\n")
+
+    # The node stopped sending at the refusal and counted the rest instead.
+    finished = f"job {job.id} finished: exit code 1"
+    await wait_for(lambda: finished in nodes.output("node-l"), 10, "the node's last line")
+    out = nodes.output("node-l")
+    found = re.search(rf"job {job.id}: \[… (\d+) bytes not sent: log full\]", out)
+    assert found is not None, out
+    assert int(found.group(1)) >= printed - job.log_bytes
+    assert out.index(found.group(0)) < out.index(finished)
