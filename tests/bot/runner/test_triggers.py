@@ -263,6 +263,14 @@ async def test_aac_run_starts_a_manual_suite_and_aac_rerun_runs_it_again(
     await wait_for(lambda: nightly_runs(1), 60, "the manual suite's node run")
     assert ran.read_text() == "ran\n"
 
+    # A re-run acts on finished cycles only (one still analysing is left alone): wait until
+    # every cycle of the change is published, as a person reading the report would.
+    async def all_finished() -> bool:
+        async with bot.runtime.sessions() as session:
+            states = set((await session.execute(select(TestCycle.status))).scalars())
+        return states <= {"done", "infra_error"}
+
+    await wait_for(all_finished, 60, "the first nightly run to be published")
     assert (await bot.deliver("issue_comment", comment("/aac rerun", "maintainer"))).is_success
     await wait_for(lambda: nightly_runs(2), 60, "the re-run on a node")
     assert ran.read_text() == "ran\nran\n"
