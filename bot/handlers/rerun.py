@@ -87,32 +87,34 @@ NodeRuns = dict[tuple[str, str], SuiteConfig | None]
 
 async def handle(run: EventRun, event: RerunRequested) -> None:
     """Plan, then re-analyse or start the node runs in one write, then re-run the pipelines."""
-    if not await allowed(run, event):
+    async with run.hctx.runtime.sessions() as session:
+        targets = await _targets(session, run.org_id, run.host, event)
+        node_jobs = await _cycles_with_node_jobs(session, targets)
+    if not targets or not await allowed(run, event):
         await run.write(nothing)  # the delivery is still marked processed
         return
-    node_runs = await node_run_suites(run, event)
+    node_runs = await node_run_suites(run, event, [c for c in targets if c.id in node_jobs])
     done = await run.write(lambda s: apply(s, run, event, node_runs))
     await rerun_pipelines(run, event, done.pipelines)
 
 
-async def node_run_suites(run: EventRun, event: RerunRequested) -> NodeRuns:
-    """For the targets a testing node ran (their cycle has a runner job), their suite in
-    ``.aac.yml`` at their commit, read before any transaction opens; none to re-analyse."""
+async def _cycles_with_node_jobs(session: AsyncSession, targets: list[TestCycle]) -> set[str]:
+    """The ids of the targets a testing node ran (their cycle has a runner job)."""
+    rows = await session.execute(
+        select(RunnerJob.cycle_id).where(RunnerJob.cycle_id.in_([c.id for c in targets]))
+    )
+    return set(rows.scalars())
+
+
+async def node_run_suites(
+    run: EventRun, event: RerunRequested, node_cycles: list[TestCycle]
+) -> NodeRuns:
+    """For the targets a testing node ran, their suite in ``.aac.yml`` at their commit, read
+    before any transaction opens; none to re-analyse."""
     if event.reanalyse:
         return {}
-    async with run.hctx.runtime.sessions() as session:
-        targets = await _targets(session, run.org_id, run.host, event)
-        ran = set(
-            (
-                await session.execute(
-                    select(RunnerJob.cycle_id).where(
-                        RunnerJob.cycle_id.in_([c.id for c in targets])
-                    )
-                )
-            ).scalars()
-        )
     found: NodeRuns = {}
-    for cycle in (c for c in targets if c.id in ran):
+    for cycle in node_cycles:
         config = await read_repo_config(run, event.source, event.repository, cycle.sha)
         suites = [s for s in (config.suites if config else []) if s.name == cycle.suite]
         found[(cycle.sha, cycle.suite)] = suites[0] if suites and suites[0].run else None
@@ -120,10 +122,7 @@ async def node_run_suites(run: EventRun, event: RerunRequested) -> NodeRuns:
 
 
 async def allowed(run: EventRun, event: RerunRequested) -> bool:
-    """False when there is nothing to act on or the requester may not ask for it."""
-    async with run.hctx.runtime.sessions() as session:
-        if not await _targets(session, run.org_id, run.host, event):
-            return False
+    """Whether the requester may ask for it (a button in the SCM needs no check)."""
     if not event.needs_permission_check:
         return True
     return await requester_may(run, event)
