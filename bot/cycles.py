@@ -111,32 +111,22 @@ async def open_attempt(
     history reads (the same commit passing and failing is flakiness), and point at the new
     one with ``superseded_by``; the PR's comment moves on to the new one when it publishes.
     """
-    rows = await session.execute(
-        select(TestCycle)
-        .where(
-            *same_change(org_id, ctx.source, ctx.host, ctx.repository),
-            TestCycle.sha == ctx.sha,
-            TestCycle.suite == ctx.suite,
-            TestCycle.pipeline_id == "",
-        )
-        .order_by(TestCycle.run_attempt.desc())
-    )
-    earlier = list(rows.scalars())
+    bare = replace(ctx, pipeline_id=None, pipeline_url=None)
+    earlier = await attempts(session, org_id, bare)
     for cycle in earlier:
         if cycle.status in UNFINISHED_STATUSES:
             return cycle, False
     attempt = earlier[0].run_attempt + 1 if earlier else 1
-    fresh = replace(ctx, pipeline_id=None, pipeline_url=None, run_attempt=attempt)
-    cycle, created = await create_cycle(session, org_id, fresh)
+    cycle, created = await create_cycle(session, org_id, replace(bare, run_attempt=attempt))
     if created:
         for old in earlier:
             old.superseded_by = old.superseded_by or cycle.id
     return cycle, created
 
 
-async def latest_attempt(session: AsyncSession, org_id: int, ctx: CiContext) -> TestCycle:
-    """The newest attempt of ``ctx``'s pipeline run and suite (one exists: the caller just
-    found or created it)."""
+async def attempts(session: AsyncSession, org_id: int, ctx: CiContext) -> list[TestCycle]:
+    """Every attempt of ``ctx``'s suite at its commit and pipeline run (no pipeline: the runs
+    no pipeline fills), newest first."""
     rows = await session.execute(
         select(TestCycle)
         .where(
@@ -146,9 +136,8 @@ async def latest_attempt(session: AsyncSession, org_id: int, ctx: CiContext) -> 
             TestCycle.pipeline_id == (ctx.pipeline_id or ""),
         )
         .order_by(TestCycle.run_attempt.desc())
-        .limit(1)
     )
-    return rows.scalars().one()
+    return list(rows.scalars())
 
 
 async def _find_existing(

@@ -240,7 +240,7 @@ async def _cycle_to_fill(session: AsyncSession, org_id: int, ctx: CiContext) -> 
     cycle, _created = await cycles.create_cycle(session, org_id, ctx)
     if cycle.status == "collecting":
         return cycle
-    latest = await cycles.latest_attempt(session, org_id, ctx)
+    latest = (await cycles.attempts(session, org_id, ctx))[0]  # the one just found
     extra = dict(latest.context_extra or {})
     if not extra.pop(RERUN_ASKED, False):
         return None
